@@ -1,0 +1,167 @@
+"""``emkit.em``: the one EM driver every model runs on."""
+
+from __future__ import annotations
+
+import numbers
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from emkit._random import child_rngs
+from emkit.data.sources import as_source
+from emkit.engine.executors import Executor, as_executor
+from emkit.engine.monitor import _MONOTONE_MODES, Monitor
+from emkit.engine.protocol import EMResult, IterationInfo
+from emkit.engine.schemes import PlainEM, RunContext, Scheme
+
+__all__ = ["em"]
+
+
+def em(
+    model: Any,
+    data: Any,
+    *,
+    init: Any = None,
+    max_iter: int = 100,
+    tol: float = 1e-6,
+    n_init: int = 1,
+    random_state: Any = None,
+    batch_size: int | None = None,
+    callback: Callable[[IterationInfo], Any] | None = None,
+    progress: bool = False,
+    check_monotone: str | bool | None = "warn",
+    monotone_rtol: float = 1e-9,
+    tol_scale: float | None = None,
+    executor: Executor | str | None = None,
+    scheme: Scheme | None = None,
+) -> EMResult:
+    """Fit ``model`` to ``data`` by Expectation-Maximization.
+
+    Parameters
+    ----------
+    model : object
+        Any object with ``init_params(data, rng)``, ``estep(params, batch) ->
+        (stats, loglik)`` and ``mstep(stats, params) -> params`` (see
+        :class:`emkit.engine.EMModel`). An optional ``log_prior(params)`` turns the fit
+        into MAP-EM.
+    data : array, pytree of arrays, or DataSource
+        The observations; arrays share their first axis (the one batches cut).
+    init : pytree, optional
+        Starting parameters. When given, ``init_params`` is not called and ``n_init``
+        must be 1.
+    max_iter : int, default 100
+        Maximum number of EM steps (M-steps). ``0`` evaluates the starting point.
+    tol : float, default 1e-6
+        Stop when the objective rises by less than ``tol`` per observation
+        (``tol * n_samples`` in total). A decrease beyond round-off never counts as
+        convergence.
+    n_init : int, default 1
+        Number of restarts from independent seeds spawned from ``random_state``;
+        the run with the highest final objective is kept.
+    random_state : None, int, Generator, RandomState or SeedSequence
+        Seeds every restart. The same value gives the same result.
+    batch_size : int, optional
+        Run the E-step over chunks of this many rows and add the statistics; the
+        result equals the one-batch result to round-off.
+    callback : callable, optional
+        Called with an :class:`IterationInfo` at the start and after every EM step;
+        returning ``True`` stops the run.
+    progress : bool, default False
+        Show a tqdm progress bar with the current log-likelihood.
+    check_monotone : {"warn", "raise", "off"}, default "warn"
+        What to do when the objective drops by more than round-off: emit a
+        :class:`MonotonicityWarning`, raise :class:`MonotonicityError`, or nothing.
+    monotone_rtol : float, default 1e-9
+        Round-off allowance: a change smaller than ``monotone_rtol * (|objective| +
+        n_samples)`` counts as zero.
+    tol_scale : float, optional
+        Number of observations used to scale ``tol`` (default: the number of rows; an
+        estimator with sample weights passes their sum).
+    executor : {"serial", "threads"} or Executor, optional
+        Where the per-batch E-steps run.
+    scheme : Scheme, optional
+        The iteration scheme (plain EM by default).
+
+    Returns
+    -------
+    EMResult
+    """
+    _check_options(max_iter, tol, n_init, callback, check_monotone, monotone_rtol)
+    if init is not None and n_init != 1:
+        raise ValueError("n_init must be 1 when starting parameters are given in init")
+    source = as_source(data, batch_size)
+    scale = float(source.n_samples if tol_scale is None else tol_scale)
+    exe = as_executor(executor)
+    scheme = PlainEM() if scheme is None else scheme
+    t0 = time.perf_counter()
+
+    runs = []
+    try:
+        for i, rng in enumerate(child_rngs(random_state, n_init)):
+            params0 = init if init is not None else model.init_params(source.init_data(), rng)
+            monitor = Monitor(
+                max_iter=max_iter,
+                tol=tol,
+                scale=scale,
+                check_monotone=check_monotone,
+                monotone_rtol=monotone_rtol,
+                callback=callback,
+                progress=progress,
+                restart=i,
+                n_restarts=n_init,
+            )
+            try:
+                params, loglik, objective = scheme.run(
+                    RunContext(model, source, exe, monitor), params0
+                )
+            finally:
+                monitor.close()
+            runs.append((objective, loglik, params, monitor))
+    finally:
+        if executor is None or isinstance(executor, str):
+            exe.close()
+
+    best = int(np.argmax([r[0] for r in runs]))
+    objective, loglik, params, monitor = runs[best]
+    return EMResult(
+        params=params,
+        loglik=float(loglik),
+        history=monitor.history_array(),
+        n_iter=monitor.n_iter,
+        converged=monitor.converged,
+        time=time.perf_counter() - t0,
+        objective=float(objective),
+        initial_loglik=float(monitor.initial),
+        n_estep=monitor.n_estep,
+        restarts=[float(r[0]) for r in runs],
+        best_restart=best,
+    )
+
+
+def _check_options(max_iter, tol, n_init, callback, check_monotone, monotone_rtol) -> None:
+    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral):
+        raise TypeError(f"max_iter must be an integer, got {type(max_iter).__name__}")
+    if max_iter < 0:
+        raise ValueError(f"max_iter must be non-negative, got {max_iter}")
+    if isinstance(n_init, bool) or not isinstance(n_init, numbers.Integral):
+        raise TypeError(f"n_init must be an integer, got {type(n_init).__name__}")
+    if n_init < 1:
+        raise ValueError(f"n_init must be at least 1, got {n_init}")
+    if not isinstance(tol, numbers.Real) or isinstance(tol, bool):
+        raise TypeError(f"tol must be a number, got {type(tol).__name__}")
+    if not tol >= 0:
+        raise ValueError(f"tol must be non-negative, got {tol}")
+    if not monotone_rtol >= 0:
+        raise ValueError(f"monotone_rtol must be non-negative, got {monotone_rtol}")
+    if callback is not None and not callable(callback):
+        raise TypeError("callback must be callable")
+    try:
+        ok = check_monotone in _MONOTONE_MODES
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"check_monotone must be 'warn', 'raise' or 'off', got {check_monotone!r}"
+        )

@@ -1,0 +1,145 @@
+"""Convergence, history, the monotonicity certificate, callbacks and the progress bar."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from emkit.engine.protocol import IterationInfo, MonotonicityError, MonotonicityWarning
+
+__all__ = ["Monitor"]
+
+_MONOTONE_MODES = {"warn": "warn", "raise": "raise", "off": None, False: None, None: None}
+
+
+class Monitor:
+    """Watches one EM run.
+
+    Convergence: the run stops when the objective (log-likelihood, plus log-prior for
+    MAP models) rises by less than ``tol * scale``, where ``scale`` is the number of
+    observations, so ``tol`` bounds the change of the *average* log-likelihood per
+    observation. A change within round-off of zero counts as zero; a real decrease
+    never counts as convergence (it is reported by the monotonicity check instead).
+
+    Round-off: a change counts as a real drop only when it is larger than
+    ``monotone_rtol * (|objective| + scale)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_iter: int,
+        tol: float,
+        scale: float,
+        check_monotone: str | bool | None = "warn",
+        monotone_rtol: float = 1e-9,
+        callback: Callable[[IterationInfo], Any] | None = None,
+        progress: bool = False,
+        restart: int = 0,
+        n_restarts: int = 1,
+    ):
+        self.max_iter = max_iter
+        self.tol = tol
+        self.scale = max(float(scale), 1.0)
+        self.mode = _MONOTONE_MODES[check_monotone]
+        self.monotone_rtol = monotone_rtol
+        self.callback = callback
+        self.restart = restart
+        self.history: list[float] = []
+        self.n_iter = 0
+        self.n_estep = 0
+        self.converged = False
+        self.stopped_by_callback = False
+        self.initial = math.nan
+        self._last = math.nan
+        self._t0 = time.perf_counter()
+        self._bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            desc = "EM" if n_restarts == 1 else f"EM {restart + 1}/{n_restarts}"
+            self._bar = tqdm(total=max_iter, desc=desc, leave=False, dynamic_ncols=True)
+
+    def roundoff(self, value: float) -> float:
+        return self.monotone_rtol * (abs(value) + self.scale)
+
+    def start(self, params: Any, loglik: float, objective: float) -> bool:
+        """Record the objective at the starting parameters; True means stop now."""
+        _check_finite(objective, 0)
+        self.initial = self._last = objective
+        return self._notify(params, loglik, objective, math.nan)
+
+    def record(self, params: Any, loglik: float, objective: float, reseeded: bool = False) -> bool:
+        """Record one completed EM step; True means stop (converged, max_iter or callback).
+
+        ``reseeded`` marks a step whose M-step repaired the parameters: its change is
+        neither a monotonicity violation nor a sign of convergence.
+        """
+        self.n_iter += 1
+        _check_finite(objective, self.n_iter)
+        change = objective - self._last
+        self._last = objective
+        self.history.append(objective)
+        noise = self.roundoff(objective)
+        if reseeded:
+            pass
+        elif change < -noise:
+            self._report_drop(change)
+        elif change < self.tol * self.scale:
+            self.converged = True
+        stop = self._notify(params, loglik, objective, change)
+        return stop or self.converged or self.n_iter >= self.max_iter
+
+    def _report_drop(self, change: float) -> None:
+        msg = (
+            f"EM objective decreased by {-change:.6g} at iteration {self.n_iter} "
+            f"(relative {-change / max(abs(self._last), 1e-300):.3g}); exact EM never lowers the "
+            "log-likelihood, so the E- or M-step is wrong or numerically unstable"
+        )
+        if self.mode == "raise":
+            self.close()
+            raise MonotonicityError(msg)
+        if self.mode == "warn":
+            warnings.warn(msg, MonotonicityWarning, stacklevel=4)
+
+    def _notify(self, params: Any, loglik: float, objective: float, change: float) -> bool:
+        if self._bar is not None:
+            if self.n_iter:
+                self._bar.update(1)
+            self._bar.set_postfix(loglik=f"{loglik:.6g}", refresh=False)
+        if self.callback is None:
+            return False
+        info = IterationInfo(
+            iteration=self.n_iter,
+            loglik=float(loglik),
+            objective=float(objective),
+            change=float(change),
+            params=params,
+            elapsed=time.perf_counter() - self._t0,
+            restart=self.restart,
+        )
+        if self.callback(info) is True:
+            self.stopped_by_callback = True
+            return True
+        return False
+
+    def history_array(self) -> np.ndarray:
+        return np.asarray(self.history, dtype=np.float64)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _check_finite(value: float, iteration: int) -> None:
+    if not math.isfinite(value):
+        raise FloatingPointError(
+            f"the log-likelihood is {value} at iteration {iteration}; check the data for "
+            "extreme values, or regularise the model (for example increase reg_covar)"
+        )

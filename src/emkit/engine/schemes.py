@@ -1,0 +1,67 @@
+"""Iteration schemes: how one run moves from the starting parameters to the fit.
+
+A scheme owns the inner loop of one run; everything model-specific stays behind
+``model.estep``/``model.mstep`` and everything bookkeeping behind the ``Monitor``.
+Plain EM lives here; accelerated, online, hard and annealed EM are further schemes
+(or wrappers of the E-step) that plug into the same driver.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from emkit.data.sources import DataSource
+from emkit.engine.executors import Executor
+from emkit.engine.monitor import Monitor
+from emkit.engine.protocol import unwrap_reseeded
+
+__all__ = ["PlainEM", "RunContext", "Scheme"]
+
+
+class RunContext:
+    """What a scheme needs: the model, the data, where E-steps run, and the monitor."""
+
+    def __init__(self, model: Any, source: DataSource, executor: Executor, monitor: Monitor):
+        self.model = model
+        self.source = source
+        self.executor = executor
+        self.monitor = monitor
+        self._log_prior = getattr(model, "log_prior", None)
+
+    def log_prior(self, params: Any) -> float:
+        return 0.0 if self._log_prior is None else float(self._log_prior(params))
+
+    def evaluate(self, params: Any) -> tuple[Any, float, float]:
+        """One full E-step: (summed statistics, log-likelihood, objective) at ``params``."""
+        estep = self.model.estep
+        stats, loglik = self.executor.map_reduce(
+            lambda batch: estep(params, batch), self.source.batches()
+        )
+        self.monitor.n_estep += 1
+        return stats, loglik, loglik + self.log_prior(params)
+
+
+class Scheme(abc.ABC):
+    """One run of an EM-type algorithm from given starting parameters."""
+
+    @abc.abstractmethod
+    def run(self, ctx: RunContext, params: Any) -> tuple[Any, float, float]:
+        """Iterate; return (final params, their log-likelihood, their objective)."""
+
+
+class PlainEM(Scheme):
+    """Dempster, Laird & Rubin (1977): alternate full E-steps and M-steps.
+
+    The returned parameters always come with their own log-likelihood: after the last
+    M-step there is one more E-step, which is also the convergence check.
+    """
+
+    def run(self, ctx: RunContext, params: Any) -> tuple[Any, float, float]:
+        stats, loglik, objective = ctx.evaluate(params)
+        stop = ctx.monitor.start(params, loglik, objective) or ctx.monitor.max_iter == 0
+        while not stop:
+            params, reseeded = unwrap_reseeded(ctx.model.mstep(stats, params))
+            stats, loglik, objective = ctx.evaluate(params)
+            stop = ctx.monitor.record(params, loglik, objective, reseeded=reseeded)
+        return params, loglik, objective

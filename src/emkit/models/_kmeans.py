@@ -1,0 +1,90 @@
+"""Weighted k-means++ seeding and Lloyd's k-means, used to start mixtures.
+
+Distances are computed block by block as ``|x|^2 - 2 x.c + |c|^2`` (one matrix product
+per block), so memory stays bounded for millions of rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["kmeans", "kmeans_plusplus", "nearest_center"]
+
+_BLOCK = 65536
+
+
+def _sq_dist(X: np.ndarray, centers: np.ndarray, x_sq: np.ndarray) -> np.ndarray:
+    d = x_sq[:, None] - 2.0 * (X @ centers.T) + np.einsum("kd,kd->k", centers, centers)
+    return np.maximum(d, 0.0, out=d)
+
+
+def nearest_center(X: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the nearest center for each row, and the squared distance to it."""
+    labels = np.empty(len(X), dtype=np.intp)
+    dmin = np.empty(len(X))
+    for s in range(0, len(X), _BLOCK):
+        xb = X[s : s + _BLOCK]
+        d = _sq_dist(xb, centers, np.einsum("nd,nd->n", xb, xb))
+        labels[s : s + _BLOCK] = d.argmin(axis=1)
+        dmin[s : s + _BLOCK] = d[np.arange(len(xb)), labels[s : s + _BLOCK]]
+    return labels, dmin
+
+
+def kmeans_plusplus(
+    X: np.ndarray, n_clusters: int, rng: np.random.Generator, sample_weight=None
+) -> np.ndarray:
+    """Indices of ``n_clusters`` seeds chosen by greedy k-means++ (Arthur & Vassilvitskii 2007).
+
+    Each new seed is the best of ``2 + log(k)`` candidates drawn with probability
+    proportional to weight times squared distance to the nearest seed so far.
+    """
+    n = len(X)
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    n_trials = 2 + int(np.log(n_clusters))
+    x_sq = np.einsum("nd,nd->n", X, X)
+    first = rng.choice(n, p=w / w.sum())
+    indices = [first]
+    closest = _sq_dist(X, X[[first]], x_sq)[:, 0]
+    for _ in range(1, n_clusters):
+        pot = w * closest
+        total = pot.sum()
+        if total <= 0:  # every point coincides with a seed: pick among the rest at random
+            cand = rng.choice(n, size=n_trials, p=w / w.sum())
+        else:
+            cand = np.searchsorted(np.cumsum(pot), rng.random(n_trials) * total)
+            cand = np.minimum(cand, n - 1)
+        d = np.minimum(closest[:, None], _sq_dist(X, X[cand], x_sq))
+        best = int(np.argmin(w @ d))
+        indices.append(int(cand[best]))
+        closest = d[:, best]
+    return np.asarray(indices)
+
+
+def kmeans(
+    X: np.ndarray,
+    n_clusters: int,
+    rng: np.random.Generator,
+    sample_weight=None,
+    max_iter: int = 100,
+    tol: float = 1e-4,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted Lloyd's k-means from k-means++ seeds; returns (centers, labels)."""
+    w = np.ones(len(X)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    centers = X[kmeans_plusplus(X, n_clusters, rng, w)].astype(np.float64)
+    scale = np.mean(np.var(X, axis=0)) if len(X) > 1 else 1.0
+    labels = nearest_center(X, centers)[0]
+    for _ in range(max_iter):
+        counts = np.bincount(labels, weights=w, minlength=n_clusters)
+        sums = np.stack(
+            [np.bincount(labels, weights=X[:, d] * w, minlength=n_clusters) for d in range(X.shape[1])],
+            axis=1,
+        )
+        new = centers.copy()
+        filled = counts > 0
+        new[filled] = sums[filled] / counts[filled, None]
+        shift = np.sum((new - centers) ** 2)
+        centers = new
+        labels = nearest_center(X, centers)[0]
+        if shift <= tol * scale:
+            break
+    return centers, labels

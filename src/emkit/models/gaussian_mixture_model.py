@@ -1,0 +1,275 @@
+"""Gaussian mixtures as pure EM functions: ``init_params``, ``estep``, ``mstep``.
+
+Generative model::
+
+    z_i ~ Categorical(weights)
+    x_i | z_i = k ~ Normal(means[k], covariances[k])
+
+The E-step works on blocks of rows small enough to stay in cache: one matrix product
+gives every component's whitened residuals for the block, then log-sum-exp gives the
+responsibilities and the block's moments are added to the statistics. The covariance
+structure (full, diag, tied, spherical) is a strategy object from
+:mod:`emkit.distributions.covariance`; nothing here branches on it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from emkit.distributions.covariance import CovarianceStructure, get_structure
+from emkit.engine.protocol import Reseeded
+from emkit.models._kmeans import kmeans, kmeans_plusplus, nearest_center
+
+__all__ = [
+    "DegenerateComponentWarning",
+    "GMMParams",
+    "GMMStats",
+    "GaussianMixtureModel",
+    "log_normalize",
+]
+
+_LOG_2PI = np.log(2.0 * np.pi)
+INIT_METHODS = ("kmeans++", "kmeans", "random", "random_from_data")
+
+
+class DegenerateComponentWarning(RuntimeWarning):
+    """A mixture component became empty or singular and was re-seeded."""
+
+
+class GMMParams(NamedTuple):
+    weights: np.ndarray  # (K,)
+    means: np.ndarray  # (K, D)
+    covariances: np.ndarray  # shape set by the covariance structure
+    precisions_cholesky: np.ndarray  # same shape as covariances
+
+
+class GMMStats(NamedTuple):
+    nk: np.ndarray  # (K,) summed responsibilities (times sample weights)
+    s1: np.ndarray  # first moments (centred at the current means; see covariance.py)
+    s2: np.ndarray  # second moments
+
+
+def log_normalize(log_prob: np.ndarray) -> np.ndarray:
+    """Turn (B, K) log joint probabilities into responsibilities, in place.
+
+    Returns the log marginal of each row; ``log_prob`` then holds the posteriors.
+    """
+    top = log_prob.max(axis=1, keepdims=True)
+    np.copyto(top, 0.0, where=~np.isfinite(top))
+    log_prob -= top
+    np.exp(log_prob, out=log_prob)
+    total = log_prob.sum(axis=1, keepdims=True)
+    log_prob /= total
+    return (np.log(total) + top)[:, 0]
+
+
+def _block_rows(n_components: int, n_features: int) -> int:
+    # About 2**18 numbers in the (rows, K, D) work array: it stays in cache.
+    return int(np.clip(2**18 // max(n_components * n_features, 1), 256, 1 << 20))
+
+
+class GaussianMixtureModel:
+    """EM model of a Gaussian mixture; data batches are ``(X, sample_weight or None)``.
+
+    Parameters
+    ----------
+    n_components : int
+    covariance_type : {"full", "diag", "tied", "spherical"}
+    reg_covar : float
+        Added to the diagonal of every covariance in the M-step.
+    init : str
+        How ``init_params`` starts: "kmeans++", "kmeans", "random" or "random_from_data".
+    """
+
+    def __init__(
+        self,
+        n_components: int,
+        covariance_type: str = "full",
+        reg_covar: float = 1e-6,
+        init: str = "kmeans++",
+        block_rows: int | None = None,
+    ):
+        self.n_components = n_components
+        self.structure: CovarianceStructure = get_structure(covariance_type)
+        self.reg_covar = reg_covar
+        self.init = init
+        self.block_rows = block_rows
+
+    # ------------------------------------------------------------------ the three steps
+    def init_params(self, data: Any, rng: np.random.Generator) -> GMMParams:
+        X, w = data
+        resp = initial_responsibilities(self.init, X, w, self.n_components, rng)
+        return self.params_from_responsibilities(X, w, resp)
+
+    def estep(self, params: GMMParams, batch: Any) -> tuple[GMMStats, float]:
+        X, w = batch
+        K, D = params.means.shape
+        st = self.structure
+        nk = np.zeros(K)
+        s1, s2 = st.zero_stats(K, D)
+        loglik = 0.0
+        for sl, resp, ll_rows, work in self._posterior_blocks(params, X):
+            if w is not None:
+                wb = w[sl]
+                resp *= wb[:, None]
+                loglik += float(np.dot(wb, ll_rows))
+            else:
+                loglik += float(np.sum(ll_rows, dtype=np.float64))
+            nk += resp.sum(axis=0)
+            b1, b2 = st.block_stats(X[sl], resp, work)
+            s1 += b1
+            s2 += b2
+        return GMMStats(nk, s1, s2), loglik
+
+    def mstep(self, stats: GMMStats, params: GMMParams) -> GMMParams | Reseeded:
+        nk = np.asarray(stats.nk, dtype=np.float64)
+        total = nk.sum()
+        if not total > 0:
+            raise ValueError("the responsibilities sum to zero: every sample weight is zero")
+        empty = nk <= total * 1e-12
+        safe_nk = np.where(empty, 1.0, nk)
+        means, covs = self.structure.estimate(
+            safe_nk, stats.s1, stats.s2, params.means, params.precisions_cholesky, self.reg_covar
+        )
+        weights = nk / total
+        bad = empty | ~self._component_ok(covs) | ~np.all(np.isfinite(means), axis=1)
+        if not bad.any():
+            return GMMParams(weights, means, covs, self.structure.precision_cholesky(covs))
+        return Reseeded(self._reseed(weights, means, covs, bad))
+
+    # ------------------------------------------------------------------ helpers
+    def params_from_responsibilities(self, X, w, resp) -> GMMParams:
+        """M-step from given responsibilities (used to start from labels or soft assignments)."""
+        K, D = self.n_components, X.shape[1]
+        r = resp if w is None else resp * w[:, None]
+        nk = r.sum(axis=0)
+        safe = np.where(nk > 0, nk, 1.0)
+        centres = (r.T @ X) / safe[:, None]
+        eye_prec = self._identity_precision(K, D)
+        pseudo = GMMParams(np.full(K, 1.0 / K), centres, eye_prec, eye_prec)
+        cache = self.structure.prepare(centres, eye_prec, X.dtype)
+        st = self.structure
+        s1, s2 = st.zero_stats(K, D)
+        for sl in self._slices(len(X), K, D):
+            _, work = st.mahalanobis(X[sl], cache)
+            b1, b2 = st.block_stats(X[sl], r[sl].astype(X.dtype, copy=False), work)
+            s1 += b1
+            s2 += b2
+        params = self.mstep(GMMStats(nk, s1, s2), pseudo)
+        if isinstance(params, Reseeded):
+            params = params.params
+        return params
+
+    def _identity_precision(self, K, D):
+        return self.structure.precision_cholesky(self.structure.identity(K, D))
+
+    def _slices(self, n, K, D):
+        size = self.block_rows or _block_rows(K, D)
+        return [slice(s, s + size) for s in range(0, n, size)]
+
+    def _posterior_blocks(self, params: GMMParams, X: np.ndarray):
+        """Yield (rows, responsibilities, log marginal per row, work) block by block."""
+        K, D = params.means.shape
+        st = self.structure
+        cache = st.prepare(params.means, params.precisions_cholesky, X.dtype)
+        with np.errstate(divide="ignore"):
+            const = np.log(params.weights) + st.log_det_precision_cholesky(
+                params.precisions_cholesky, D
+            )
+        const = (const - 0.5 * D * _LOG_2PI).astype(X.dtype)
+        for sl in self._slices(len(X), K, D):
+            maha, work = st.mahalanobis(X[sl], cache)
+            maha *= -0.5
+            maha += const
+            ll_rows = log_normalize(maha)
+            yield sl, maha, ll_rows, work
+
+    def weighted_log_prob(self, params: GMMParams, X: np.ndarray) -> np.ndarray:
+        """log(weights_k) + log N(x | mean_k, cov_k), shape (N, K)."""
+        K, D = params.means.shape
+        st = self.structure
+        cache = st.prepare(params.means, params.precisions_cholesky, X.dtype)
+        const = np.log(params.weights) + st.log_det_precision_cholesky(
+            params.precisions_cholesky, D
+        )
+        const = const - 0.5 * D * _LOG_2PI
+        out = np.empty((len(X), K), dtype=np.result_type(X.dtype, np.float32))
+        for sl in self._slices(len(X), K, D):
+            maha, _ = st.mahalanobis(X[sl], cache)
+            out[sl] = const - 0.5 * maha
+        return out
+
+    def posterior(self, params: GMMParams, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Responsibilities (N, K) and log-likelihood per row (N,)."""
+        resp = np.empty((len(X), params.means.shape[0]), dtype=X.dtype)
+        ll = np.empty(len(X), dtype=X.dtype)
+        for sl, r, ll_rows, _ in self._posterior_blocks(params, X):
+            resp[sl] = r
+            ll[sl] = ll_rows
+        return resp, ll
+
+    def _component_ok(self, covs) -> np.ndarray:
+        return self.structure.valid_components(covs, self.n_components)
+
+    def _reseed(self, weights, means, covs, bad) -> GMMParams:
+        """Re-seed each bad component by splitting the heaviest good one along its main axis."""
+        st = self.structure
+        K, D = means.shape
+        good = ~bad
+        if not good.any() or st.shared and not self._component_ok(covs).all():
+            raise ValueError(
+                "every mixture component collapsed (empty or singular covariance); "
+                "decrease n_components, increase reg_covar, or scale the data"
+            )
+        weights, means = weights.copy(), means.copy()
+        covs = np.array(covs, copy=True)
+        full = st.to_full(covs, K, D)
+        for k in np.flatnonzero(bad):
+            j = int(np.argmax(np.where(good, weights, -np.inf)))
+            vals, vecs = np.linalg.eigh(full[j])
+            step = 0.5 * np.sqrt(max(vals[-1], self.reg_covar)) * vecs[:, -1]
+            means[k], means[j] = means[j] + step, means[j] - step
+            if not st.shared:
+                covs[k] = covs[j]
+                full[k] = full[j]
+            share = 0.5 * (weights[j] + weights[k])
+            weights[j] = weights[k] = share
+            good[k] = True
+            warnings.warn(
+                f"mixture component {k} collapsed (empty or singular covariance) and was "
+                f"re-seeded by splitting component {j}; if this repeats, decrease "
+                "n_components or increase reg_covar",
+                DegenerateComponentWarning,
+                stacklevel=3,
+            )
+        weights /= weights.sum()
+        return GMMParams(weights, means, covs, st.precision_cholesky(covs))
+
+
+def initial_responsibilities(method: str, X, w, n_components: int, rng) -> np.ndarray:
+    """Starting responsibilities (N, K) for one of :data:`INIT_METHODS`.
+
+    * ``"kmeans++"``: k-means++ seeds, every row assigned to its nearest seed;
+    * ``"kmeans"``: Lloyd's k-means from k-means++ seeds, hard labels;
+    * ``"random"``: uniform random responsibilities, normalised per row;
+    * ``"random_from_data"``: K distinct random rows as centres, nearest-centre labels.
+    """
+    n, K = len(X), n_components
+    Xd = np.asarray(X, dtype=np.float64)
+    if method == "kmeans++":
+        labels = nearest_center(Xd, Xd[kmeans_plusplus(Xd, K, rng, w)])[0]
+    elif method == "kmeans":
+        labels = kmeans(Xd, K, rng, w)[1]
+    elif method == "random_from_data":
+        labels = nearest_center(Xd, Xd[rng.choice(n, size=K, replace=False)])[0]
+    elif method == "random":
+        resp = rng.uniform(size=(n, K))
+        return resp / resp.sum(axis=1, keepdims=True)
+    else:
+        raise ValueError(f"init must be one of {INIT_METHODS} or a dict of parameters, got {method!r}")
+    resp = np.zeros((n, K))
+    resp[np.arange(n), labels] = 1.0
+    return resp
