@@ -12,15 +12,27 @@ from emkit.engine import (
     MonotonicityWarning,
     em,
 )
+from emkit.exceptions import (
+    ConvergenceWarning,
+    DegenerateComponentWarning,
+    NotFittedError,
+)
+from emkit.io import load
+from emkit.models.gaussian_mixture import GaussianMixture
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConvergenceWarning",
+    "DegenerateComponentWarning",
     "EMModel",
     "EMResult",
+    "GaussianMixture",
     "IterationInfo",
     "MonotonicityError",
     "MonotonicityWarning",
+    "NotFittedError",
     "__version__",
     "em",
+    "load",
 ]

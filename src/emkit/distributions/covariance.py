@@ -102,9 +102,7 @@ class CovarianceStructure(abc.ABC):
         try:
             self.precision_cholesky(cov)
         except np.linalg.LinAlgError:
-            raise ValueError(
-                f"'{self.name}' covariances must be positive definite"
-            ) from None
+            raise ValueError(f"'{self.name}' covariances must be positive definite") from None
         return cov
 
     def identity(self, n_components: int, n_features: int) -> np.ndarray:

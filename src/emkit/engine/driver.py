@@ -162,6 +162,4 @@ def _check_options(max_iter, tol, n_init, callback, check_monotone, monotone_rto
     except TypeError:
         ok = False
     if not ok:
-        raise ValueError(
-            f"check_monotone must be 'warn', 'raise' or 'off', got {check_monotone!r}"
-        )
+        raise ValueError(f"check_monotone must be 'warn', 'raise' or 'off', got {check_monotone!r}")

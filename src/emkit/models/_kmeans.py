@@ -76,7 +76,10 @@ def kmeans(
     for _ in range(max_iter):
         counts = np.bincount(labels, weights=w, minlength=n_clusters)
         sums = np.stack(
-            [np.bincount(labels, weights=X[:, d] * w, minlength=n_clusters) for d in range(X.shape[1])],
+            [
+                np.bincount(labels, weights=X[:, d] * w, minlength=n_clusters)
+                for d in range(X.shape[1])
+            ],
             axis=1,
         )
         new = centers.copy()

@@ -21,6 +21,7 @@ import numpy as np
 
 from emkit.distributions.covariance import CovarianceStructure, get_structure
 from emkit.engine.protocol import Reseeded
+from emkit.exceptions import DegenerateComponentWarning
 from emkit.models._kmeans import kmeans, kmeans_plusplus, nearest_center
 
 __all__ = [
@@ -33,10 +34,6 @@ __all__ = [
 
 _LOG_2PI = np.log(2.0 * np.pi)
 INIT_METHODS = ("kmeans++", "kmeans", "random", "random_from_data")
-
-
-class DegenerateComponentWarning(RuntimeWarning):
-    """A mixture component became empty or singular and was re-seeded."""
 
 
 class GMMParams(NamedTuple):
@@ -219,7 +216,7 @@ class GaussianMixtureModel:
         st = self.structure
         K, D = means.shape
         good = ~bad
-        if not good.any() or st.shared and not self._component_ok(covs).all():
+        if not good.any() or (st.shared and not self._component_ok(covs).all()):
             raise ValueError(
                 "every mixture component collapsed (empty or singular covariance); "
                 "decrease n_components, increase reg_covar, or scale the data"
@@ -269,7 +266,9 @@ def initial_responsibilities(method: str, X, w, n_components: int, rng) -> np.nd
         resp = rng.uniform(size=(n, K))
         return resp / resp.sum(axis=1, keepdims=True)
     else:
-        raise ValueError(f"init must be one of {INIT_METHODS} or a dict of parameters, got {method!r}")
+        raise ValueError(
+            f"init must be one of {INIT_METHODS} or a dict of parameters, got {method!r}"
+        )
     resp = np.zeros((n, K))
     resp[np.arange(n), labels] = 1.0
     return resp

@@ -1,0 +1,107 @@
+"""Input validation shared by every estimator: clear errors that name the problem."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+__all__ = ["check_array", "check_int", "check_real", "check_sample_weight"]
+
+
+def check_array(
+    X: Any,
+    *,
+    name: str = "X",
+    allow_nan: bool = False,
+    min_samples: int = 1,
+    dtype=None,
+) -> np.ndarray:
+    """A 2-D float array (float64, or float32 if given float32) from array-like ``X``."""
+    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(f"sparse input is not supported for {name}; pass a dense array")
+    try:
+        arr = np.asarray(X)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} could not be read as a numeric array: {exc}") from None
+    if np.iscomplexobj(arr):
+        raise ValueError(f"Complex data not supported: {name} has complex values")
+    if arr.dtype.kind in "OUS":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{name} must be numeric; it holds values that are not numbers"
+            ) from None
+    elif arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if arr.ndim == 0:
+        raise ValueError(f"Expected 2D array for {name}, got a scalar {arr!r}")
+    if arr.ndim == 1:
+        raise ValueError(
+            f"Expected 2D array for {name}, got 1D array instead (shape {arr.shape}). Reshape "
+            "your data either using array.reshape(-1, 1) if your data has a single feature or "
+            "array.reshape(1, -1) if it contains a single sample."
+        )
+    if arr.ndim > 2:
+        raise ValueError(
+            f"Expected 2D array for {name}, got {arr.ndim}D array with shape {arr.shape}"
+        )
+    if dtype is None:
+        dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.float64
+    arr = np.asarray(arr, dtype=dtype)
+    n, d = arr.shape
+    if n < min_samples:
+        raise ValueError(
+            f"Found array with {n} sample(s) (shape={arr.shape}) while a minimum of "
+            f"{min_samples} is required for {name}."
+        )
+    if d < 1:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required."
+        )
+    if not allow_nan and not np.all(np.isfinite(arr)):
+        if np.isnan(arr).any():
+            raise ValueError(f"Input {name} contains NaN.")
+        raise ValueError(f"Input {name} contains infinity or a value too large for {arr.dtype!r}.")
+    if allow_nan and np.isinf(arr).any():
+        raise ValueError(f"Input {name} contains infinity or a value too large for {arr.dtype!r}.")
+    return arr
+
+
+def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None:
+    """Validated float64 weights of shape (n_samples,), or None."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight)
+    if w.dtype.kind not in "biuf":
+        raise TypeError(f"sample_weight must be numeric, got dtype {w.dtype}")
+    w = w.astype(np.float64)
+    if w.ndim == 0:
+        w = np.full(n_samples, float(w))
+    if w.shape != (n_samples,):
+        raise ValueError(f"sample_weight must have shape ({n_samples},) to match X, got {w.shape}")
+    if not np.all(np.isfinite(w)):
+        raise ValueError("sample_weight contains NaN or infinity")
+    if np.any(w < 0):
+        raise ValueError("sample_weight must be non-negative; negative weights were given")
+    if not w.sum() > 0:
+        raise ValueError("sample_weight sums to zero; at least one sample needs positive weight")
+    return w
+
+
+def check_int(value: Any, name: str, low: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    return int(value)
+
+
+def check_real(value: Any, name: str, low: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not np.isfinite(value) or (low is not None and value < low):
+        raise ValueError(f"{name} must be a finite number >= {low}, got {value}")
+    return float(value)

@@ -1,0 +1,194 @@
+"""Save and load fitted estimators: JSON metadata and NumPy arrays in one zip (``.npz``).
+
+Loading never runs code: arrays are read with ``allow_pickle=False`` and the class is
+looked up among emkit's own estimators by name. Files are written atomically (to a
+temporary file in the same folder, then renamed), so a crash mid-save leaves any old
+file intact.
+"""
+
+from __future__ import annotations
+
+import io as _io
+import json
+import numbers
+import os
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "load", "save"]
+
+FORMAT = "emkit-model"
+FORMAT_VERSION = 1
+_META = "meta.json"
+
+
+def _estimator_classes() -> dict[str, type]:
+    import emkit  # noqa: F401  (registers every estimator class by importing it)
+    from emkit.models._base import EMEstimator
+
+    out, todo = {}, [EMEstimator]
+    while todo:
+        cls = todo.pop()
+        for sub in cls.__subclasses__():
+            if not sub.__name__.startswith("_"):
+                out[sub.__name__] = sub
+            todo.append(sub)
+    return out
+
+
+def _is_json_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, str, numbers.Integral, numbers.Real))
+
+
+def _to_json_scalar(value: Any) -> Any:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return value
+
+
+def save(estimator: Any, path: str | os.PathLike) -> None:
+    """Write a fitted emkit estimator to ``path`` atomically."""
+    from emkit.models._base import EMEstimator
+
+    if not isinstance(estimator, EMEstimator):
+        raise TypeError(f"only emkit estimators can be saved, got {type(estimator).__name__}")
+    estimator._check_is_fitted()
+    arrays: dict[str, np.ndarray] = {}
+    params: dict[str, Any] = {}
+    for name, value in estimator.get_params().items():
+        if isinstance(value, Mapping):
+            keys = []
+            for key, item in value.items():
+                arrays[f"param.{name}.{key}"] = np.asarray(item)
+                keys.append(str(key))
+            params[name] = {"__dict_of_arrays__": keys}
+        elif _is_json_scalar(value):
+            params[name] = _to_json_scalar(value)
+        else:  # a Generator or RandomState cannot be stored without pickle
+            params[name] = None
+    attributes: dict[str, Any] = {}
+    for name in estimator._fitted_attributes + getattr(estimator, "_extra_attributes", ()):
+        if not hasattr(estimator, name):
+            continue
+        value = getattr(estimator, name)
+        if isinstance(value, np.ndarray):
+            if value.dtype == object:
+                raise TypeError(f"attribute {name} has dtype object and cannot be saved")
+            arrays[f"attr.{name}"] = value
+            attributes[name] = {"array": True}
+        elif _is_json_scalar(value):
+            attributes[name] = {"value": _to_json_scalar(value)}
+        else:
+            raise TypeError(f"attribute {name} of type {type(value).__name__} cannot be saved")
+    from emkit import __version__
+
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "emkit_version": __version__,
+        "class": type(estimator).__name__,
+        "params": params,
+        "attributes": attributes,
+    }
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"cannot save to {path}: folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                zf.writestr(_META, json.dumps(meta, indent=1, sort_keys=True))
+                for key, arr in arrays.items():
+                    buf = _io.BytesIO()
+                    np.lib.format.write_array(buf, np.ascontiguousarray(arr), allow_pickle=False)
+                    zf.writestr(f"{key}.npy", buf.getvalue())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load(path: str | os.PathLike) -> Any:
+    """Read an estimator written by ``save``.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ValueError
+        The file is not an emkit model, is corrupt or truncated, or comes from a newer
+        format version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such model file: {path}")
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ValueError(
+            f"{path} is not an emkit model file (not a readable archive: {exc})"
+        ) from None
+    with zf:
+        try:
+            meta = json.loads(zf.read(_META).decode("utf-8"))
+        except KeyError:
+            raise ValueError(f"{path} is not an emkit model file (no {_META})") from None
+        except (
+            zipfile.BadZipFile,
+            OSError,
+            UnicodeDecodeError,
+            json.JSONDecodeError,
+            EOFError,
+        ) as exc:
+            raise ValueError(f"{path} is corrupt or truncated: {exc}") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ValueError(f"{path} is not an emkit model file")
+        version = meta.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise ValueError(
+                f"{path} has format version {version!r}; this emkit reads versions up to "
+                f"{FORMAT_VERSION} (upgrade emkit)"
+            )
+        classes = _estimator_classes()
+        cls = classes.get(meta.get("class"))
+        if cls is None:
+            raise ValueError(f"{path} holds an unknown estimator class {meta.get('class')!r}")
+
+        def array(key: str) -> np.ndarray:
+            try:
+                with zf.open(f"{key}.npy") as fh:
+                    return np.lib.format.read_array(_io.BytesIO(fh.read()), allow_pickle=False)
+            except KeyError:
+                raise ValueError(f"{path} is corrupt: array {key} is missing") from None
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+                raise ValueError(f"{path} is corrupt or truncated ({key}): {exc}") from None
+
+        try:
+            params = {}
+            for name, value in meta["params"].items():
+                if isinstance(value, dict) and "__dict_of_arrays__" in value:
+                    value = {k: array(f"param.{name}.{k}") for k in value["__dict_of_arrays__"]}
+                params[name] = value
+            estimator = cls(**params)
+            for name, spec in meta["attributes"].items():
+                setattr(
+                    estimator, name, array(f"attr.{name}") if spec.get("array") else spec["value"]
+                )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{path} is corrupt: {exc}") from None
+    if not estimator.__sklearn_is_fitted__():
+        raise ValueError(f"{path} is corrupt: fitted attributes are missing")
+    return estimator

@@ -1,0 +1,159 @@
+"""What every emkit estimator shares: scikit-learn conventions, engine options, persistence.
+
+The estimators are thin: they validate input, build a pure EM model, hand it to
+:func:`emkit.em`, and store the result as fitted attributes (ending in ``_``). Fitted
+attributes are assigned only after a fit succeeds, so a failed ``fit`` leaves an
+earlier fit untouched.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+from emkit.exceptions import NotFittedError
+from emkit.models.gaussian_mixture_model import log_normalize
+
+__all__ = ["EMEstimator", "MixtureMixin"]
+
+
+class EMEstimator:
+    """Base of emkit estimators: ``get_params``/``set_params``, tags, ``save``."""
+
+    #: names of the fitted attributes that define a fitted estimator (saved by ``save``)
+    _fitted_attributes: tuple[str, ...] = ()
+    _estimator_type = "density_estimator"
+
+    # -------------------------------------------------------------- scikit-learn protocol
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return sorted(
+            p.name
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        )
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Hyper-parameters of this estimator (scikit-learn protocol)."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params: Any) -> EMEstimator:
+        """Set hyper-parameters (scikit-learn protocol); returns ``self``."""
+        valid = self._get_param_names()
+        for key, value in params.items():
+            if key not in valid:
+                raise ValueError(
+                    f"Invalid parameter {key!r} for estimator {type(self).__name__}. "
+                    f"Valid parameters are: {valid!r}."
+                )
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = {
+            p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()
+        }
+        parts = []
+        for name, value in self.get_params().items():
+            default = defaults.get(name, inspect.Parameter.empty)
+            try:
+                same = value is default or bool(value == default)
+            except (ValueError, TypeError):
+                same = False
+            if not same:
+                parts.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import InputTags, Tags, TargetTags
+
+        return Tags(
+            estimator_type=self._estimator_type,
+            target_tags=TargetTags(required=False),
+            input_tags=InputTags(allow_nan=False),
+        )
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return all(hasattr(self, a) for a in self._fitted_attributes)
+
+    def _check_is_fitted(self) -> None:
+        if not self.__sklearn_is_fitted__():
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments before using this estimator."
+            )
+
+    def _check_n_features(self, X: np.ndarray) -> None:
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+
+    # -------------------------------------------------------------- persistence
+    def save(self, path) -> None:
+        """Write the fitted estimator to ``path`` (see :func:`emkit.load`)."""
+        from emkit.io import save
+
+        save(self, path)
+
+
+class MixtureMixin:
+    """Prediction methods of a finite mixture, given ``_log_joint(X) -> (N, K)``.
+
+    ``_log_joint`` returns ``log weights_k + log p(x | component k)``; everything
+    else (labels, posteriors, likelihoods, information criteria) follows from it.
+    """
+
+    def _validated(self, X) -> np.ndarray:
+        raise NotImplementedError
+
+    def _log_joint(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _n_parameters(self) -> int:
+        raise NotImplementedError
+
+    def score_samples(self, X) -> np.ndarray:
+        """Log-likelihood of each sample, shape (n_samples,)."""
+        lp = self._log_joint(self._validated(X))
+        return log_normalize(lp)
+
+    def score(self, X, y=None) -> float:
+        """Mean log-likelihood per sample (as scikit-learn)."""
+        return float(np.mean(self.score_samples(X)))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Posterior probability of each component, shape (n_samples, n_components)."""
+        lp = self._log_joint(self._validated(X))
+        log_normalize(lp)
+        return lp
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable component of each sample."""
+        return self._log_joint(self._validated(X)).argmax(axis=1)
+
+    def fit_predict(self, X, y=None, **fit_params) -> np.ndarray:
+        """``fit(X)`` then ``predict(X)``."""
+        return self.fit(X, y, **fit_params).predict(X)
+
+    def bic(self, X) -> float:
+        """Bayesian information criterion on ``X`` (lower is better)."""
+        X = self._validated(X)
+        return -2.0 * self.score(X) * len(X) + self._n_parameters() * np.log(len(X))
+
+    def aic(self, X) -> float:
+        """Akaike information criterion on ``X`` (lower is better)."""
+        X = self._validated(X)
+        return -2.0 * self.score(X) * len(X) + 2.0 * self._n_parameters()
+
+    def icl(self, X) -> float:
+        """Integrated completed likelihood (Biernacki et al. 2000): BIC plus twice the
+        entropy of the posterior assignments (lower is better)."""
+        resp = self.predict_proba(X)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            entropy = -np.sum(np.where(resp > 0, resp * np.log(resp), 0.0))
+        return self.bic(X) + 2.0 * float(entropy)

@@ -1,0 +1,354 @@
+"""``emkit.GaussianMixture``: the scikit-learn-compatible Gaussian mixture estimator."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from emkit._random import seed_sequence
+from emkit._validation import check_array, check_int, check_real, check_sample_weight
+from emkit.distributions.covariance import get_structure
+from emkit.engine import em
+from emkit.exceptions import ConvergenceWarning
+from emkit.models._base import EMEstimator, MixtureMixin
+from emkit.models.gaussian_mixture_model import INIT_METHODS, GaussianMixtureModel, GMMParams
+
+__all__ = ["GaussianMixture"]
+
+
+class GaussianMixture(MixtureMixin, EMEstimator):
+    """Gaussian mixture fitted by EM.
+
+    Generative model::
+
+        z_i ~ Categorical(weights)
+        x_i | z_i = k ~ Normal(means[k], covariances[k])
+
+    Parameters
+    ----------
+    n_components : int, default 1
+        Number of mixture components K.
+    covariance_type : {"full", "diag", "tied", "spherical"}, default "full"
+        Structure of the covariances (see :mod:`emkit.distributions.covariance`).
+    tol : float, default 1e-3
+        Stop when the mean log-likelihood per sample rises by less than ``tol``
+        (a decrease never counts as convergence).
+    reg_covar : float, default 1e-6
+        Added to the diagonal of every covariance, so none becomes singular.
+    max_iter : int, default 100
+        Maximum number of EM steps; ``max_iter=k`` returns the parameters after exactly
+        k steps unless the fit converged earlier.
+    n_init : int, default 1
+        Restarts from independent seeds; the best log-likelihood is kept.
+    init : {"kmeans++", "kmeans", "random", "random_from_data"} or dict, default "kmeans++"
+        How to start. A dict gives starting parameters ``{"weights", "means",
+        "covariances"}`` (any subset; the rest comes from "kmeans++").
+    random_state : None, int or numpy Generator
+        Seed of every random choice (initialisation, restarts, ``sample``).
+    warm_start : bool, default False
+        Start from the previous fit's parameters (``n_init`` is then 1).
+    batch_size : int, optional
+        E-step over chunks of this many rows (same result, bounded memory).
+    progress : bool, default False
+        Show a progress bar with the log-likelihood.
+    verbose : int, default 0
+        1 prints a summary of each fit; 2 also prints every iteration.
+    check_monotone : {"warn", "raise", "off"}, default "warn"
+        What to do if the log-likelihood ever drops (which exact EM never does).
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+    covariances_ : ndarray
+        (K, D, D) full, (K, D) diag, (D, D) tied, (K,) spherical.
+    precisions_cholesky_ : ndarray, same shape as ``covariances_``
+        ``U`` with ``inv(covariance) = U @ U.T``.
+    precisions_ : ndarray, same shape as ``covariances_``
+    converged_ : bool
+    n_iter_ : int
+    history_ : ndarray of shape (n_iter_,)
+        Total log-likelihood after each EM step.
+    loglik_ : float
+        Total (weighted) log-likelihood of the training data at the fitted parameters.
+    lower_bound_ : float
+        ``loglik_`` per sample (scikit-learn's name).
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emkit import GaussianMixture
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(-3, 1, (200, 2)), rng.normal(3, 1, (200, 2))])
+    >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> np.round(np.sort(gm.means_[:, 0]))
+    array([-3.,  3.])
+    >>> gm.predict([[-3.0, -3.0], [3.0, 3.0]]).tolist() in ([0, 1], [1, 0])
+    True
+    """
+
+    _fitted_attributes = (
+        "weights_",
+        "means_",
+        "covariances_",
+        "precisions_cholesky_",
+        "converged_",
+        "n_iter_",
+        "history_",
+        "loglik_",
+        "n_features_in_",
+    )
+
+    def __init__(
+        self,
+        n_components: int = 1,
+        *,
+        covariance_type: str = "full",
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+        max_iter: int = 100,
+        n_init: int = 1,
+        init: str | Mapping[str, Any] = "kmeans++",
+        random_state: Any = None,
+        warm_start: bool = False,
+        batch_size: int | None = None,
+        progress: bool = False,
+        verbose: int = 0,
+        check_monotone: str = "warn",
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init = init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.batch_size = batch_size
+        self.progress = progress
+        self.verbose = verbose
+        self.check_monotone = check_monotone
+
+    # ------------------------------------------------------------------ fitting
+    def _model(self) -> GaussianMixtureModel:
+        init = self.init if isinstance(self.init, str) else "kmeans++"
+        return GaussianMixtureModel(
+            self.n_components, self.covariance_type, self.reg_covar, init=init
+        )
+
+    def _check_hyperparameters(self, n_samples: int) -> None:
+        check_int(self.n_components, "n_components", 1)
+        get_structure(self.covariance_type)
+        check_real(self.tol, "tol", 0.0)
+        check_real(self.reg_covar, "reg_covar", 0.0)
+        check_int(self.max_iter, "max_iter", 0)
+        check_int(self.n_init, "n_init", 1)
+        if isinstance(self.init, str):
+            if self.init not in INIT_METHODS:
+                raise ValueError(
+                    f"init must be one of {INIT_METHODS} or a dict of parameters, got {self.init!r}"
+                )
+        elif not isinstance(self.init, Mapping):
+            raise TypeError(f"init must be a string or a dict, got {type(self.init).__name__}")
+        if self.n_components > n_samples:
+            raise ValueError(
+                f"Expected n_samples >= n_components but got n_components = "
+                f"{self.n_components}, n_samples = {n_samples}"
+            )
+
+    def _params_from_dict(self, values: Mapping[str, Any], D: int) -> dict[str, np.ndarray]:
+        """Validate a user's starting parameters (any subset of weights/means/covariances)."""
+        K = self.n_components
+        unknown = set(values) - {"weights", "means", "covariances"}
+        if unknown:
+            raise ValueError(
+                f"init dict has unknown keys {sorted(unknown)}; use 'weights', 'means', "
+                "'covariances'"
+            )
+        out = {}
+        if "weights" in values:
+            w = np.asarray(values["weights"], dtype=np.float64)
+            if w.shape != (K,):
+                raise ValueError(f"init weights must have shape ({K},), got {w.shape}")
+            if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
+                raise ValueError("init weights must be non-negative and sum to 1")
+            out["weights"] = w / w.sum()
+        if "means" in values:
+            m = np.asarray(values["means"], dtype=np.float64)
+            if m.shape != (K, D):
+                raise ValueError(f"init means must have shape ({K}, {D}), got {m.shape}")
+            if not np.all(np.isfinite(m)):
+                raise ValueError("init means must be finite")
+            out["means"] = m
+        if "covariances" in values:
+            out["covariances"] = get_structure(self.covariance_type).check(
+                values["covariances"], K, D
+            )
+        return out
+
+    def _starting_params(self, model, Xc, w, shift, rng) -> GMMParams | None:
+        if self.warm_start and self.__sklearn_is_fitted__():
+            given = {
+                "weights": self.weights_,
+                "means": self.means_,
+                "covariances": self.covariances_,
+            }
+        elif isinstance(self.init, Mapping):
+            given = self._params_from_dict(self.init, Xc.shape[1])
+        else:
+            return None
+        given = {k: np.asarray(v, dtype=np.float64) for k, v in given.items()}
+        if "means" in given:
+            given["means"] = given["means"] - shift
+        if len(given) < 3:
+            base = model.init_params((Xc, w), rng)
+            given = {**base._asdict(), **given}
+        st = model.structure
+        return GMMParams(
+            given["weights"],
+            given["means"],
+            given["covariances"],
+            st.precision_cholesky(given["covariances"]),
+        )
+
+    def fit(self, X, y=None, sample_weight=None) -> GaussianMixture:
+        """Estimate the parameters by EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights; a weight of 2 counts a row twice.
+
+        Returns
+        -------
+        self
+        """
+        X = check_array(X, min_samples=2)
+        w = check_sample_weight(sample_weight, len(X))
+        self._check_hyperparameters(len(X))
+        if w is not None and np.count_nonzero(w) < self.n_components:
+            raise ValueError(
+                f"only {np.count_nonzero(w)} samples have positive weight, fewer than "
+                f"n_components = {self.n_components}"
+            )
+        model = self._model()
+        # Centre the data once: it removes the cancellation that data far from the
+        # origin causes in squared distances, and costs one pass over X.
+        shift = np.average(X, axis=0, weights=w)
+        Xc = (X - shift).astype(X.dtype, copy=False)
+        rng = np.random.default_rng(seed_sequence(self.random_state))
+        init = self._starting_params(model, Xc, w, shift, rng)
+        n_obs = float(len(X) if w is None else w.sum())
+        result = em(
+            model,
+            (Xc, w),
+            init=init,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            n_init=1 if init is not None else self.n_init,
+            random_state=self.random_state,
+            batch_size=self.batch_size,
+            progress=self.progress,
+            callback=self._print_iteration if self.verbose >= 2 else None,
+            check_monotone=self.check_monotone,
+            monotone_rtol=1e-9 if X.dtype == np.float64 else 1e-5,
+            tol_scale=n_obs,
+        )
+        p = result.params
+        dtype = X.dtype
+        # Everything is computed; only now is the estimator changed.
+        self.weights_ = p.weights.astype(dtype)
+        self.means_ = (p.means + shift).astype(dtype)
+        self.covariances_ = np.asarray(p.covariances, dtype=dtype)
+        self.precisions_cholesky_ = np.asarray(p.precisions_cholesky, dtype=dtype)
+        self.converged_ = bool(result.converged)
+        self.n_iter_ = int(result.n_iter)
+        self.history_ = result.history
+        self.loglik_ = float(result.loglik)
+        self.lower_bound_ = self.loglik_ / n_obs
+        self.n_features_in_ = X.shape[1]
+        self.fit_time_ = result.time
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                f"EM did not converge in max_iter={self.max_iter} iterations (tol={self.tol}); "
+                "increase max_iter or tol, or try another init",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        if self.verbose:
+            print(
+                f"{type(self).__name__}: K={self.n_components} {self.covariance_type} "
+                f"loglik={self.loglik_:.6g} n_iter={self.n_iter_} converged={self.converged_} "
+                f"({result.time:.3g} s)"
+            )
+        return self
+
+    @staticmethod
+    def _print_iteration(info) -> None:
+        print(
+            f"  iteration {info.iteration:4d}  loglik {info.loglik:.10g}  change {info.change:.3g}"
+        )
+
+    # ------------------------------------------------------------------ prediction
+    @property
+    def precisions_(self) -> np.ndarray:
+        """Inverse covariances, from ``precisions_cholesky_``."""
+        self._check_is_fitted()
+        u = np.asarray(self.precisions_cholesky_, dtype=np.float64)
+        if u.ndim >= 2 and self.covariance_type in ("full", "tied"):
+            return u @ np.swapaxes(u, -1, -2)
+        return u**2
+
+    def _params(self) -> GMMParams:
+        self._check_is_fitted()
+        return GMMParams(
+            np.asarray(self.weights_, dtype=np.float64),
+            np.asarray(self.means_, dtype=np.float64),
+            np.asarray(self.covariances_, dtype=np.float64),
+            np.asarray(self.precisions_cholesky_, dtype=np.float64),
+        )
+
+    def _validated(self, X) -> np.ndarray:
+        self._check_is_fitted()
+        X = check_array(X)
+        self._check_n_features(X)
+        return X
+
+    def _log_joint(self, X: np.ndarray) -> np.ndarray:
+        p = self._params()
+        # Predict in the same centred coordinates as the fit (the mixture's mean).
+        centre = p.weights @ p.means
+        Xc = (X - centre).astype(X.dtype, copy=False)
+        return self._model().weighted_log_prob(p._replace(means=p.means - centre), Xc)
+
+    def _n_parameters(self) -> int:
+        K, D = self.means_.shape
+        return (K - 1) + K * D + get_structure(self.covariance_type).n_parameters(K, D)
+
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Draw samples from the fitted mixture.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        labels : ndarray of shape (n_samples,)
+            The component of each sample (samples are grouped by component).
+        """
+        self._check_is_fitted()
+        n_samples = check_int(n_samples, "n_samples", 1)
+        rng = np.random.default_rng(seed_sequence(self.random_state))
+        p = self._params()
+        K, D = p.means.shape
+        st = get_structure(self.covariance_type)
+        full = st.to_full(p.covariances, K, D)
+        counts = rng.multinomial(n_samples, p.weights / p.weights.sum())
+        X = np.vstack([st.sample(rng, p.means[k], full[k], int(c)) for k, c in enumerate(counts)])
+        labels = np.repeat(np.arange(K), counts)
+        return X.astype(self.means_.dtype), labels
