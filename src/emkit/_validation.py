@@ -30,10 +30,10 @@ def check_array(
     if arr.dtype.kind in "OUS":
         try:
             arr = arr.astype(np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"{name} must be numeric; it holds values that are not numbers"
-            ) from None
+        except TypeError as exc:
+            raise TypeError(f"{name} must be numeric: {exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"{name} must be numeric: {exc}") from None
     elif arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
     if arr.ndim == 0:

@@ -11,8 +11,16 @@ __all__ = [
 ]
 
 
-class NotFittedError(ValueError, AttributeError):
-    """An estimator was used before ``fit``."""
+try:  # scikit-learn is optional; its tools recognise its own NotFittedError
+    from sklearn.exceptions import NotFittedError as _NotFittedBase
+
+    _NOT_FITTED_BASES: tuple[type, ...] = (_NotFittedBase,)
+except ImportError:  # pragma: no cover - exercised only without scikit-learn
+    _NOT_FITTED_BASES = (ValueError, AttributeError)
+
+
+class NotFittedError(*_NOT_FITTED_BASES):
+    """An estimator was used before ``fit`` (a ValueError and an AttributeError)."""
 
 
 class ConvergenceWarning(UserWarning):

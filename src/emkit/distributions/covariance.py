@@ -30,7 +30,6 @@ import abc
 from typing import Any
 
 import numpy as np
-from scipy import linalg
 
 __all__ = ["COVARIANCE_TYPES", "CovarianceStructure", "get_structure"]
 
@@ -130,13 +129,20 @@ class CovarianceStructure(abc.ABC):
 
 
 def _chol_precision(cov: np.ndarray) -> np.ndarray:
-    """Upper ``U`` with ``inv(cov) = U U^T`` for one SPD matrix."""
-    try:
-        c = linalg.cholesky(cov, lower=True, check_finite=False)
-    except linalg.LinAlgError as exc:
-        raise np.linalg.LinAlgError(str(exc)) from None
-    eye = np.eye(cov.shape[0], dtype=cov.dtype)
-    return linalg.solve_triangular(c, eye, lower=True, check_finite=False).T
+    """Upper ``U`` with ``inv(cov) = U U^T`` for a stack (..., D, D) of SPD matrices.
+
+    Batched NumPy calls: for the small matrices of a mixture, per-matrix SciPy calls
+    cost more in overhead than the arithmetic.
+    """
+    c = np.linalg.cholesky(cov)  # raises LinAlgError if any matrix is not PD
+    eye = np.broadcast_to(np.eye(cov.shape[-1]), cov.shape)
+    u = np.swapaxes(np.linalg.solve(c, eye), -1, -2)
+    return np.triu(u)
+
+
+def _upper_inverse(u: np.ndarray) -> np.ndarray:
+    """Inverse of a stack of upper triangular matrices."""
+    return np.triu(np.linalg.solve(u, np.broadcast_to(np.eye(u.shape[-1]), u.shape)))
 
 
 class Full(CovarianceStructure):
@@ -149,7 +155,14 @@ class Full(CovarianceStructure):
         return K * D * (D + 1) // 2
 
     def precision_cholesky(self, cov):
-        return np.stack([_chol_precision(c) for c in cov])
+        return _chol_precision(np.asarray(cov, dtype=np.float64))
+
+    def valid_components(self, covariances, n_components):
+        try:
+            np.linalg.cholesky(covariances)
+            return np.ones(n_components, dtype=bool)
+        except np.linalg.LinAlgError:
+            return super().valid_components(covariances, n_components)
 
     def log_det_precision_cholesky(self, prec_chol, D):
         return np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1)
@@ -178,20 +191,14 @@ class Full(CovarianceStructure):
         return s1, s2
 
     def estimate(self, nk, s1, s2, means, prec_chol, reg_covar):
-        K, D = means.shape
-        new_means = np.empty_like(means)
-        covs = np.empty((K, D, D))
-        eye = np.eye(D)
-        for k in range(K):
-            u_inv = linalg.solve_triangular(prec_chol[k], eye, lower=False, check_finite=False)
-            delta = s1[k] / nk[k]
-            scatter = s2[k] / nk[k] - np.outer(delta, delta)
-            new_means[k] = means[k] + delta @ u_inv
-            cov = u_inv.T @ scatter @ u_inv
-            cov = 0.5 * (cov + cov.T)
-            cov.flat[:: D + 1] += reg_covar
-            covs[k] = cov
-        return new_means, covs
+        D = means.shape[1]
+        u_inv = _upper_inverse(prec_chol)
+        delta = s1 / nk[:, None]
+        scatter = s2 / nk[:, None, None] - delta[:, :, None] * delta[:, None, :]
+        covs = np.swapaxes(u_inv, 1, 2) @ scatter @ u_inv
+        covs = 0.5 * (covs + np.swapaxes(covs, 1, 2))
+        covs[:, np.arange(D), np.arange(D)] += reg_covar
+        return means + np.einsum("kd,kde->ke", delta, u_inv), covs
 
     def to_full(self, cov, K, D):
         return np.asarray(cov)
@@ -236,7 +243,7 @@ class Tied(CovarianceStructure):
 
     def estimate(self, nk, s1, s2, means, prec_chol, reg_covar):
         D = means.shape[1]
-        u_inv = linalg.solve_triangular(prec_chol, np.eye(D), lower=False, check_finite=False)
+        u_inv = _upper_inverse(prec_chol)
         delta = s1 / nk[:, None]
         scatter = (s2 - (delta * nk[:, None]).T @ delta) / nk.sum()
         cov = u_inv.T @ scatter @ u_inv

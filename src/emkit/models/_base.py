@@ -18,13 +18,23 @@ from emkit.models.gaussian_mixture_model import log_normalize
 
 __all__ = ["EMEstimator", "MixtureMixin"]
 
+try:  # scikit-learn is optional: with it, emkit estimators are scikit-learn estimators
+    from sklearn.base import BaseEstimator as _SklearnBase
+except ImportError:  # pragma: no cover - exercised only without scikit-learn
+    _SklearnBase = object
 
-class EMEstimator:
-    """Base of emkit estimators: ``get_params``/``set_params``, tags, ``save``."""
+
+class EMEstimator(_SklearnBase):
+    """Base of emkit estimators: ``get_params``/``set_params``, tags, ``save``.
+
+    It follows scikit-learn's conventions by itself and is a subclass of
+    ``sklearn.base.BaseEstimator`` when scikit-learn is installed.
+    """
 
     #: names of the fitted attributes that define a fitted estimator (saved by ``save``)
     _fitted_attributes: tuple[str, ...] = ()
     _estimator_type = "density_estimator"
+    _allow_nan = False
 
     # -------------------------------------------------------------- scikit-learn protocol
     @classmethod
@@ -52,7 +62,7 @@ class EMEstimator:
             setattr(self, key, value)
         return self
 
-    def __repr__(self) -> str:
+    def __repr__(self, N_CHAR_MAX: int = 700) -> str:
         defaults = {
             p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()
         }
@@ -73,7 +83,7 @@ class EMEstimator:
         return Tags(
             estimator_type=self._estimator_type,
             target_tags=TargetTags(required=False),
-            input_tags=InputTags(allow_nan=False),
+            input_tags=InputTags(allow_nan=self._allow_nan),
         )
 
     def __sklearn_is_fitted__(self) -> bool:

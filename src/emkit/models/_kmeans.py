@@ -37,22 +37,29 @@ def kmeans_plusplus(
 
     Each new seed is the best of ``2 + log(k)`` candidates drawn with probability
     proportional to weight times squared distance to the nearest seed so far.
+
+    Draws are made by inverse-CDF sampling over the rows in lexicographic order, so
+    the seeds depend on the weighted set of points only: shuffling the rows, or
+    repeating a row instead of giving it weight 2, gives the same seeds.
     """
     n = len(X)
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     n_trials = 2 + int(np.log(n_clusters))
     x_sq = np.einsum("nd,nd->n", X, X)
-    first = rng.choice(n, p=w / w.sum())
+    order = np.lexsort(X.T[::-1])
+
+    def draw(mass: np.ndarray, size: int) -> np.ndarray:
+        cdf = np.cumsum(mass[order])
+        pos = np.searchsorted(cdf, rng.random(size) * cdf[-1], side="right")
+        return order[np.minimum(pos, n - 1)]
+
+    first = int(draw(w, 1)[0])
     indices = [first]
     closest = _sq_dist(X, X[[first]], x_sq)[:, 0]
     for _ in range(1, n_clusters):
         pot = w * closest
-        total = pot.sum()
-        if total <= 0:  # every point coincides with a seed: pick among the rest at random
-            cand = rng.choice(n, size=n_trials, p=w / w.sum())
-        else:
-            cand = np.searchsorted(np.cumsum(pot), rng.random(n_trials) * total)
-            cand = np.minimum(cand, n - 1)
+        # When every point coincides with a seed, draw among all points by weight.
+        cand = draw(pot if pot.sum() > 0 else w, n_trials)
         d = np.minimum(closest[:, None], _sq_dist(X, X[cand], x_sq))
         best = int(np.argmin(w @ d))
         indices.append(int(cand[best]))
