@@ -510,32 +510,35 @@ def format_mixture(model: Any, feature_names: Sequence[str] | None = None) -> st
     return "\n".join(lines)
 
 
+def _describe_attribute(name: str, value: Any, width: int) -> list[str]:
+    """Lines describing one fitted attribute (arrays compactly, histories summarised)."""
+    if name == "history_":
+        history = np.asarray(value)
+        text = f"{history.size} values"
+        if history.size:
+            text += f", from {history[0]:.6g} to {history[-1]:.6g}"
+    elif isinstance(value, np.ndarray):
+        return [f"  {name} (shape {value.shape}):", f"    {_array(value, 4)}"]
+    elif isinstance(value, float):
+        text = f"{value:.6g}"
+    else:
+        text = str(value)
+    return [f"  {name:<{width}}  {text}"]
+
+
 def format_model(model: Any) -> str:
     """Class, hyper-parameters and fitted attributes of any fitted emkit estimator."""
     params = model.get_params()
-    width = max(map(len, params), default=0)
+    width = max(map(len, [*params, *model._fitted_attributes]), default=0)
     lines = [type(model).__name__, "hyper-parameters:"]
     lines += [f"  {name:<{width}}  {value!r}" for name, value in params.items()]
-    lines.append("fitted:")
     mixture = all(hasattr(model, a) for a in ("weights_", "means_", "covariances_"))
-    shown = ("weights_", "means_", "covariances_", "precisions_cholesky_") if mixture else ()
+    # A mixture's parameters are printed per component below (precisions follow from them).
+    skip = {"weights_", "means_", "covariances_", "precisions_cholesky_"} if mixture else set()
+    lines.append("fitted:")
     for name in model._fitted_attributes:
-        value = getattr(model, name)
-        if name in shown:
-            continue
-        if name == "history_":
-            value = np.asarray(value)
-            text = f"{value.size} values" + (
-                f", from {value[0]:.6g} to {value[-1]:.6g}" if value.size else ""
-            )
-        elif isinstance(value, np.ndarray):
-            text = _array(value, 4)
-            lines.append(f"  {name} (shape {value.shape}):")
-            lines.append(f"    {text}")
-            continue
-        else:
-            text = f"{value:.6g}" if isinstance(value, float) else str(value)
-        lines.append(f"  {name:<{width}}  {text}")
+        if name not in skip:
+            lines += _describe_attribute(name, getattr(model, name), width)
     if mixture:
         lines.append("parameters:")
         lines += ["  " + line for line in format_mixture(model).splitlines()]
@@ -547,10 +550,13 @@ def _selection(
     X: np.ndarray, feature_names: list[str], source: str, args: argparse.Namespace
 ) -> int:
     """The shared body of ``fit`` and ``demo``: fit, print, save, report."""
+    # Fail before the (possibly long) fits, not after them.
+    if args.out and not Path(args.out).resolve().parent.is_dir():
+        raise FileNotFoundError(f"cannot save to {args.out}: its folder does not exist")
     if args.report:
         from emkit.report import require_matplotlib
 
-        require_matplotlib()  # fail before the (possibly long) fits, not after
+        require_matplotlib()
     print(f"data: {source}: {X.shape[0]} rows x {X.shape[1]} features ({', '.join(feature_names)})")
     candidates = fit_candidates(
         X,
@@ -653,7 +659,7 @@ def _add_selection_options(p: argparse.ArgumentParser) -> None:
         help="write figures (loglik.png, criterion.png, clusters.png) and summary.json to DIR",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or warnings")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -695,12 +701,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TYPE",
         help="one or more of full, diag, tied, spherical, or all (default: full)",
     )
-    fit.add_argument("--n-init", type=_positive_int, default=1, help="restarts per candidate")
-    fit.add_argument("--max-iter", type=_positive_int, default=100, help="EM steps at most")
     fit.add_argument(
-        "--tol", type=_non_negative_float, default=1e-3, help="tolerance on the mean log-lik"
+        "--n-init", type=_positive_int, default=1, metavar="N", help="restarts per fit (default: 1)"
     )
-    fit.add_argument("--columns", type=parse_columns, help="comma-separated columns to use")
+    fit.add_argument(
+        "--max-iter", type=_positive_int, default=100, metavar="N", help="EM steps (default: 100)"
+    )
+    fit.add_argument(
+        "--tol",
+        type=_non_negative_float,
+        default=1e-3,
+        metavar="T",
+        help="stop when the mean log-likelihood per row rises less (default: 1e-3)",
+    )
+    fit.add_argument(
+        "--columns",
+        type=parse_columns,
+        metavar="A,B",
+        help="columns to use, by name or 0-based index (default: all)",
+    )
     fit.add_argument("--out", "-o", metavar="MODEL", help="save the chosen model to this file")
     _add_selection_options(fit)
     fit.set_defaults(func=cmd_fit)
@@ -733,7 +752,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "data", metavar="DATA", help="CSV with a header row, .npy or .parquet file"
     )
-    predict.add_argument("--columns", type=parse_columns, help="comma-separated columns to use")
+    predict.add_argument(
+        "--columns",
+        type=parse_columns,
+        metavar="A,B",
+        help="columns to use, by name or 0-based index (default: all)",
+    )
     predict.add_argument("--out", "-o", metavar="FILE", help="write to FILE instead of stdout")
     predict.set_defaults(func=cmd_predict)
 

@@ -14,6 +14,7 @@ import numbers
 import os
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,8 @@ def save(estimator: Any, path: str | os.PathLike) -> None:
         raise FileNotFoundError(f"cannot save to {path}: folder {folder} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        os.fchmod(fd, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
                 zf.writestr(_META, json.dumps(meta, indent=1, sort_keys=True))
@@ -119,6 +122,15 @@ def save(estimator: Any, path: str | os.PathLike) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_CORRUPT = (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, UnicodeDecodeError)
 
 
 def load(path: str | os.PathLike) -> Any:
@@ -146,13 +158,7 @@ def load(path: str | os.PathLike) -> Any:
             meta = json.loads(zf.read(_META).decode("utf-8"))
         except KeyError:
             raise ValueError(f"{path} is not an emkit model file (no {_META})") from None
-        except (
-            zipfile.BadZipFile,
-            OSError,
-            UnicodeDecodeError,
-            json.JSONDecodeError,
-            EOFError,
-        ) as exc:
+        except _CORRUPT as exc:  # json.JSONDecodeError is a ValueError
             raise ValueError(f"{path} is corrupt or truncated: {exc}") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError(f"{path} is not an emkit model file")
@@ -162,8 +168,8 @@ def load(path: str | os.PathLike) -> Any:
                 f"{path} has format version {version!r}; this emkit reads versions up to "
                 f"{FORMAT_VERSION} (upgrade emkit)"
             )
-        classes = _estimator_classes()
-        cls = classes.get(meta.get("class"))
+        name = meta.get("class")
+        cls = _estimator_classes().get(name) if isinstance(name, str) else None
         if cls is None:
             raise ValueError(f"{path} holds an unknown estimator class {meta.get('class')!r}")
 
@@ -173,7 +179,7 @@ def load(path: str | os.PathLike) -> Any:
                     return np.lib.format.read_array(_io.BytesIO(fh.read()), allow_pickle=False)
             except KeyError:
                 raise ValueError(f"{path} is corrupt: array {key} is missing") from None
-            except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            except _CORRUPT as exc:
                 raise ValueError(f"{path} is corrupt or truncated ({key}): {exc}") from None
 
         try:
@@ -191,4 +197,8 @@ def load(path: str | os.PathLike) -> Any:
             raise ValueError(f"{path} is corrupt: {exc}") from None
     if not estimator.__sklearn_is_fitted__():
         raise ValueError(f"{path} is corrupt: fitted attributes are missing")
+    try:
+        estimator._check_fitted_state()
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path} is corrupt: {exc}") from None
     return estimator

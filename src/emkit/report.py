@@ -213,7 +213,14 @@ def plot_criterion(
             key=lambda r: r["n_components"],
         )
         ks = [r["n_components"] for r in rows]
-        ax.plot(ks, [r[criterion] for r in rows], marker="o", color=_colour(i), label=cov_type)
+        ax.plot(
+            ks,
+            [r[criterion] for r in rows],
+            marker="osD^v<>p"[i % 8],
+            color=_colour(i),
+            label=cov_type,
+            markerfacecolor="none" if i % 2 else None,
+        )
     best = [
         r
         for r in candidates

@@ -393,3 +393,14 @@ def test_engine_options_reach_the_estimator(capsys):
     GaussianMixture(2, random_state=0, verbose=2, progress=True).fit(X)
     out = capsys.readouterr()
     assert "iteration" in out.out and "loglik" in out.out
+
+
+@pytest.mark.parametrize("cov_type", COV_TYPES)
+def test_float32_is_accurate_on_tight_far_apart_clusters(cov_type):
+    # Raw moments in float32 would cancel catastrophically here (spread / sigma = 3e4).
+    rng = np.random.default_rng(15)
+    X = np.vstack([rng.normal(0, 1, (3000, 2)), rng.normal(300, 0.01, (3000, 2))])
+    g64 = GaussianMixture(2, covariance_type=cov_type, random_state=0).fit(X)
+    g32 = GaussianMixture(2, covariance_type=cov_type, random_state=0).fit(X.astype(np.float32))
+    assert g32.loglik_ == pytest.approx(g64.loglik_, rel=1e-4)
+    np.testing.assert_allclose(g32.covariances_, g64.covariances_, rtol=1e-3, atol=1e-6)

@@ -16,12 +16,20 @@ spherical     (K,)                  (K,)                  one variance per compo
 ``precisions_cholesky`` ``U`` satisfies ``inv(Sigma) = U @ U.T``, so the whitened
 residual ``z = (x - mu) @ U`` has identity covariance and log-densities need no inverse.
 
-Sufficient statistics are kept *centred*: full and tied structures accumulate the
-weighted moments of the whitened residuals ``z`` at the current parameters (no
-``E[xx] - E[x]^2`` cancellation); diagonal and spherical ones use raw moments of
-data that the estimator has already centred (two matrix products instead of an
-``(N, K, D)`` tensor), which loses at most ``eps * (|mu_k|^2 / sigma_k^2)`` relative
-precision in a variance.
+How the E-step is computed. Log-densities and statistics of a block of rows come from
+one or two large matrix products, never from K small ones:
+
+* diag, spherical, tied, and full when D(D+1)/2 <= 2K(D+1): the squared Mahalanobis
+  distance is expanded, ``x'Lx - 2 x'L mu + mu'L mu``, so every component's
+  log-density is one product of per-row features (``x``, ``x**2`` or the packed
+  ``x_i x_j``) with a coefficient matrix, and the statistics are the
+  responsibility-weighted sums of the same features (one more product). These are
+  raw moments of data that the estimator has centred at their mean, so a variance
+  loses at most about ``eps * |mu_k|^2 / sigma_k^2`` of relative precision
+  (scikit-learn's diag and spherical kernels make the same trade).
+* full with a large dimension and few components: whitened residuals
+  ``z = (x - mu_k) U_k`` for all components in one product, and moments centred at
+  the current means (no cancellation at all).
 """
 
 from __future__ import annotations
@@ -60,20 +68,24 @@ class CovarianceStructure(abc.ABC):
         """``log det U`` per component (shape (K,)), i.e. ``-log det(Sigma_k) / 2``."""
 
     @abc.abstractmethod
-    def prepare(self, means: np.ndarray, prec_chol: np.ndarray, dtype) -> Any:
-        """Per-E-step constants (computed once, used on every block of rows)."""
+    def prepare(self, means: np.ndarray, prec_chol: np.ndarray, offset: np.ndarray, dtype) -> Any:
+        """Per-E-step constants (computed once, used on every block of rows).
+
+        ``offset`` (K,) is added to every component's log-density (log weights,
+        log-determinants and the 2 pi term).
+        """
 
     @abc.abstractmethod
-    def mahalanobis(self, X: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
-        """Squared Mahalanobis distances (B, K) and whatever ``block_stats`` reuses."""
-
-    @abc.abstractmethod
-    def zero_stats(self, n_components: int, n_features: int) -> tuple[np.ndarray, np.ndarray]:
-        """Zero first and second moment accumulators (float64)."""
+    def log_density(self, X: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
+        """``offset_k - maha_k(x) / 2`` for a block (B, K), and what ``block_stats`` reuses."""
 
     @abc.abstractmethod
     def block_stats(self, X: np.ndarray, resp: np.ndarray, work: Any) -> tuple[Any, Any]:
-        """First and second moments of a block of rows, weighted by ``resp`` (B, K)."""
+        """First and second moments of a block of rows, weighted by ``resp`` (B, K).
+
+        Their layout depends on the kernel ``prepare`` chose; ``estimate`` accepts any
+        sum of them.
+        """
 
     @abc.abstractmethod
     def estimate(
@@ -140,9 +152,89 @@ def _chol_precision(cov: np.ndarray) -> np.ndarray:
     return np.triu(u)
 
 
+def _unpack_symmetric(packed: np.ndarray, D: int) -> np.ndarray:
+    """(K, D(D+1)/2) packed upper triangles back to symmetric (K, D, D) matrices."""
+    iu = np.triu_indices(D)
+    out = np.empty((packed.shape[0], D, D))
+    out[:, iu[0], iu[1]] = packed
+    out[:, iu[1], iu[0]] = packed
+    return out
+
+
+def _quadratic_features(X: np.ndarray, squares: str) -> np.ndarray:
+    """Per-row features, transposed to (F, B) so that each is built by one contiguous op.
+
+    ``squares`` is "packed" (``x_i x_j`` for i <= j, then ``x``), "diag" (``x**2``,
+    then ``x``) or "norm" (``|x|^2``, then ``x``).
+    """
+    xt = np.ascontiguousarray(X.T)
+    D, B = xt.shape
+    if squares == "packed":
+        n_sq = D * (D + 1) // 2
+        phi = np.empty((n_sq + D, B), dtype=X.dtype)
+        row = 0
+        for i in range(D):
+            np.multiply(xt[i:], xt[i], out=phi[row : row + D - i])
+            row += D - i
+    elif squares == "diag":
+        n_sq = D
+        phi = np.empty((2 * D, B), dtype=X.dtype)
+        np.multiply(xt, xt, out=phi[:D])
+    else:
+        n_sq = 1
+        phi = np.empty((1 + D, B), dtype=X.dtype)
+        np.einsum("db,db->b", xt, xt, out=phi[0])
+    phi[n_sq:] = xt
+    return phi
+
+
+class _Expanded:
+    """Log-densities as one product of quadratic features with a coefficient matrix."""
+
+    __slots__ = ("coef", "offset", "squares")
+
+    def __init__(self, squares: str, quad: np.ndarray, lin: np.ndarray, offset):
+        # log p_k(x) = offset_k - (x'L_k x - 2 x'L_k mu_k + mu_k'L_k mu_k) / 2
+        self.squares = squares
+        self.coef = np.ascontiguousarray(np.concatenate([-0.5 * quad, lin], axis=1))
+        self.offset = np.asarray(offset, dtype=np.float64)
+
+    @staticmethod
+    def build(squares, quad, prec_mu, means, offset) -> _Expanded:
+        """``quad`` (K, F): coefficients of the squares; ``prec_mu`` (K, D) = L_k mu_k.
+
+        Always float64: raw moments of float32 data lose too much to cancellation.
+        """
+        const = np.einsum("kd,kd->k", prec_mu, means)
+        return _Expanded(squares, quad, prec_mu, offset - 0.5 * const)
+
+    def log_density(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        phi = _quadratic_features(X.astype(np.float64, copy=False), self.squares)
+        # (K, B) products are the faster shape for BLAS; callers get a (B, K) view.
+        lp = (self.coef @ phi).T
+        lp += self.offset
+        return lp, phi
+
+    @staticmethod
+    def moments(phi: np.ndarray, resp: np.ndarray, D: int) -> tuple[np.ndarray, np.ndarray]:
+        g = resp.T @ phi.T  # (K, F): responsibility-weighted sums of every feature
+        return g[:, -D:], g[:, :-D]
+
+
 def _upper_inverse(u: np.ndarray) -> np.ndarray:
     """Inverse of a stack of upper triangular matrices."""
     return np.triu(np.linalg.solve(u, np.broadcast_to(np.eye(u.shape[-1]), u.shape)))
+
+
+def _chol_precision(cov: np.ndarray) -> np.ndarray:
+    """Upper ``U`` with ``inv(cov) = U U^T`` for a stack (..., D, D) of SPD matrices.
+
+    Batched NumPy calls: for the small matrices of a mixture, per-matrix SciPy calls
+    cost more in overhead than the arithmetic.
+    """
+    c = np.linalg.cholesky(cov)  # raises LinAlgError if any matrix is not PD
+    eye = np.broadcast_to(np.eye(cov.shape[-1]), cov.shape)
+    return np.triu(np.swapaxes(np.linalg.solve(c, eye), -1, -2))
 
 
 class Full(CovarianceStructure):
@@ -167,38 +259,71 @@ class Full(CovarianceStructure):
     def log_det_precision_cholesky(self, prec_chol, D):
         return np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1)
 
-    def prepare(self, means, prec_chol, dtype):
+    @staticmethod
+    def _expanded(K: int, D: int, dtype) -> bool:
+        # Packed squares cost D(D+1)/2 numbers per row, whitened residuals K(D+1):
+        # expand unless the dimension is large and the components few. float32 data
+        # keep float32 arithmetic through the whitened residuals, which need no
+        # cancelling raw moments.
+        return np.dtype(dtype) == np.float64 and D * (D + 1) // 2 <= 2 * K * (D + 1)
+
+    def prepare(self, means, prec_chol, offset, dtype):
         K, D = means.shape
-        # One (D, K*D) matrix: every component's whitening in one matrix product.
-        u_all = np.ascontiguousarray(prec_chol.transpose(1, 0, 2).reshape(D, K * D), dtype=dtype)
-        shift = np.einsum("kd,kde->ke", means, prec_chol).astype(dtype)
-        return u_all, shift
+        if self._expanded(K, D, dtype):
+            prec = prec_chol @ np.swapaxes(prec_chol, 1, 2)
+            iu = np.triu_indices(D)
+            quad = prec[:, iu[0], iu[1]] * np.where(iu[0] == iu[1], 1.0, 2.0)
+            prec_mu = np.einsum("kde,ke->kd", prec, means)
+            return _Expanded.build("packed", quad, prec_mu, means, offset)
+        # One (D+1, K*(D+1)) matrix whitens a row for every component in one product:
+        # with x augmented by a 1, component k's block of columns gives
+        # [(x - mu_k) U_k, 1]. The trailing 1 makes the moment product below return the
+        # first moments and the counts as well, with no extra pass over the data.
+        u_aug = np.zeros((D + 1, K, D + 1))
+        u_aug[:D, :, :D] = prec_chol.transpose(1, 0, 2)
+        u_aug[D, :, :D] = -np.einsum("kd,kde->ke", means, prec_chol)
+        u_aug[D, :, D] = 1.0
+        return u_aug.reshape(D + 1, K * (D + 1)).astype(dtype), np.asarray(offset, dtype=dtype)
 
-    def mahalanobis(self, X, cache):
-        u_all, shift = cache
-        K, D = shift.shape
-        z = (X @ u_all).reshape(X.shape[0], K, D)
-        z -= shift
-        return np.einsum("bkd,bkd->bk", z, z), z
+    def log_density(self, X, cache):
+        if isinstance(cache, _Expanded):
+            return cache.log_density(X)
+        u_aug, offset = cache
+        B, D = X.shape
+        xa = np.empty((B, D + 1), dtype=u_aug.dtype)
+        xa[:, :D] = X
+        xa[:, D] = 1.0
+        za = (xa @ u_aug).reshape(B, -1, D + 1)
+        lp = np.einsum("bkd,bkd->bk", za, za)
+        lp -= 1.0
+        lp *= -0.5
+        lp += offset
+        return lp, za
 
-    def zero_stats(self, K, D):
-        return np.zeros((K, D)), np.zeros((K, D, D))
-
-    def block_stats(self, X, resp, z):
-        s1 = np.einsum("bk,bkd->kd", resp, z)
-        rz = z * resp[:, :, None]
-        s2 = np.matmul(rz.transpose(1, 2, 0), z.transpose(1, 0, 2))
-        return s1, s2
+    def block_stats(self, X, resp, work):
+        D = X.shape[1]
+        if work.ndim == 2:  # quadratic features (F, B)
+            return _Expanded.moments(work, resp, D)
+        rz = work * resp[:, :, None]
+        m = np.matmul(rz.transpose(1, 2, 0), work.transpose(1, 0, 2))  # (K, D+1, D+1)
+        return m[:, D, :D], m[:, :D, :D]
 
     def estimate(self, nk, s1, s2, means, prec_chol, reg_covar):
         D = means.shape[1]
-        u_inv = _upper_inverse(prec_chol)
-        delta = s1 / nk[:, None]
-        scatter = s2 / nk[:, None, None] - delta[:, :, None] * delta[:, None, :]
-        covs = np.swapaxes(u_inv, 1, 2) @ scatter @ u_inv
-        covs = 0.5 * (covs + np.swapaxes(covs, 1, 2))
+        if s2.ndim == 2:  # packed raw second moments from the expanded kernel
+            new_means = s1 / nk[:, None]
+            covs = _unpack_symmetric(s2 / nk[:, None], D)
+            covs -= new_means[:, :, None] * new_means[:, None, :]
+        else:
+            # Moments of z = (x - mu) U are centred at the old means; map them back.
+            u_inv = _upper_inverse(prec_chol)
+            delta = s1 / nk[:, None]
+            scatter = s2 / nk[:, None, None] - delta[:, :, None] * delta[:, None, :]
+            covs = np.swapaxes(u_inv, 1, 2) @ scatter @ u_inv
+            covs = 0.5 * (covs + np.swapaxes(covs, 1, 2))
+            new_means = means + np.einsum("kd,kde->ke", delta, u_inv)
         covs[:, np.arange(D), np.arange(D)] += reg_covar
-        return means + np.einsum("kd,kde->ke", delta, u_inv), covs
+        return new_means, covs
 
     def to_full(self, cov, K, D):
         return np.asarray(cov)
@@ -218,38 +343,35 @@ class Tied(CovarianceStructure):
         return D * (D + 1) // 2
 
     def precision_cholesky(self, cov):
-        return _chol_precision(cov)
+        return _chol_precision(np.asarray(cov, dtype=np.float64))
 
     def log_det_precision_cholesky(self, prec_chol, D):
         return np.log(np.diagonal(prec_chol)).sum()
 
-    def prepare(self, means, prec_chol, dtype):
-        return prec_chol.astype(dtype), (means @ prec_chol).astype(dtype)
+    def prepare(self, means, prec_chol, offset, dtype):
+        K, D = means.shape
+        prec = prec_chol @ prec_chol.T
+        iu = np.triu_indices(D)
+        quad = np.broadcast_to(prec[iu] * np.where(iu[0] == iu[1], 1.0, 2.0), (K, len(iu[0])))
+        return _Expanded.build("packed", quad, means @ prec, means, offset)
 
-    def mahalanobis(self, X, cache):
-        u, shift = cache
-        z = (X @ u)[:, None, :] - shift
-        return np.einsum("bkd,bkd->bk", z, z), z
+    def log_density(self, X, cache):
+        return cache.log_density(X)
 
-    def zero_stats(self, K, D):
-        return np.zeros((K, D)), np.zeros((D, D))
-
-    def block_stats(self, X, resp, z):
-        s1 = np.einsum("bk,bkd->kd", resp, z)
-        B, K, D = z.shape
-        flat = z.reshape(B * K, D)
-        s2 = (flat * resp.reshape(B * K, 1)).T @ flat
-        return s1, s2
+    def block_stats(self, X, resp, phi):
+        # The responsibilities of a row sum to its weight: the pooled second moment is
+        # the weighted sum of the squares, whatever the responsibilities.
+        s1, s2 = _Expanded.moments(phi, resp, X.shape[1])
+        return s1, s2.sum(axis=0)
 
     def estimate(self, nk, s1, s2, means, prec_chol, reg_covar):
         D = means.shape[1]
-        u_inv = _upper_inverse(prec_chol)
-        delta = s1 / nk[:, None]
-        scatter = (s2 - (delta * nk[:, None]).T @ delta) / nk.sum()
-        cov = u_inv.T @ scatter @ u_inv
+        new_means = s1 / nk[:, None]
+        cov = _unpack_symmetric(s2[None], D)[0]
+        cov = (cov - (new_means * nk[:, None]).T @ new_means) / nk.sum()
         cov = 0.5 * (cov + cov.T)
         cov.flat[:: D + 1] += reg_covar
-        return means + delta @ u_inv, cov
+        return new_means, cov
 
     def to_full(self, cov, K, D):
         return np.broadcast_to(np.asarray(cov), (K, *np.shape(cov))).copy()
@@ -265,55 +387,40 @@ class Tied(CovarianceStructure):
         return np.ones(n_components, dtype=bool)
 
 
-class _RawMoments(CovarianceStructure):
-    """Diagonal and spherical structures: Mahalanobis distances by two matrix products."""
+class _Variances(CovarianceStructure):
+    """Diagonal and spherical structures: precisions are ``1 / sqrt(variance)``."""
 
-    def zero_stats(self, K, D):
-        return np.zeros((K, D)), np.zeros(self._s2_shape(K, D))
-
-    def block_stats(self, X, resp, sq):
-        return resp.T @ X, resp.T @ sq
-
-    def mahalanobis(self, X, cache):
-        prec2, mprec2, const = cache
-        sq = self._squares(X)
-        maha = sq @ prec2.T
-        maha -= 2.0 * (X @ mprec2.T)
-        maha += const
-        np.maximum(maha, 0.0, out=maha)
-        return maha, sq
-
-
-class Diag(_RawMoments):
-    name = "diag"
-
-    def shape(self, K, D):
-        return (K, D)
-
-    def _s2_shape(self, K, D):
-        return (K, D)
-
-    def _squares(self, X):
-        return X * X
-
-    def n_parameters(self, K, D):
-        return K * D
+    squares: str
 
     def precision_cholesky(self, cov):
+        cov = np.asarray(cov, dtype=np.float64)
         if np.any(cov <= 0) or not np.all(np.isfinite(cov)):
             raise np.linalg.LinAlgError("variances must be positive")
         return 1.0 / np.sqrt(cov)
 
+    def log_density(self, X, cache):
+        return cache.log_density(X)
+
+
+class Diag(_Variances):
+    name = "diag"
+    squares = "diag"
+
+    def shape(self, K, D):
+        return (K, D)
+
+    def n_parameters(self, K, D):
+        return K * D
+
     def log_det_precision_cholesky(self, prec_chol, D):
         return np.log(prec_chol).sum(axis=1)
 
-    def prepare(self, means, prec_chol, dtype):
+    def prepare(self, means, prec_chol, offset, dtype):
         prec2 = prec_chol**2
-        return (
-            prec2.astype(dtype),
-            (means * prec2).astype(dtype),
-            (means**2 * prec2).sum(axis=1).astype(dtype),
-        )
+        return _Expanded.build("diag", prec2, means * prec2, means, offset)
+
+    def block_stats(self, X, resp, phi):
+        return _Expanded.moments(phi, resp, X.shape[1])
 
     def estimate(self, nk, s1, s2, means, prec_chol, reg_covar):
         new_means = s1 / nk[:, None]
@@ -327,50 +434,30 @@ class Diag(_RawMoments):
         return np.array(np.diagonal(full, axis1=1, axis2=2), dtype=np.float64)
 
 
-class Spherical(_RawMoments):
+class Spherical(_Variances):
     name = "spherical"
+    squares = "norm"
 
     def shape(self, K, D):
         return (K,)
 
-    def _s2_shape(self, K, D):
-        return (K,)
-
-    def _squares(self, X):
-        return np.einsum("bd,bd->b", X, X)
-
     def n_parameters(self, K, D):
         return K
-
-    def precision_cholesky(self, cov):
-        if np.any(cov <= 0) or not np.all(np.isfinite(cov)):
-            raise np.linalg.LinAlgError("variances must be positive")
-        return 1.0 / np.sqrt(cov)
 
     def log_det_precision_cholesky(self, prec_chol, D):
         return D * np.log(prec_chol)
 
-    def prepare(self, means, prec_chol, dtype):
+    def prepare(self, means, prec_chol, offset, dtype):
         prec2 = prec_chol**2
-        return (
-            prec2.astype(dtype),
-            (means * prec2[:, None]).astype(dtype),
-            ((means**2).sum(axis=1) * prec2).astype(dtype),
-        )
+        return _Expanded.build("norm", prec2[:, None], means * prec2[:, None], means, offset)
 
-    def mahalanobis(self, X, cache):
-        prec2, mprec2, const = cache
-        sq = self._squares(X)
-        maha = np.multiply.outer(sq, prec2)
-        maha -= 2.0 * (X @ mprec2.T)
-        maha += const
-        np.maximum(maha, 0.0, out=maha)
-        return maha, sq
+    def block_stats(self, X, resp, phi):
+        return _Expanded.moments(phi, resp, X.shape[1])
 
     def estimate(self, nk, s1, s2, means, prec_chol, reg_covar):
         D = means.shape[1]
         new_means = s1 / nk[:, None]
-        var = (s2 / nk - (new_means**2).sum(axis=1)) / D
+        var = (s2[:, 0] / nk - (new_means**2).sum(axis=1)) / D
         return new_means, np.maximum(var, 0.0) + reg_covar
 
     def to_full(self, cov, K, D):

