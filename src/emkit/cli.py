@@ -702,17 +702,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="one or more of full, diag, tied, spherical, or all (default: full)",
     )
     fit.add_argument(
-        "--n-init", type=_positive_int, default=1, metavar="N", help="restarts per fit (default: 1)"
+        "--n-init", type=_positive_int, default=5, metavar="N", help="restarts per fit (default: 5)"
     )
     fit.add_argument(
-        "--max-iter", type=_positive_int, default=100, metavar="N", help="EM steps (default: 100)"
+        "--max-iter", type=_positive_int, default=500, metavar="N", help="EM steps (default: 500)"
     )
     fit.add_argument(
         "--tol",
         type=_non_negative_float,
-        default=1e-3,
+        default=1e-6,
         metavar="T",
-        help="stop when the mean log-likelihood per row rises less (default: 1e-3)",
+        help="stop when the mean log-likelihood per row rises less (default: 1e-6)",
     )
     fit.add_argument(
         "--columns",
@@ -737,9 +737,9 @@ def build_parser() -> argparse.ArgumentParser:
         components=list(range(1, 7)),
         covariance=[list(COVARIANCE_TYPES)],
         criterion="bic",
-        n_init=1,
-        max_iter=100,
-        tol=1e-3,
+        n_init=10,
+        max_iter=1000,
+        tol=1e-8,
         out=None,
     )
 

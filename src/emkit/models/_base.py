@@ -164,9 +164,10 @@ class MixtureMixin:
         return -2.0 * self.score(X) * len(X) + 2.0 * self._n_parameters()
 
     def icl(self, X) -> float:
-        """Integrated completed likelihood (Biernacki et al. 2000): BIC plus twice the
-        entropy of the posterior assignments (lower is better)."""
+        """Integrated completed likelihood (Biernacki, Celeux & Govaert 2000), BIC-style:
+        BIC minus twice the log posterior probability of each sample's most probable
+        component (as R's mclust; lower is better)."""
         resp = self.predict_proba(X)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            entropy = -np.sum(np.where(resp > 0, resp * np.log(resp), 0.0))
-        return self.bic(X) + 2.0 * float(entropy)
+        with np.errstate(divide="ignore"):
+            penalty = -np.sum(np.log(resp.max(axis=1)))
+        return self.bic(X) + 2.0 * float(penalty)
