@@ -417,13 +417,21 @@ def test_old_faithful_matches_mclust_published_fit():
 
     X, _ = load_faithful()
     gm = GaussianMixture(
-        3, covariance_type="tied", n_init=10, tol=1e-10, max_iter=2000, reg_covar=0.0, random_state=0
+        3,
+        covariance_type="tied",
+        n_init=10,
+        tol=1e-10,
+        max_iter=2000,
+        reg_covar=0.0,
+        random_state=0,
     ).fit(X)
     assert -1126.326 <= gm.loglik_ <= -1126.326 + 0.02
     assert gm._n_parameters() == 11
     assert gm.bic(X) == pytest.approx(2314.316, abs=0.05)
     candidates = [
-        GaussianMixture(k, covariance_type=c, n_init=5, tol=1e-8, max_iter=1000, random_state=0).fit(X)
+        GaussianMixture(
+            k, covariance_type=c, n_init=5, tol=1e-8, max_iter=1000, random_state=0
+        ).fit(X)
         for k in (1, 2, 3, 4)
         for c in ("full", "tied", "diag", "spherical")
     ]

@@ -27,9 +27,14 @@ one or two large matrix products, never from K small ones:
   raw moments of data that the estimator has centred at their mean, so a variance
   loses at most about ``eps * |mu_k|^2 / sigma_k^2`` of relative precision
   (scikit-learn's diag and spherical kernels make the same trade).
-* full with a large dimension and few components: whitened residuals
-  ``z = (x - mu_k) U_k`` for all components in one product, and moments centred at
-  the current means (no cancellation at all).
+* full with a large dimension and few components, and full float32 data: whitened
+  residuals ``z = (x - mu_k) U_k`` for all components in one product, whose moments
+  are centred at the current means (accurate in float32) and are turned into raw
+  float64 moments block by block.
+
+Statistics are always the natural ones, weighted sums of ``x`` and ``x x'`` (packed
+upper triangles), so they do not depend on the parameters they were computed at: they
+add across batches, and online EM may average them across iterations.
 """
 
 from __future__ import annotations
@@ -80,12 +85,17 @@ class CovarianceStructure(abc.ABC):
         """``offset_k - maha_k(x) / 2`` for a block (B, K), and what ``block_stats`` reuses."""
 
     @abc.abstractmethod
-    def block_stats(self, X: np.ndarray, resp: np.ndarray, work: Any) -> tuple[Any, Any]:
-        """First and second moments of a block of rows, weighted by ``resp`` (B, K).
+    def block_stats(self, X: np.ndarray, resp: np.ndarray, work: Any) -> tuple[Any, Any, Any]:
+        """Counts, first and second moments of a block of rows weighted by ``resp`` (B, K).
 
-        Their layout depends on the kernel ``prepare`` chose; ``estimate`` accepts any
-        sum of them.
+        Moments are raw sums: ``sum r x`` (K, D) and the structure's second moment
+        (packed ``sum r x x'`` for full and tied, ``sum r x**2`` for diag, ``sum r |x|^2``
+        for spherical), so they do not depend on the parameters.
         """
+
+    @abc.abstractmethod
+    def work_per_row(self, n_components: int, n_features: int) -> int:
+        """Numbers held per row of a block during the E-step (sets the block size)."""
 
     @abc.abstractmethod
     def estimate(
@@ -164,61 +174,118 @@ def _unpack_symmetric(packed: np.ndarray, D: int) -> np.ndarray:
 def _quadratic_features(X: np.ndarray, squares: str) -> np.ndarray:
     """Per-row features, transposed to (F, B) so that each is built by one contiguous op.
 
-    ``squares`` is "packed" (``x_i x_j`` for i <= j, then ``x``), "diag" (``x**2``,
-    then ``x``) or "norm" (``|x|^2``, then ``x``).
+    The rows are the squares, then ``x``, then a row of ones. ``squares`` is "packed"
+    (``x_i x_j`` for i <= j), "diag" (``x**2``) or "norm" (``|x|^2``). The ones carry
+    the constant of each log-density into the same product, and give the counts in
+    the moment product.
     """
     xt = np.ascontiguousarray(X.T)
     D, B = xt.shape
+    n_sq = _n_squares(squares, D)
+    phi = np.empty((n_sq + D + 1, B), dtype=X.dtype)
     if squares == "packed":
-        n_sq = D * (D + 1) // 2
-        phi = np.empty((n_sq + D, B), dtype=X.dtype)
         row = 0
         for i in range(D):
             np.multiply(xt[i:], xt[i], out=phi[row : row + D - i])
             row += D - i
     elif squares == "diag":
-        n_sq = D
-        phi = np.empty((2 * D, B), dtype=X.dtype)
         np.multiply(xt, xt, out=phi[:D])
     else:
-        n_sq = 1
-        phi = np.empty((1 + D, B), dtype=X.dtype)
         np.einsum("db,db->b", xt, xt, out=phi[0])
-    phi[n_sq:] = xt
+    phi[n_sq : n_sq + D] = xt
+    phi[-1] = 1.0
     return phi
+
+
+def _n_squares(squares: str, D: int) -> int:
+    return {"packed": D * (D + 1) // 2, "diag": D, "norm": 1}[squares]
 
 
 class _Expanded:
     """Log-densities as one product of quadratic features with a coefficient matrix."""
 
-    __slots__ = ("coef", "offset", "squares")
+    __slots__ = ("coef", "squares")
 
-    def __init__(self, squares: str, quad: np.ndarray, lin: np.ndarray, offset):
-        # log p_k(x) = offset_k - (x'L_k x - 2 x'L_k mu_k + mu_k'L_k mu_k) / 2
+    def __init__(self, squares: str, quad: np.ndarray, lin: np.ndarray, const: np.ndarray):
+        # log p_k(x) = const_k - (x'L_k x - 2 x'L_k mu_k) / 2
         self.squares = squares
-        self.coef = np.ascontiguousarray(np.concatenate([-0.5 * quad, lin], axis=1))
-        self.offset = np.asarray(offset, dtype=np.float64)
+        self.coef = np.ascontiguousarray(np.column_stack([-0.5 * quad, lin, const]))
 
     @staticmethod
-    def build(squares, quad, prec_mu, means, offset) -> _Expanded:
+    def build(squares, quad, prec_mu, means, offset, dtype) -> _Expanded:
         """``quad`` (K, F): coefficients of the squares; ``prec_mu`` (K, D) = L_k mu_k.
 
-        Always float64: raw moments of float32 data lose too much to cancellation.
+        ``dtype`` is the arithmetic of the log-densities; the caller chooses float32
+        only where the cancellation of the expansion stays small. Features, and so
+        the statistics, are always float64: their cancellation happens in the M-step.
         """
-        const = np.einsum("kd,kd->k", prec_mu, means)
-        return _Expanded(squares, quad, prec_mu, offset - 0.5 * const)
+        const = offset - 0.5 * np.einsum("kd,kd->k", prec_mu, means)
+        out = _Expanded(squares, quad, prec_mu, const)
+        out.coef = out.coef.astype(dtype)
+        return out
 
     def log_density(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         phi = _quadratic_features(X.astype(np.float64, copy=False), self.squares)
         # (K, B) products are the faster shape for BLAS; callers get a (B, K) view.
-        lp = (self.coef @ phi).T
-        lp += self.offset
-        return lp, phi
+        if self.coef.dtype == np.float64:
+            return (self.coef @ phi).T, phi
+        return (self.coef @ phi.astype(self.coef.dtype)).T, phi
 
     @staticmethod
-    def moments(phi: np.ndarray, resp: np.ndarray, D: int) -> tuple[np.ndarray, np.ndarray]:
+    def moments(phi: np.ndarray, resp: np.ndarray, D: int):
         g = resp.T @ phi.T  # (K, F): responsibility-weighted sums of every feature
-        return g[:, -D:], g[:, :-D]
+        return g[:, -1], g[:, -1 - D : -1], g[:, : -1 - D]
+
+
+class _Whitened:
+    """Whitened residuals of every component from one product (large D, few components)."""
+
+    __slots__ = ("means", "offset", "u_aug", "u_inv")
+
+    def __init__(self, u_aug, offset, u_inv, means):
+        self.u_aug, self.offset, self.u_inv, self.means = u_aug, offset, u_inv, means
+
+    def log_density(self, X: np.ndarray) -> tuple[np.ndarray, _WhitenedBlock]:
+        B, D = X.shape
+        xa = np.empty((B, D + 1), dtype=self.u_aug.dtype)
+        xa[:, :D] = X
+        xa[:, D] = 1.0
+        za = (xa @ self.u_aug).reshape(B, -1, D + 1)
+        lp = np.einsum("bkd,bkd->bk", za, za)
+        lp -= 1.0
+        lp *= -0.5
+        lp += self.offset
+        return lp, _WhitenedBlock(za, self)
+
+
+class _WhitenedBlock:
+    __slots__ = ("cache", "za")
+
+    def __init__(self, za, cache):
+        self.za, self.cache = za, cache
+
+    def moments(self, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw moments (sum r x, packed sum r x x') from moments of the residuals.
+
+        The block's moments are centred at the current means (accurate even in
+        float32); they are turned into raw float64 moments so that statistics do not
+        depend on the parameters they were computed at.
+        """
+        za, D = self.za, self.za.shape[2] - 1
+        rz = za * resp[:, :, None]
+        m = np.matmul(rz.transpose(1, 2, 0), za.transpose(1, 0, 2)).astype(np.float64)
+        nk, u_inv, mu = m[:, D, D], self.cache.u_inv, self.cache.means
+        d1 = np.einsum("kd,kde->ke", m[:, D, :D], u_inv)  # sum r (x - mu)
+        c2 = np.swapaxes(u_inv, 1, 2) @ m[:, :D, :D] @ u_inv  # sum r (x - mu)(x - mu)'
+        outer = mu[:, :, None] * d1[:, None, :]
+        s2 = (
+            c2
+            + outer
+            + np.swapaxes(outer, 1, 2)
+            + nk[:, None, None] * (mu[:, :, None] * mu[:, None, :])
+        )
+        iu = np.triu_indices(D)
+        return nk, d1 + nk[:, None] * mu, s2[:, iu[0], iu[1]]
 
 
 def _upper_inverse(u: np.ndarray) -> np.ndarray:
@@ -246,6 +313,10 @@ class Full(CovarianceStructure):
     def n_parameters(self, K, D):
         return K * D * (D + 1) // 2
 
+    def work_per_row(self, K, D):
+        expanded = D * (D + 1) // 2 + D + 1
+        return min(expanded, K * (D + 1)) + 2 * K
+
     def precision_cholesky(self, cov):
         return _chol_precision(np.asarray(cov, dtype=np.float64))
 
@@ -260,21 +331,19 @@ class Full(CovarianceStructure):
         return np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1)
 
     @staticmethod
-    def _expanded(K: int, D: int, dtype) -> bool:
+    def _expanded(K: int, D: int) -> bool:
         # Packed squares cost D(D+1)/2 numbers per row, whitened residuals K(D+1):
-        # expand unless the dimension is large and the components few. float32 data
-        # keep float32 arithmetic through the whitened residuals, which need no
-        # cancelling raw moments.
-        return np.dtype(dtype) == np.float64 and D * (D + 1) // 2 <= 2 * K * (D + 1)
+        # expand unless the dimension is large and the components few.
+        return D * (D + 1) // 2 <= 2 * K * (D + 1)
 
     def prepare(self, means, prec_chol, offset, dtype):
         K, D = means.shape
-        if self._expanded(K, D, dtype):
+        if self._expanded(K, D):
             prec = prec_chol @ np.swapaxes(prec_chol, 1, 2)
             iu = np.triu_indices(D)
             quad = prec[:, iu[0], iu[1]] * np.where(iu[0] == iu[1], 1.0, 2.0)
             prec_mu = np.einsum("kde,ke->kd", prec, means)
-            return _Expanded.build("packed", quad, prec_mu, means, offset)
+            return _Expanded.build("packed", quad, prec_mu, means, offset, dtype)
         # One (D+1, K*(D+1)) matrix whitens a row for every component in one product:
         # with x augmented by a 1, component k's block of columns gives
         # [(x - mu_k) U_k, 1]. The trailing 1 makes the moment product below return the
@@ -283,45 +352,26 @@ class Full(CovarianceStructure):
         u_aug[:D, :, :D] = prec_chol.transpose(1, 0, 2)
         u_aug[D, :, :D] = -np.einsum("kd,kde->ke", means, prec_chol)
         u_aug[D, :, D] = 1.0
-        return u_aug.reshape(D + 1, K * (D + 1)).astype(dtype), np.asarray(offset, dtype=dtype)
+        return _Whitened(
+            u_aug.reshape(D + 1, K * (D + 1)).astype(dtype),
+            np.asarray(offset, dtype=dtype),
+            _upper_inverse(prec_chol),
+            means,
+        )
 
     def log_density(self, X, cache):
-        if isinstance(cache, _Expanded):
-            return cache.log_density(X)
-        u_aug, offset = cache
-        B, D = X.shape
-        xa = np.empty((B, D + 1), dtype=u_aug.dtype)
-        xa[:, :D] = X
-        xa[:, D] = 1.0
-        za = (xa @ u_aug).reshape(B, -1, D + 1)
-        lp = np.einsum("bkd,bkd->bk", za, za)
-        lp -= 1.0
-        lp *= -0.5
-        lp += offset
-        return lp, za
+        return cache.log_density(X)
 
     def block_stats(self, X, resp, work):
-        D = X.shape[1]
-        if work.ndim == 2:  # quadratic features (F, B)
-            return _Expanded.moments(work, resp, D)
-        rz = work * resp[:, :, None]
-        m = np.matmul(rz.transpose(1, 2, 0), work.transpose(1, 0, 2))  # (K, D+1, D+1)
-        return m[:, D, :D], m[:, :D, :D]
+        if isinstance(work, _WhitenedBlock):
+            return work.moments(resp)
+        return _Expanded.moments(work, resp, X.shape[1])
 
     def estimate(self, nk, s1, s2, means, prec_chol, reg_covar):
         D = means.shape[1]
-        if s2.ndim == 2:  # packed raw second moments from the expanded kernel
-            new_means = s1 / nk[:, None]
-            covs = _unpack_symmetric(s2 / nk[:, None], D)
-            covs -= new_means[:, :, None] * new_means[:, None, :]
-        else:
-            # Moments of z = (x - mu) U are centred at the old means; map them back.
-            u_inv = _upper_inverse(prec_chol)
-            delta = s1 / nk[:, None]
-            scatter = s2 / nk[:, None, None] - delta[:, :, None] * delta[:, None, :]
-            covs = np.swapaxes(u_inv, 1, 2) @ scatter @ u_inv
-            covs = 0.5 * (covs + np.swapaxes(covs, 1, 2))
-            new_means = means + np.einsum("kd,kde->ke", delta, u_inv)
+        new_means = s1 / nk[:, None]
+        covs = _unpack_symmetric(s2 / nk[:, None], D)
+        covs -= new_means[:, :, None] * new_means[:, None, :]
         covs[:, np.arange(D), np.arange(D)] += reg_covar
         return new_means, covs
 
@@ -342,6 +392,9 @@ class Tied(CovarianceStructure):
     def n_parameters(self, K, D):
         return D * (D + 1) // 2
 
+    def work_per_row(self, K, D):
+        return D * (D + 1) // 2 + D + 1 + 2 * K
+
     def precision_cholesky(self, cov):
         return _chol_precision(np.asarray(cov, dtype=np.float64))
 
@@ -353,7 +406,7 @@ class Tied(CovarianceStructure):
         prec = prec_chol @ prec_chol.T
         iu = np.triu_indices(D)
         quad = np.broadcast_to(prec[iu] * np.where(iu[0] == iu[1], 1.0, 2.0), (K, len(iu[0])))
-        return _Expanded.build("packed", quad, means @ prec, means, offset)
+        return _Expanded.build("packed", quad, means @ prec, means, offset, dtype)
 
     def log_density(self, X, cache):
         return cache.log_density(X)
@@ -361,8 +414,8 @@ class Tied(CovarianceStructure):
     def block_stats(self, X, resp, phi):
         # The responsibilities of a row sum to its weight: the pooled second moment is
         # the weighted sum of the squares, whatever the responsibilities.
-        s1, s2 = _Expanded.moments(phi, resp, X.shape[1])
-        return s1, s2.sum(axis=0)
+        nk, s1, s2 = _Expanded.moments(phi, resp, X.shape[1])
+        return nk, s1, s2.sum(axis=0)
 
     def estimate(self, nk, s1, s2, means, prec_chol, reg_covar):
         D = means.shape[1]
@@ -412,12 +465,15 @@ class Diag(_Variances):
     def n_parameters(self, K, D):
         return K * D
 
+    def work_per_row(self, K, D):
+        return 2 * D + 1 + 2 * K
+
     def log_det_precision_cholesky(self, prec_chol, D):
         return np.log(prec_chol).sum(axis=1)
 
     def prepare(self, means, prec_chol, offset, dtype):
         prec2 = prec_chol**2
-        return _Expanded.build("diag", prec2, means * prec2, means, offset)
+        return _Expanded.build("diag", prec2, means * prec2, means, offset, dtype)
 
     def block_stats(self, X, resp, phi):
         return _Expanded.moments(phi, resp, X.shape[1])
@@ -444,12 +500,15 @@ class Spherical(_Variances):
     def n_parameters(self, K, D):
         return K
 
+    def work_per_row(self, K, D):
+        return D + 2 + 2 * K
+
     def log_det_precision_cholesky(self, prec_chol, D):
         return D * np.log(prec_chol)
 
     def prepare(self, means, prec_chol, offset, dtype):
         prec2 = prec_chol**2
-        return _Expanded.build("norm", prec2[:, None], means * prec2[:, None], means, offset)
+        return _Expanded.build("norm", prec2[:, None], means * prec2[:, None], means, offset, dtype)
 
     def block_stats(self, X, resp, phi):
         return _Expanded.moments(phi, resp, X.shape[1])

@@ -22,19 +22,52 @@ __all__ = ["PlainEM", "RunContext", "Scheme"]
 class RunContext:
     """What a scheme needs: the model, the data, where E-steps run, and the monitor."""
 
-    def __init__(self, model: Any, source: DataSource, executor: Executor, monitor: Monitor):
+    def __init__(
+        self,
+        model: Any,
+        source: DataSource,
+        executor: Executor,
+        monitor: Monitor,
+        *,
+        beta: float = 1.0,
+        hard: bool = False,
+    ):
         self.model = model
         self.source = source
         self.executor = executor
         self.monitor = monitor
         self._log_prior = getattr(model, "log_prior", None)
+        self.set_posterior(beta=beta, hard=hard)
+
+    def set_posterior(self, *, beta: float = 1.0, hard: bool = False) -> None:
+        """Choose the E-step: exact (beta=1), tempered (0 < beta < 1) or hard (argmax).
+
+        Tempered and hard E-steps go through the model's optional
+        ``estep_variant(params, batch, beta=..., hard=...)``, which returns the
+        statistics and the objective those E-steps increase: the tempered
+        log-likelihood ``(1/beta) sum_i log sum_z p(x_i, z)^beta``, or the
+        classification log-likelihood ``sum_i max_z log p(x_i, z)``.
+        """
+        self.beta, self.hard = float(beta), bool(hard)
+        if self.beta == 1.0 and not self.hard:
+            self._estep = self.model.estep
+            return
+        variant = getattr(self.model, "estep_variant", None)
+        if variant is None:
+            what = "hard (classification) EM" if hard else "deterministic annealing"
+            raise TypeError(
+                f"{type(self.model).__name__} does not support {what}: it needs a method "
+                "estep_variant(params, batch, *, beta, hard)"
+            )
+        beta_, hard_ = self.beta, self.hard
+        self._estep = lambda params, batch: variant(params, batch, beta=beta_, hard=hard_)
 
     def log_prior(self, params: Any) -> float:
         return 0.0 if self._log_prior is None else float(self._log_prior(params))
 
     def evaluate(self, params: Any) -> tuple[Any, float, float]:
         """One full E-step: (summed statistics, log-likelihood, objective) at ``params``."""
-        estep = self.model.estep
+        estep = self._estep
         stats, loglik = self.executor.map_reduce(
             lambda batch: estep(params, batch), self.source.batches()
         )

@@ -63,9 +63,53 @@ def log_normalize(log_prob: np.ndarray) -> np.ndarray:
     return (np.log(total) + top)[:, 0]
 
 
-def _block_rows(n_components: int, n_features: int) -> int:
-    # About 2**18 numbers in the (rows, K, D) work array: it stays in cache.
-    return int(np.clip(2**18 // max(n_components * n_features, 1), 256, 1 << 20))
+def _posterior(log_joint: np.ndarray, beta: float, hard: bool) -> np.ndarray:
+    """Turn (B, K) log joints into posteriors in place; return each row's objective."""
+    if hard:
+        best = log_joint.argmax(axis=1)
+        rows = log_joint[np.arange(len(best)), best]
+        log_joint[:] = 0.0
+        log_joint[np.arange(len(best)), best] = 1.0
+        return rows
+    if beta != 1.0:
+        log_joint *= beta
+        return log_normalize(log_joint) / beta
+    return log_normalize(log_joint)
+
+
+def _arithmetic(params: GMMParams, structure: CovarianceStructure, dtype) -> np.dtype:
+    """float32 where it is accurate enough, else float64.
+
+    The log-densities come from an expansion whose cancellation costs about
+    ``kappa = max_k (|mu_k|^2 + tr S_k) / min_k lambda_min(S_k)`` units of round-off
+    (the data are centred at their mean). float32 data get float32 log-densities only
+    while ``kappa * eps(float32) < 1e-4``; tight clusters far apart switch to float64.
+    Statistics are accumulated in float64 in any case.
+    """
+    if np.dtype(dtype) != np.float32:
+        return np.dtype(np.float64)
+    K, D = params.means.shape
+    full = structure.to_full(params.covariances, K, D)
+    smallest = np.linalg.eigvalsh(full)[:, 0].min()
+    spread = (
+        np.einsum("kd,kd->k", params.means, params.means) + np.trace(full, axis1=1, axis2=2)
+    ).max()
+    kappa = spread / max(smallest, np.finfo(np.float64).tiny)
+    return np.dtype(np.float32 if kappa * np.finfo(np.float32).eps < 1e-4 else np.float64)
+
+
+def _add_moments(total, block):
+    """Add a block's (counts, first, second moments) to the running float64 totals."""
+    if total is None:
+        return [np.array(b, dtype=np.float64) for b in block]
+    for acc, b in zip(total, block):
+        acc += b
+    return total
+
+
+def _block_rows(work_per_row: int) -> int:
+    # About 2**17 numbers of work arrays per block: they stay in cache.
+    return int(np.clip(2**17 // max(work_per_row, 1), 256, 1 << 16))
 
 
 class GaussianMixtureModel:
@@ -102,24 +146,32 @@ class GaussianMixtureModel:
         return self.params_from_responsibilities(X, w, resp)
 
     def estep(self, params: GMMParams, batch: Any) -> tuple[GMMStats, float]:
+        return self.estep_variant(params, batch)
+
+    def estep_variant(
+        self, params: GMMParams, batch: Any, *, beta: float = 1.0, hard: bool = False
+    ) -> tuple[GMMStats, float]:
+        """E-step with exact (beta=1), tempered (beta < 1) or hard posteriors.
+
+        Returns the statistics and the batch's objective: the log-likelihood, the
+        tempered log-likelihood ``(1/beta) sum log sum_k (w_k p_k(x))^beta``, or the
+        classification log-likelihood ``sum max_k log w_k p_k(x)``.
+        """
         X, w = batch
-        K = params.means.shape[0]
+        K, D = params.means.shape
         st = self.structure
-        nk = np.zeros(K)
-        s1 = s2 = np.float64(0.0)  # the first block sets the layout; sums stay float64
-        loglik = 0.0
-        for sl, resp, ll_rows, work in self._posterior_blocks(params, X):
+        cache = self._prepare(params, X.dtype)
+        totals, value = None, 0.0
+        for sl in self._slices(len(X), K, D):
+            resp, work = st.log_density(X[sl], cache)
+            rows = _posterior(resp, beta, hard)
             if w is not None:
-                wb = w[sl]
-                resp *= wb[:, None]
-                loglik += float(np.dot(wb, ll_rows))
+                resp *= w[sl, None]
+                value += float(np.dot(w[sl], rows))
             else:
-                loglik += float(np.sum(ll_rows, dtype=np.float64))
-            nk += resp.sum(axis=0)
-            b1, b2 = st.block_stats(X[sl], resp, work)
-            s1 += b1
-            s2 += b2
-        return GMMStats(nk, s1, s2), loglik
+                value += float(np.sum(rows, dtype=np.float64))
+            totals = _add_moments(totals, st.block_stats(X[sl], resp, work))
+        return GMMStats(*totals), value
 
     def mstep(self, stats: GMMStats, params: GMMParams) -> GMMParams | Reseeded:
         nk = np.asarray(stats.nk, dtype=np.float64)
@@ -149,13 +201,11 @@ class GaussianMixtureModel:
         pseudo = GMMParams(np.full(K, 1.0 / K), centres, eye_prec, eye_prec)
         st = self.structure
         cache = st.prepare(centres, eye_prec, np.zeros(K), X.dtype)
-        s1 = s2 = np.float64(0.0)  # the first block sets the layout; sums stay float64
+        totals = None
         for sl in self._slices(len(X), K, D):
             _, work = st.log_density(X[sl], cache)
-            b1, b2 = st.block_stats(X[sl], r[sl].astype(X.dtype, copy=False), work)
-            s1 += b1
-            s2 += b2
-        params = self.mstep(GMMStats(nk, s1, s2), pseudo)
+            totals = _add_moments(totals, st.block_stats(X[sl], r[sl], work))
+        params = self.mstep(GMMStats(*totals), pseudo)
         if isinstance(params, Reseeded):
             params = params.params
         return params
@@ -164,7 +214,7 @@ class GaussianMixtureModel:
         return self.structure.precision_cholesky(self.structure.identity(K, D))
 
     def _slices(self, n, K, D):
-        size = self.block_rows or _block_rows(K, D)
+        size = self.block_rows or _block_rows(self.structure.work_per_row(K, D))
         return [slice(s, s + size) for s in range(0, n, size)]
 
     def _prepare(self, params: GMMParams, dtype):
@@ -174,6 +224,7 @@ class GaussianMixtureModel:
             offset = np.log(params.weights) + st.log_det_precision_cholesky(
                 params.precisions_cholesky, D
             )
+        dtype = _arithmetic(params, st, dtype)
         return st.prepare(
             params.means, params.precisions_cholesky, offset - 0.5 * D * _LOG_2PI, dtype
         )
