@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -15,8 +16,9 @@ from emkit.engine.executors import Executor, as_executor
 from emkit.engine.monitor import _MONOTONE_MODES, Monitor
 from emkit.engine.protocol import EMResult, IterationInfo
 from emkit.engine.schemes import PlainEM, RunContext, Scheme
+from emkit.engine.variants import Annealed, HardEM, check_schedule
 
-__all__ = ["em"]
+__all__ = ["em", "make_scheme"]
 
 
 def em(
@@ -36,6 +38,12 @@ def em(
     tol_scale: float | None = None,
     executor: Executor | str | None = None,
     scheme: Scheme | None = None,
+    accel: str | None = None,
+    variant: str = "em",
+    anneal: Any = None,
+    kappa: float = 0.6,
+    t0: float = 2.0,
+    n_jobs: int | None = None,
 ) -> EMResult:
     """Fit ``model`` to ``data`` by Expectation-Maximization.
 
@@ -82,7 +90,21 @@ def em(
     executor : {"serial", "threads"} or Executor, optional
         Where the per-batch E-steps run.
     scheme : Scheme, optional
-        The iteration scheme (plain EM by default).
+        A custom iteration scheme (overrides ``accel``, ``variant`` and ``anneal``).
+    accel : {None, "squarem"}
+        Acceleration: SQUAREM (Varadhan & Roland 2008), never worse than plain EM.
+    variant : {"em", "online", "hard"}, default "em"
+        Plain EM; online / mini-batch EM (Cappe & Moulines 2009) with ``batch_size``
+        rows per step and step sizes ``(t + t0) ** -kappa`` (``max_iter`` counts
+        passes); or hard (classification) EM. Hard EM needs the model's
+        ``estep_variant``.
+    anneal : "default" or sequence of float, optional
+        Deterministic annealing (Ueda & Nakano 1998): rising inverse temperatures
+        ending at 1; needs the model's ``estep_variant``.
+    kappa, t0 : float
+        Step-size schedule of online EM; ``kappa`` in (0.5, 1].
+    n_jobs : int, optional
+        Run the ``n_init`` restarts on this many threads (same result as sequential).
 
     Returns
     -------
@@ -91,34 +113,50 @@ def em(
     _check_options(max_iter, tol, n_init, callback, check_monotone, monotone_rtol)
     if init is not None and n_init != 1:
         raise ValueError("n_init must be 1 when starting parameters are given in init")
+    if n_jobs is not None and (
+        isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs < 1
+    ):
+        raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}")
+    if scheme is None:
+        scheme = make_scheme(
+            accel=accel, variant=variant, anneal=anneal, batch_size=batch_size, kappa=kappa, t0=t0
+        )
+        if variant == "online":
+            batch_size = None  # the scheme draws its own mini-batches
     source = as_source(data, batch_size)
     scale = float(source.n_samples if tol_scale is None else tol_scale)
     exe = as_executor(executor)
-    scheme = PlainEM() if scheme is None else scheme
-    t0 = time.perf_counter()
+    start = time.perf_counter()
 
-    runs = []
+    def one_run(i: int, rng: np.random.Generator):
+        params0 = init if init is not None else model.init_params(source.init_data(), rng)
+        monitor = Monitor(
+            max_iter=max_iter,
+            tol=tol,
+            scale=scale,
+            check_monotone=check_monotone,
+            monotone_rtol=monotone_rtol,
+            callback=callback,
+            progress=progress,
+            restart=i,
+            n_restarts=n_init,
+        )
+        try:
+            ctx = RunContext(model, source, exe, monitor, random_state=rng)
+            params, loglik, objective = scheme.run(ctx, params0)
+        finally:
+            monitor.close()
+        return objective, loglik, params, monitor
+
+    rngs = child_rngs(random_state, n_init)
     try:
-        for i, rng in enumerate(child_rngs(random_state, n_init)):
-            params0 = init if init is not None else model.init_params(source.init_data(), rng)
-            monitor = Monitor(
-                max_iter=max_iter,
-                tol=tol,
-                scale=scale,
-                check_monotone=check_monotone,
-                monotone_rtol=monotone_rtol,
-                callback=callback,
-                progress=progress,
-                restart=i,
-                n_restarts=n_init,
-            )
-            try:
-                params, loglik, objective = scheme.run(
-                    RunContext(model, source, exe, monitor), params0
-                )
-            finally:
-                monitor.close()
-            runs.append((objective, loglik, params, monitor))
+        if n_jobs is None or n_jobs == 1 or n_init == 1:
+            runs = [one_run(i, rng) for i, rng in enumerate(rngs)]
+        else:
+            # Restarts are independent (own seed, own monitor): threads give the same
+            # results as a loop, and NumPy/BLAS release the GIL.
+            with ThreadPoolExecutor(min(n_jobs, n_init)) as pool:
+                runs = list(pool.map(one_run, range(n_init), rngs))
     finally:
         if executor is None or isinstance(executor, str):
             exe.close()
@@ -131,13 +169,53 @@ def em(
         history=monitor.history_array(),
         n_iter=monitor.n_iter,
         converged=monitor.converged,
-        time=time.perf_counter() - t0,
+        time=time.perf_counter() - start,
         objective=float(objective),
         initial_loglik=float(monitor.initial),
         n_estep=monitor.n_estep,
         restarts=[float(r[0]) for r in runs],
         best_restart=best,
     )
+
+
+VARIANTS = ("em", "online", "hard")
+
+
+def make_scheme(
+    *,
+    accel: str | None = None,
+    variant: str = "em",
+    anneal: Any = None,
+    batch_size: int | None = None,
+    kappa: float = 0.6,
+    t0: float = 2.0,
+) -> Scheme:
+    """The iteration scheme for a combination of options (validated here, once)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if accel not in (None, "squarem"):
+        raise ValueError(f"accel must be None or 'squarem', got {accel!r}")
+    if variant == "online":
+        if accel is not None or anneal is not None:
+            raise ValueError("online EM cannot be combined with accel or anneal")
+        if batch_size is None:
+            raise ValueError("online EM needs batch_size (rows per step)")
+        from emkit.engine.online import OnlineEM
+
+        return OnlineEM(batch_size=batch_size, kappa=kappa, t0=t0)
+    if accel == "squarem":
+        from emkit.engine.accel import SQUAREM
+
+        inner: Scheme = SQUAREM()
+    else:
+        inner = PlainEM()
+    if variant == "hard":
+        if anneal is not None:
+            raise ValueError("hard EM cannot be combined with anneal")
+        return HardEM(inner)
+    if anneal is not None:
+        return Annealed(inner, check_schedule(anneal))
+    return inner
 
 
 def _check_options(max_iter, tol, n_init, callback, check_monotone, monotone_rtol) -> None:

@@ -65,13 +65,29 @@ class Monitor:
             desc = "EM" if n_restarts == 1 else f"EM {restart + 1}/{n_restarts}"
             self._bar = tqdm(total=max_iter, desc=desc, leave=False, dynamic_ncols=True)
 
+    def new_stage(self) -> None:
+        """Start a new stage (annealing): the next value is a fresh starting point.
+
+        ``max_iter`` and convergence apply per stage; ``n_iter`` and ``history`` keep
+        counting across stages.
+        """
+        self._stage_start = self.n_iter
+        self.converged = False
+        self._staged = True
+
+    @property
+    def stage_iter(self) -> int:
+        return self.n_iter - getattr(self, "_stage_start", 0)
+
     def roundoff(self, value: float) -> float:
         return self.monotone_rtol * (abs(value) + self.scale)
 
     def start(self, params: Any, loglik: float, objective: float) -> bool:
         """Record the objective at the starting parameters; True means stop now."""
-        _check_finite(objective, 0)
-        self.initial = self._last = objective
+        _check_finite(objective, self.n_iter)
+        if math.isnan(self.initial):
+            self.initial = objective
+        self._last = objective
         return self._notify(params, loglik, objective, math.nan)
 
     def record(self, params: Any, loglik: float, objective: float, reseeded: bool = False) -> bool:
@@ -93,7 +109,7 @@ class Monitor:
         elif change < self.tol * self.scale:
             self.converged = True
         stop = self._notify(params, loglik, objective, change)
-        return stop or self.converged or self.n_iter >= self.max_iter
+        return stop or self.converged or self.stage_iter >= self.max_iter
 
     def _report_drop(self, change: float) -> None:
         msg = (

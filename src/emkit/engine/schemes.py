@@ -11,6 +11,8 @@ from __future__ import annotations
 import abc
 from typing import Any
 
+import numpy as np
+
 from emkit.data.sources import DataSource
 from emkit.engine.executors import Executor
 from emkit.engine.monitor import Monitor
@@ -31,11 +33,14 @@ class RunContext:
         *,
         beta: float = 1.0,
         hard: bool = False,
+        random_state: np.random.Generator | None = None,
     ):
         self.model = model
         self.source = source
         self.executor = executor
         self.monitor = monitor
+        #: the restart's own generator (online EM shuffles with it)
+        self.rng = random_state if random_state is not None else np.random.default_rng(0)
         self._log_prior = getattr(model, "log_prior", None)
         self.set_posterior(beta=beta, hard=hard)
 
@@ -93,6 +98,7 @@ class PlainEM(Scheme):
     def run(self, ctx: RunContext, params: Any) -> tuple[Any, float, float]:
         stats, loglik, objective = ctx.evaluate(params)
         stop = ctx.monitor.start(params, loglik, objective) or ctx.monitor.max_iter == 0
+        stop = stop or ctx.monitor.stopped_by_callback
         while not stop:
             params, reseeded = unwrap_reseeded(ctx.model.mstep(stats, params))
             stats, loglik, objective = ctx.evaluate(params)
