@@ -226,11 +226,12 @@ def run_all(modules: list[ModuleType], args: argparse.Namespace) -> list[dict[st
 
 
 def summary(row: dict[str, Any]) -> str:
-    """One line about a finished row (progress output)."""
-    return (
+    """One line about a finished row (progress output), and its note if it has one."""
+    line = (
         f"{row['workload']}: emkit {row['emkit_s_per_iter']:.4g} s/iter, {row['peer']} "
         f"{row['peer_s_per_iter']:.4g} s/iter, speed-up {row['speedup']:.2f}x"
     )
+    return f"{line}\n    {row['note']}" if row.get("note") else line
 
 
 def write_results(path: Path, info: dict, args: argparse.Namespace, rows: list[dict]) -> None:

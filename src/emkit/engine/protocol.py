@@ -26,8 +26,19 @@ class EMModel(Protocol):
     leaf-wise sum of the statistics of its parts, so the engine can split the E-step
     over batches, threads or machines.
 
-    A model may also define ``log_prior(params) -> float`` (MAP-EM: the engine then
-    maximises log-likelihood + log-prior and checks that sum for monotonicity).
+    A model may also define:
+
+    * ``log_prior(params) -> float``: MAP-EM; the engine then maximises
+      log-likelihood + log-prior and checks that sum for monotonicity;
+    * ``generalized = True``: the M-step only increases the expected complete-data
+      log-likelihood instead of maximising it (generalized EM, Dempster, Laird & Rubin
+      1977, and ECM, Meng & Rubin 1993). Such steps still never lower the objective,
+      so the engine treats them like EM steps and the monotonicity check applies;
+    * ``estep_variant(params, batch, *, beta, hard)``: tempered and hard E-steps, for
+      deterministic annealing and classification EM;
+    * ``pack(params)`` / ``unpack(vector, like)``: an unconstrained flat
+      parametrisation, used by SQUAREM;
+    * ``perturb(params, rng)``: a small random move, used between annealing stages.
     """
 
     def init_params(self, data: Any, rng: np.random.Generator) -> Any:

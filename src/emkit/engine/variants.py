@@ -51,7 +51,8 @@ class HardEM(Scheme):
     probable hidden state (a one-hot posterior).
 
     It maximises the classification log-likelihood ``sum_i max_z log p(x_i, z)``, which
-    never decreases; the monotonicity check and ``history`` use that objective. For a
+    never decreases; the monotonicity check and ``history`` use that objective, while
+    the returned ``loglik`` is the observed-data log-likelihood of the result. For a
     spherical Gaussian mixture with equal fixed weights and variances this is k-means.
     """
 
@@ -61,9 +62,13 @@ class HardEM(Scheme):
     def run(self, ctx: RunContext, params: Any) -> tuple[Any, float, float]:
         ctx.set_posterior(hard=True)
         try:
-            return self.inner.run(ctx, params)
+            params = self.inner.run(ctx, params)[0]
         finally:
             ctx.set_posterior()
+        # What is returned is the observed-data log-likelihood of the result (one more
+        # pass); the history holds the classification log-likelihood.
+        _, loglik, objective = ctx.evaluate(params)
+        return params, loglik, objective
 
 
 class Annealed(Scheme):
@@ -75,6 +80,11 @@ class Annealed(Scheme):
     last stage (beta = 1) is plain EM. Each stage increases its own objective, the
     tempered log-likelihood ``(1/beta) sum_i log sum_z p(x_i, z)^beta``; the monitor
     starts afresh at each stage, and ``history`` holds every stage's values.
+
+    At high temperature the components of a mixture become identical, and identical
+    components stay identical under EM; so, as in deterministic annealing for
+    clustering (Rose 1998), each new stage starts from slightly perturbed parameters
+    when the model offers ``perturb(params, rng)``.
     """
 
     def __init__(self, inner: Scheme, schedule: Sequence[float]):
@@ -85,9 +95,12 @@ class Annealed(Scheme):
         monitor = ctx.monitor
         result = None
         try:
-            for beta in self.schedule:
+            perturb = getattr(ctx.model, "perturb", None)
+            for stage, beta in enumerate(self.schedule):
                 ctx.set_posterior(beta=beta)
                 monitor.new_stage()
+                if stage and perturb is not None:
+                    params = perturb(params, ctx.rng)
                 result = self.inner.run(ctx, params)
                 params = result[0]
                 if monitor.stopped_by_callback:

@@ -58,6 +58,19 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         1 prints a summary of each fit; 2 also prints every iteration.
     check_monotone : {"warn", "raise", "off"}, default "warn"
         What to do if the log-likelihood ever drops (which exact EM never does).
+    accel : {None, "squarem"}, default None
+        SQUAREM acceleration (Varadhan & Roland 2008): fewer E-steps, never worse
+        than plain EM.
+    variant : {"em", "online", "hard"}, default "em"
+        "online": mini-batch EM (Cappe & Moulines 2009) over ``batch_size`` rows with
+        step sizes ``(t + t0) ** -kappa``; "hard": classification EM (Celeux &
+        Govaert 1992), which maximises the classification likelihood.
+    anneal : None, "default" or sequence of float
+        Deterministic annealing (Ueda & Nakano 1998): inverse temperatures rising to 1.
+    kappa, t0 : float, default 0.6 and 2.0
+        Step sizes of online EM (kappa in (0.5, 1]).
+    n_jobs : int, optional
+        Run the ``n_init`` restarts on this many threads (same result as one).
 
     Attributes
     ----------
@@ -120,6 +133,12 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         progress: bool = False,
         verbose: int = 0,
         check_monotone: str = "warn",
+        accel: str | None = None,
+        variant: str = "em",
+        anneal: Any = None,
+        kappa: float = 0.6,
+        t0: float = 2.0,
+        n_jobs: int | None = None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -134,6 +153,12 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         self.progress = progress
         self.verbose = verbose
         self.check_monotone = check_monotone
+        self.accel = accel
+        self.variant = variant
+        self.anneal = anneal
+        self.kappa = kappa
+        self.t0 = t0
+        self.n_jobs = n_jobs
 
     # ------------------------------------------------------------------ fitting
     def _model(self) -> GaussianMixtureModel:
@@ -261,6 +286,12 @@ class GaussianMixture(MixtureMixin, EMEstimator):
             check_monotone=self.check_monotone,
             monotone_rtol=1e-9 if X.dtype == np.float64 else 1e-5,
             tol_scale=n_obs,
+            accel=self.accel,
+            variant=self.variant,
+            anneal=self.anneal,
+            kappa=self.kappa,
+            t0=self.t0,
+            n_jobs=self.n_jobs,
         )
         p = result.params
         dtype = X.dtype

@@ -189,6 +189,16 @@ class GaussianMixtureModel:
             return GMMParams(weights, means, covs, self.structure.precision_cholesky(covs))
         return Reseeded(self._reseed(weights, means, covs, bad))
 
+    def perturb(
+        self, params: GMMParams, rng: np.random.Generator, scale: float = 0.05
+    ) -> GMMParams:
+        """Means moved by ``scale`` standard deviations in random directions (annealing)."""
+        K, D = params.means.shape
+        sd = np.sqrt(
+            np.diagonal(self.structure.to_full(params.covariances, K, D), axis1=1, axis2=2)
+        )
+        return params._replace(means=params.means + scale * sd * rng.standard_normal((K, D)))
+
     # ------------------------------------------------------------------ helpers
     def params_from_responsibilities(self, X, w, resp) -> GMMParams:
         """M-step from given responsibilities (used to start from labels or soft assignments)."""
