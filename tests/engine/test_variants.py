@@ -151,3 +151,94 @@ def test_parallel_restarts_equal_sequential():
     np.testing.assert_array_equal(par.means_, one.means_)
     with pytest.raises(ValueError, match="n_jobs"):
         GaussianMixture(2, n_jobs=0).fit(X)
+
+
+class PoissonMixture:
+    """A user-written two-parameter-family model: a mixture of Poissons on counts."""
+
+    def __init__(self, K):
+        self.K = K
+
+    def init_params(self, data, rng):
+        x = data["x"]
+        return {"w": np.full(self.K, 1.0 / self.K), "rate": np.sort(rng.choice(x, self.K)) + 0.5}
+
+    def _log_joint(self, params, x):
+        from scipy.special import gammaln
+
+        return (
+            np.log(params["w"])
+            + x[:, None] * np.log(params["rate"])
+            - params["rate"]
+            - gammaln(x + 1.0)[:, None]
+        )
+
+    def estep_variant(self, params, batch, *, beta=1.0, hard=False):
+        from scipy.special import logsumexp
+
+        lj = self._log_joint(params, batch["x"])
+        if hard:
+            best = lj.argmax(axis=1)
+            resp = np.eye(self.K)[best]
+            value = lj[np.arange(len(best)), best].sum()
+        else:
+            norm = logsumexp(beta * lj, axis=1)
+            resp = np.exp(beta * lj - norm[:, None])
+            value = norm.sum() / beta
+        return {"n": resp.sum(0), "sx": resp.T @ batch["x"]}, float(value)
+
+    def estep(self, params, batch):
+        return self.estep_variant(params, batch)
+
+    def mstep(self, stats, params):
+        return {"w": stats["n"] / stats["n"].sum(), "rate": stats["sx"] / stats["n"]}
+
+
+def poisson_data(seed=9):
+    rng = np.random.default_rng(seed)
+    return {"x": np.concatenate([rng.poisson(2.0, 600), rng.poisson(9.0, 400)]).astype(float)}
+
+
+def test_hard_em_on_a_user_model_reaches_a_classification_fixed_point():
+    data = poisson_data()
+    res = emkit.em(
+        PoissonMixture(2),
+        data,
+        variant="hard",
+        random_state=0,
+        tol=0.0,
+        max_iter=200,
+        check_monotone="raise",
+    )
+    model, p = PoissonMixture(2), res.params
+    labels = model._log_joint(p, data["x"]).argmax(axis=1)
+    for k in range(2):  # each rate is the mean of the counts assigned to it
+        assert p["rate"][k] == pytest.approx(data["x"][labels == k].mean(), rel=1e-12)
+        assert p["w"][k] == pytest.approx(np.mean(labels == k), rel=1e-12)
+    assert res.converged
+
+
+def test_annealing_and_squarem_on_a_user_model():
+    data = poisson_data()
+    plain = emkit.em(PoissonMixture(2), data, random_state=1, tol=1e-12, max_iter=5000)
+    annealed = emkit.em(
+        PoissonMixture(2),
+        data,
+        random_state=1,
+        tol=1e-12,
+        max_iter=5000,
+        anneal=[0.2, 0.5, 1.0],
+        check_monotone="raise",
+    )
+    assert annealed.loglik == pytest.approx(plain.loglik, rel=1e-9)
+    np.testing.assert_allclose(
+        np.sort(annealed.params["rate"]), np.sort(plain.params["rate"]), rtol=1e-5
+    )
+
+
+def test_a_model_without_the_hook_gets_a_clear_error():
+    class Plain(PoissonMixture):
+        estep_variant = None
+
+    with pytest.raises(TypeError, match="estep_variant"):
+        emkit.em(Plain(2), poisson_data(), variant="hard", random_state=0)

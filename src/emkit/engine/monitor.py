@@ -106,7 +106,7 @@ class Monitor:
             pass
         elif change < -noise:
             self._report_drop(change)
-        elif change < self.tol * self.scale:
+        elif change <= self.tol * self.scale:  # an exact fixed point converges even at tol=0
             self.converged = True
         stop = self._notify(params, loglik, objective, change)
         return stop or self.converged or self.stage_iter >= self.max_iter
