@@ -60,7 +60,10 @@ def em(
         Starting parameters. When given, ``init_params`` is not called and ``n_init``
         must be 1.
     max_iter : int, default 100
-        Maximum number of EM steps (M-steps). ``0`` evaluates the starting point.
+        Maximum number of EM steps (M-steps); with ``accel="squarem"``, of SQUAREM
+        cycles (and ``tol`` applies to the change over a cycle); with
+        ``variant="online"``, of passes over the data; with ``anneal``, per stage.
+        ``0`` evaluates the starting point.
     tol : float, default 1e-6
         Stop when the objective rises by less than ``tol`` per observation
         (``tol * n_samples`` in total). A decrease beyond round-off never counts as

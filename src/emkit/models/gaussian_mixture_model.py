@@ -303,6 +303,73 @@ class GaussianMixtureModel:
         weights /= weights.sum()
         return GMMParams(weights, means, covs, st.precision_cholesky(covs))
 
+    def pack(self, params: GMMParams) -> np.ndarray:
+        """Parameters as one unconstrained float64 vector (for SQUAREM).
+
+        The vector holds the centred log weights ``log w - mean(log w)``, the means,
+        and the covariances without constraints: for full and tied covariances the
+        log of the diagonal and the strictly-lower entries of each lower Cholesky
+        factor, for diag and spherical the log variances. Every finite vector of the
+        right length maps back to valid parameters, unless a weight underflows or a
+        covariance overflows (see :meth:`unpack`).
+        """
+        log_w = np.log(np.asarray(params.weights, dtype=np.float64))
+        cov = np.asarray(params.covariances, dtype=np.float64)
+        if self.structure.name in ("full", "tied"):
+            chol = np.linalg.cholesky(cov)
+            D = chol.shape[-1]
+            lower = np.tril_indices(D, -1)
+            cov_part = np.concatenate(
+                [
+                    np.log(np.diagonal(chol, axis1=-2, axis2=-1)).reshape(-1),
+                    chol[..., lower[0], lower[1]].reshape(-1),
+                ]
+            )
+        else:
+            cov_part = np.log(cov).ravel()
+        return np.concatenate(
+            [log_w - log_w.mean(), np.asarray(params.means, dtype=np.float64).ravel(), cov_part]
+        )
+
+    def unpack(self, vec: np.ndarray, like: GMMParams) -> GMMParams:
+        """Inverse of :meth:`pack`; ``like`` gives the number of components and features.
+
+        Raises ``ValueError`` when ``vec`` has the wrong length or does not give
+        valid parameters (non-finite values, a weight or variance that under- or
+        overflows, a covariance that is not positive definite in floating point).
+        """
+        K, D = np.shape(like.means)
+        st = self.structure
+        n_mats = {"full": K, "tied": 1}.get(st.name, 0)  # Cholesky factors in the vector
+        n_cov = n_mats * D * (D + 1) // 2 if n_mats else int(np.prod(st.shape(K, D)))
+        vec = np.asarray(vec, dtype=np.float64)
+        if vec.shape != (K + K * D + n_cov,):
+            raise ValueError(f"expected a vector of length {K + K * D + n_cov}, got {vec.shape}")
+        if not np.all(np.isfinite(vec)):
+            raise ValueError("the parameter vector has non-finite entries")
+        logits, means, cov_part = vec[:K], vec[K : K + K * D], vec[K + K * D :]
+        with np.errstate(over="ignore", under="ignore"):
+            weights = np.exp(logits - logits.max())
+            weights /= weights.sum()
+            if n_mats:
+                chol = np.zeros((n_mats, D, D))
+                diag = np.arange(D)
+                chol[:, diag, diag] = np.exp(cov_part[: n_mats * D]).reshape(n_mats, D)
+                lower = np.tril_indices(D, -1)
+                chol[:, lower[0], lower[1]] = cov_part[n_mats * D :].reshape(n_mats, -1)
+                covs = (chol @ np.swapaxes(chol, 1, 2)).reshape(st.shape(K, D))
+            else:
+                covs = np.exp(cov_part).reshape(st.shape(K, D))
+        if not (np.all(weights > 0) and np.all(np.isfinite(covs))):
+            raise ValueError("the parameter vector gives a zero weight or an infinite covariance")
+        try:
+            prec_chol = st.precision_cholesky(covs)
+        except np.linalg.LinAlgError as exc:
+            raise ValueError(f"the covariances are not positive definite: {exc}") from None
+        if not np.all(np.isfinite(prec_chol)):
+            raise ValueError("the covariances are not positive definite")
+        return GMMParams(weights, means.reshape(K, D).copy(), covs, prec_chol)
+
 
 def initial_responsibilities(method: str, X, w, n_components: int, rng) -> np.ndarray:
     """Starting responsibilities (N, K) for one of :data:`INIT_METHODS`.
