@@ -150,18 +150,6 @@ class CovarianceStructure(abc.ABC):
         return rng.multivariate_normal(mean, cov_k, size=n, method="cholesky")
 
 
-def _chol_precision(cov: np.ndarray) -> np.ndarray:
-    """Upper ``U`` with ``inv(cov) = U U^T`` for a stack (..., D, D) of SPD matrices.
-
-    Batched NumPy calls: for the small matrices of a mixture, per-matrix SciPy calls
-    cost more in overhead than the arithmetic.
-    """
-    c = np.linalg.cholesky(cov)  # raises LinAlgError if any matrix is not PD
-    eye = np.broadcast_to(np.eye(cov.shape[-1]), cov.shape)
-    u = np.swapaxes(np.linalg.solve(c, eye), -1, -2)
-    return np.triu(u)
-
-
 def _unpack_symmetric(packed: np.ndarray, D: int) -> np.ndarray:
     """(K, D(D+1)/2) packed upper triangles back to symmetric (K, D, D) matrices."""
     iu = np.triu_indices(D)

@@ -293,20 +293,13 @@ class GaussianMixture(MixtureMixin, EMEstimator):
             t0=self.t0,
             n_jobs=self.n_jobs,
         )
-        p = result.params
-        dtype = X.dtype
         # Everything is computed; only now is the estimator changed.
-        self.weights_ = p.weights.astype(dtype)
-        self.means_ = (p.means + shift).astype(dtype)
-        self.covariances_ = np.asarray(p.covariances, dtype=dtype)
-        self.precisions_cholesky_ = np.asarray(p.precisions_cholesky, dtype=dtype)
+        self._store(result.params, shift, X, result.loglik, n_obs)
         self.converged_ = bool(result.converged)
         self.n_iter_ = int(result.n_iter)
         self.history_ = result.history
-        self.loglik_ = float(result.loglik)
-        self.lower_bound_ = self.loglik_ / n_obs
-        self.n_features_in_ = X.shape[1]
         self.fit_time_ = result.time
+        self._online = None
         if not self.converged_ and self.max_iter > 0:
             warnings.warn(
                 f"EM did not converge in max_iter={self.max_iter} iterations (tol={self.tol}); "
@@ -320,6 +313,83 @@ class GaussianMixture(MixtureMixin, EMEstimator):
                 f"loglik={self.loglik_:.6g} n_iter={self.n_iter_} converged={self.converged_} "
                 f"({result.time:.3g} s)"
             )
+        return self
+
+    def _store(self, p: GMMParams, shift, X, loglik: float, n_obs: float) -> None:
+        dtype = X.dtype
+        self.weights_ = p.weights.astype(dtype)
+        self.means_ = (p.means + shift).astype(dtype)
+        self.covariances_ = np.asarray(p.covariances, dtype=dtype)
+        self.precisions_cholesky_ = np.asarray(p.precisions_cholesky, dtype=dtype)
+        self.loglik_ = float(loglik)
+        self.lower_bound_ = self.loglik_ / n_obs
+        self.n_features_in_ = X.shape[1]
+
+    def partial_fit(self, X, y=None, sample_weight=None) -> GaussianMixture:
+        """One step of online EM (Cappe & Moulines 2009) on a mini-batch.
+
+        The first call (or the first after ``fit``) starts the parameters from this
+        batch with ``init`` and fixes the origin of the coordinates at its mean. Every
+        call then averages the batch's statistics, per unit of weight, into running
+        statistics with step size ``(t + t0) ** -kappa`` (``t`` counts calls, the first
+        step replaces them) and takes an M-step. Online EM is not monotone.
+
+        ``n_iter_`` counts the calls, ``history_`` holds each batch's log-likelihood
+        per unit of weight before its step, and ``loglik_`` the last batch's total.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self
+        """
+        from emkit.engine.online import online_step
+
+        X = check_array(X)
+        w = check_sample_weight(sample_weight, len(X))
+        check_real(self.t0, "t0", 0.0)
+        kappa = check_real(self.kappa, "kappa", 0.0)
+        if not 0.5 < kappa <= 1.0:
+            raise ValueError(f"kappa must lie in (0.5, 1], got {kappa}")
+        model = self._model()
+        state = getattr(self, "_online", None)
+        if state is None or not self.__sklearn_is_fitted__():
+            self._check_hyperparameters(len(X))
+            shift = np.average(X, axis=0, weights=w)
+            Xc = (X - shift).astype(X.dtype, copy=False)
+            rng = np.random.default_rng(seed_sequence(self.random_state))
+            params = self._starting_params(model, Xc, w, shift, rng)
+            if params is None:
+                params = model.init_params((Xc, w), rng)
+            state = {"shift": shift, "t": 0, "stats": None, "history": []}
+        else:
+            self._check_n_features(X)
+            shift = state["shift"]
+            p = self._params()
+            params = p._replace(means=p.means - shift)
+            Xc = (X - shift).astype(X.dtype, copy=False)
+        t = state["t"] + 1
+        rho = 1.0 if state["stats"] is None else (t + self.t0) ** -kappa
+        n_obs = float(len(X) if w is None else w.sum())
+        params, stats, loglik = online_step(
+            model, params, state["stats"], (Xc, w), rho, 1.0 / n_obs, return_loglik=True
+        )
+        # Computed; now the estimator changes.
+        self._store(params, shift, X, loglik, n_obs)
+        self._online = {
+            **state,
+            "t": t,
+            "stats": stats,
+            "history": [*state["history"], loglik / n_obs],
+        }
+        self.n_iter_ = t
+        self.history_ = np.asarray(self._online["history"])
+        self.converged_ = False
+        self.fit_time_ = 0.0
         return self
 
     @staticmethod

@@ -45,8 +45,8 @@ class GMMParams(NamedTuple):
 
 class GMMStats(NamedTuple):
     nk: np.ndarray  # (K,) summed responsibilities (times sample weights)
-    s1: np.ndarray  # first moments (centred at the current means; see covariance.py)
-    s2: np.ndarray  # second moments
+    s1: np.ndarray  # (K, D) raw first moments, sum r x
+    s2: np.ndarray  # raw second moments in the structure's layout (see covariance.py)
 
 
 def log_normalize(log_prob: np.ndarray) -> np.ndarray:
