@@ -9,6 +9,7 @@ earlier fit untouched.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -129,6 +130,29 @@ class MixtureMixin:
 
     def _n_parameters(self) -> int:
         raise NotImplementedError
+
+    def _check_mixture_options(self, n_samples: int) -> None:
+        """Hyper-parameters every mixture estimator shares (validated in ``fit``)."""
+        from emkit._validation import check_int, check_real
+        from emkit.models.gaussian_mixture_model import INIT_METHODS
+
+        check_int(self.n_components, "n_components", 1)
+        check_real(self.tol, "tol", 0.0)
+        check_real(self.reg_covar, "reg_covar", 0.0)
+        check_int(self.max_iter, "max_iter", 0)
+        check_int(self.n_init, "n_init", 1)
+        if isinstance(self.init, str):
+            if self.init not in INIT_METHODS:
+                raise ValueError(
+                    f"init must be one of {INIT_METHODS} or a dict of parameters, got {self.init!r}"
+                )
+        elif not isinstance(self.init, Mapping):
+            raise TypeError(f"init must be a string or a dict, got {type(self.init).__name__}")
+        if self.n_components > n_samples:
+            raise ValueError(
+                f"Expected n_samples >= n_components but got n_components = "
+                f"{self.n_components}, n_samples = {n_samples}"
+            )
 
     def score_samples(self, X) -> np.ndarray:
         """Log-likelihood of each sample, shape (n_samples,)."""

@@ -14,7 +14,7 @@ from emkit.distributions.covariance import get_structure
 from emkit.engine import em
 from emkit.exceptions import ConvergenceWarning
 from emkit.models._base import EMEstimator, MixtureMixin
-from emkit.models.gaussian_mixture_model import INIT_METHODS, GaussianMixtureModel, GMMParams
+from emkit.models.gaussian_mixture_model import GaussianMixtureModel, GMMParams
 
 __all__ = ["GaussianMixture"]
 
@@ -170,22 +170,7 @@ class GaussianMixture(MixtureMixin, EMEstimator):
     def _check_hyperparameters(self, n_samples: int) -> None:
         check_int(self.n_components, "n_components", 1)
         get_structure(self.covariance_type)
-        check_real(self.tol, "tol", 0.0)
-        check_real(self.reg_covar, "reg_covar", 0.0)
-        check_int(self.max_iter, "max_iter", 0)
-        check_int(self.n_init, "n_init", 1)
-        if isinstance(self.init, str):
-            if self.init not in INIT_METHODS:
-                raise ValueError(
-                    f"init must be one of {INIT_METHODS} or a dict of parameters, got {self.init!r}"
-                )
-        elif not isinstance(self.init, Mapping):
-            raise TypeError(f"init must be a string or a dict, got {type(self.init).__name__}")
-        if self.n_components > n_samples:
-            raise ValueError(
-                f"Expected n_samples >= n_components but got n_components = "
-                f"{self.n_components}, n_samples = {n_samples}"
-            )
+        self._check_mixture_options(n_samples)
 
     def _params_from_dict(self, values: Mapping[str, Any], D: int) -> dict[str, np.ndarray]:
         """Validate a user's starting parameters (any subset of weights/means/covariances)."""

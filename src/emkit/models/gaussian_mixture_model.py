@@ -63,6 +63,46 @@ def log_normalize(log_prob: np.ndarray) -> np.ndarray:
     return (np.log(total) + top)[:, 0]
 
 
+def split_components(weights, means, covs, bad, structure, reg_covar, what="covariance"):
+    """Replace each ``bad`` component by half of the heaviest good one.
+
+    The heaviest good component ``j`` is split along its main axis: the two halves sit
+    half a standard deviation either side of its mean, with its covariance and half
+    its weight each. Returns new (weights, means, covariances, {bad k: source j}) and
+    warns with :class:`DegenerateComponentWarning` for each re-seeded component.
+    """
+    K, D = means.shape
+    good = ~np.asarray(bad)
+    if not good.any():
+        raise ValueError(
+            f"every mixture component collapsed (empty or singular {what}); "
+            "decrease n_components, increase reg_covar, or scale the data"
+        )
+    weights, means = np.array(weights, dtype=np.float64), np.array(means, dtype=np.float64)
+    covs = np.array(covs, copy=True)
+    full = structure.to_full(covs, K, D)
+    sources = {}
+    for k in np.flatnonzero(~good):
+        j = int(np.argmax(np.where(good, weights, -np.inf)))
+        vals, vecs = np.linalg.eigh(full[j])
+        step = 0.5 * np.sqrt(max(vals[-1], reg_covar)) * vecs[:, -1]
+        means[k], means[j] = means[j] + step, means[j] - step
+        if not structure.shared:
+            covs[k] = covs[j]
+            full[k] = full[j]
+        weights[j] = weights[k] = 0.5 * (weights[j] + weights[k])
+        good[k] = True
+        sources[int(k)] = j
+        warnings.warn(
+            f"mixture component {k} collapsed (empty or singular {what}) and was "
+            f"re-seeded by splitting component {j}; if this repeats, decrease "
+            "n_components or increase reg_covar",
+            DegenerateComponentWarning,
+            stacklevel=4,
+        )
+    return weights / weights.sum(), means, covs, sources
+
+
 def _posterior(log_joint: np.ndarray, beta: float, hard: bool) -> np.ndarray:
     """Turn (B, K) log joints into posteriors in place; return each row's objective."""
     if hard:
@@ -272,35 +312,13 @@ class GaussianMixtureModel:
     def _reseed(self, weights, means, covs, bad) -> GMMParams:
         """Re-seed each bad component by splitting the heaviest good one along its main axis."""
         st = self.structure
-        K, D = means.shape
-        good = ~bad
-        if not good.any() or (st.shared and not self._component_ok(covs).all()):
+        if st.shared and not self._component_ok(covs).all():
             raise ValueError(
-                "every mixture component collapsed (empty or singular covariance); "
-                "decrease n_components, increase reg_covar, or scale the data"
+                "the shared covariance is singular; increase reg_covar or scale the data"
             )
-        weights, means = weights.copy(), means.copy()
-        covs = np.array(covs, copy=True)
-        full = st.to_full(covs, K, D)
-        for k in np.flatnonzero(bad):
-            j = int(np.argmax(np.where(good, weights, -np.inf)))
-            vals, vecs = np.linalg.eigh(full[j])
-            step = 0.5 * np.sqrt(max(vals[-1], self.reg_covar)) * vecs[:, -1]
-            means[k], means[j] = means[j] + step, means[j] - step
-            if not st.shared:
-                covs[k] = covs[j]
-                full[k] = full[j]
-            share = 0.5 * (weights[j] + weights[k])
-            weights[j] = weights[k] = share
-            good[k] = True
-            warnings.warn(
-                f"mixture component {k} collapsed (empty or singular covariance) and was "
-                f"re-seeded by splitting component {j}; if this repeats, decrease "
-                "n_components or increase reg_covar",
-                DegenerateComponentWarning,
-                stacklevel=3,
-            )
-        weights /= weights.sum()
+        weights, means, covs, _ = split_components(
+            weights, means, covs, bad, st, self.reg_covar, "covariance"
+        )
         return GMMParams(weights, means, covs, st.precision_cholesky(covs))
 
     def pack(self, params: GMMParams) -> np.ndarray:

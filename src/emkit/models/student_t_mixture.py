@@ -49,18 +49,18 @@ import numpy as np
 from scipy import optimize, special
 
 from emkit._random import seed_sequence
-from emkit._validation import check_array, check_int, check_real, check_sample_weight
+from emkit._validation import check_array, check_int, check_sample_weight
 from emkit.distributions.covariance import CovarianceStructure, get_structure
 from emkit.engine import em
 from emkit.engine.protocol import Reseeded, unwrap_reseeded
 from emkit.engine.schemes import RunContext, Scheme
-from emkit.exceptions import ConvergenceWarning, DegenerateComponentWarning
+from emkit.exceptions import ConvergenceWarning
 from emkit.models._base import EMEstimator, MixtureMixin
 from emkit.models.gaussian_mixture_model import (
-    INIT_METHODS,
     GaussianMixtureModel,
     initial_responsibilities,
     log_normalize,
+    split_components,
 )
 
 __all__ = [
@@ -454,32 +454,12 @@ class StudentTMixtureModel:
     def _reseed(self, weights, means, covs, dofs, bad) -> TMMParams:
         """Re-seed each bad component by splitting the heaviest good one along its main axis."""
         st = self.structure
-        K, D = means.shape
-        good = ~bad
-        if not good.any():
-            raise ValueError(
-                "every mixture component collapsed (empty or singular scale matrix); "
-                "decrease n_components, increase reg_covar, or scale the data"
-            )
-        weights, means, dofs = weights.copy(), means.copy(), np.array(dofs, dtype=np.float64)
-        covs = np.array(covs, copy=True)
-        full = st.to_full(covs, K, D)
-        for k in np.flatnonzero(bad):
-            j = int(np.argmax(np.where(good, weights, -np.inf)))
-            vals, vecs = np.linalg.eigh(full[j])
-            step = 0.5 * np.sqrt(max(vals[-1], self.reg_covar)) * vecs[:, -1]
-            means[k], means[j] = means[j] + step, means[j] - step
-            covs[k], full[k], dofs[k] = covs[j], full[j], dofs[j]
-            weights[j] = weights[k] = 0.5 * (weights[j] + weights[k])
-            good[k] = True
-            warnings.warn(
-                f"mixture component {k} collapsed (empty or singular scale matrix) and was "
-                f"re-seeded by splitting component {j}; if this repeats, decrease "
-                "n_components or increase reg_covar",
-                DegenerateComponentWarning,
-                stacklevel=4,
-            )
-        weights /= weights.sum()
+        weights, means, covs, sources = split_components(
+            weights, means, covs, bad, st, self.reg_covar, "scale matrix"
+        )
+        dofs = np.array(dofs, dtype=np.float64)
+        for k, j in sources.items():
+            dofs[k] = dofs[j]
         return TMMParams(weights, means, covs, st.precision_cholesky(covs), dofs)
 
 
@@ -770,28 +750,13 @@ class StudentTMixture(MixtureMixin, EMEstimator):
         _check_dof(self.dof)
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
-        check_real(self.tol, "tol", 0.0)
-        check_real(self.reg_covar, "reg_covar", 0.0)
-        check_int(self.max_iter, "max_iter", 0)
-        check_int(self.n_init, "n_init", 1)
+        self._check_mixture_options(n_samples)
         if self.accel not in (None, "squarem"):
             raise ValueError(f"accel must be None or 'squarem', got {self.accel!r}")
         if self.accel is not None and self.algorithm == "ecme" and _check_dof(self.dof) is None:
             raise ValueError(
                 "accel='squarem' accelerates ECM; it cannot be combined with algorithm='ecme' "
                 "(use algorithm='ecm', or accel=None)"
-            )
-        if isinstance(self.init, str):
-            if self.init not in INIT_METHODS:
-                raise ValueError(
-                    f"init must be one of {INIT_METHODS} or a dict of parameters, got {self.init!r}"
-                )
-        elif not isinstance(self.init, Mapping):
-            raise TypeError(f"init must be a string or a dict, got {type(self.init).__name__}")
-        if self.n_components > n_samples:
-            raise ValueError(
-                f"Expected n_samples >= n_components but got n_components = "
-                f"{self.n_components}, n_samples = {n_samples}"
             )
 
     def _params_from_dict(self, values: Mapping[str, Any], D: int) -> dict[str, np.ndarray]:
