@@ -606,7 +606,7 @@ def test_verbose_prints_iterations_and_a_summary(capsys):
     quiet_fit(StudentTMixture(2, verbose=2, max_iter=3, tol=0.0, random_state=0), _good())
     out = capsys.readouterr().out
     assert out.count("iteration") == 4  # the start and three steps
-    assert "StudentTMixture: K=2 full ecme" in out
+    assert "StudentTMixture: K=2 full ECME" in out
 
 
 def test_unfitted_estimator_raises():

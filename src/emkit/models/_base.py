@@ -9,6 +9,7 @@ earlier fit untouched.
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -115,6 +116,10 @@ class EMEstimator(_SklearnBase):
         save(self, path)
 
 
+def _print_iteration(info) -> None:
+    print(f"  iteration {info.iteration:4d}  loglik {info.loglik:.10g}  change {info.change:.3g}")
+
+
 class MixtureMixin:
     """Prediction methods of a finite mixture, given ``_log_joint(X) -> (N, K)``.
 
@@ -130,6 +135,73 @@ class MixtureMixin:
 
     def _n_parameters(self) -> int:
         raise NotImplementedError
+
+    def _run_em(self, X, sample_weight, **options):
+        """Validate, centre, start and run the engine: the body every mixture ``fit`` shares.
+
+        Returns (EMResult, the shift the data were centred by, validated X, total weight).
+        Nothing on the estimator changes here, so a failure leaves an earlier fit intact.
+        """
+        from emkit._random import seed_sequence
+        from emkit._validation import check_array, check_sample_weight
+        from emkit.engine import em
+
+        X = check_array(X, min_samples=2)
+        w = check_sample_weight(sample_weight, len(X))
+        self._check_hyperparameters(len(X))
+        if w is not None and np.count_nonzero(w) < self.n_components:
+            raise ValueError(
+                f"only {np.count_nonzero(w)} samples have positive weight, fewer than "
+                f"n_components = {self.n_components}"
+            )
+        model = self._model()
+        # Centre the data once (mixtures are translation-equivariant): it removes the
+        # cancellation that data far from the origin cause in squared distances.
+        shift = np.average(X, axis=0, weights=w)
+        Xc = (X - shift).astype(X.dtype, copy=False)
+        rng = np.random.default_rng(seed_sequence(self.random_state))
+        init = self._starting_params(model, Xc, w, shift, rng)
+        n_obs = float(len(X) if w is None else w.sum())
+        result = em(
+            model,
+            (Xc, w),
+            init=init,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            n_init=1 if init is not None else self.n_init,
+            random_state=self.random_state,
+            batch_size=self.batch_size,
+            progress=self.progress,
+            callback=_print_iteration if self.verbose >= 2 else None,
+            check_monotone=self.check_monotone,
+            monotone_rtol=1e-9 if X.dtype == np.float64 else 1e-5,
+            tol_scale=n_obs,
+            n_jobs=self.n_jobs,
+            **options,
+        )
+        return result, shift, X, n_obs
+
+    def _finish_fit(self, result, what: str = "EM") -> None:
+        """Record the run's bookkeeping, warn if it did not converge, report if verbose."""
+        from emkit.exceptions import ConvergenceWarning
+
+        self.converged_ = bool(result.converged)
+        self.n_iter_ = int(result.n_iter)
+        self.history_ = result.history
+        self.fit_time_ = result.time
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                f"{what} did not converge in max_iter={self.max_iter} iterations "
+                f"(tol={self.tol}); increase max_iter or tol, or try another init",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        if self.verbose:
+            print(
+                f"{type(self).__name__}: K={self.n_components} {self.covariance_type} "
+                f"{what} loglik={self.loglik_:.6g} n_iter={self.n_iter_} "
+                f"converged={self.converged_} ({result.time:.3g} s)"
+            )
 
     def _check_mixture_options(self, n_samples: int) -> None:
         """Hyper-parameters every mixture estimator shares (validated in ``fit``)."""

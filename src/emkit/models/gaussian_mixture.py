@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,8 +10,6 @@ import numpy as np
 from emkit._random import seed_sequence
 from emkit._validation import check_array, check_int, check_real, check_sample_weight
 from emkit.distributions.covariance import get_structure
-from emkit.engine import em
-from emkit.exceptions import ConvergenceWarning
 from emkit.models._base import EMEstimator, MixtureMixin
 from emkit.models.gaussian_mixture_model import GaussianMixtureModel, GMMParams
 
@@ -241,63 +238,19 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         -------
         self
         """
-        X = check_array(X, min_samples=2)
-        w = check_sample_weight(sample_weight, len(X))
-        self._check_hyperparameters(len(X))
-        if w is not None and np.count_nonzero(w) < self.n_components:
-            raise ValueError(
-                f"only {np.count_nonzero(w)} samples have positive weight, fewer than "
-                f"n_components = {self.n_components}"
-            )
-        model = self._model()
-        # Centre the data once: it removes the cancellation that data far from the
-        # origin causes in squared distances, and costs one pass over X.
-        shift = np.average(X, axis=0, weights=w)
-        Xc = (X - shift).astype(X.dtype, copy=False)
-        rng = np.random.default_rng(seed_sequence(self.random_state))
-        init = self._starting_params(model, Xc, w, shift, rng)
-        n_obs = float(len(X) if w is None else w.sum())
-        result = em(
-            model,
-            (Xc, w),
-            init=init,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            n_init=1 if init is not None else self.n_init,
-            random_state=self.random_state,
-            batch_size=self.batch_size,
-            progress=self.progress,
-            callback=self._print_iteration if self.verbose >= 2 else None,
-            check_monotone=self.check_monotone,
-            monotone_rtol=1e-9 if X.dtype == np.float64 else 1e-5,
-            tol_scale=n_obs,
+        result, shift, X, n_obs = self._run_em(
+            X,
+            sample_weight,
             accel=self.accel,
             variant=self.variant,
             anneal=self.anneal,
             kappa=self.kappa,
             t0=self.t0,
-            n_jobs=self.n_jobs,
         )
         # Everything is computed; only now is the estimator changed.
         self._store(result.params, shift, X, result.loglik, n_obs)
-        self.converged_ = bool(result.converged)
-        self.n_iter_ = int(result.n_iter)
-        self.history_ = result.history
-        self.fit_time_ = result.time
         self._online = None
-        if not self.converged_ and self.max_iter > 0:
-            warnings.warn(
-                f"EM did not converge in max_iter={self.max_iter} iterations (tol={self.tol}); "
-                "increase max_iter or tol, or try another init",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        if self.verbose:
-            print(
-                f"{type(self).__name__}: K={self.n_components} {self.covariance_type} "
-                f"loglik={self.loglik_:.6g} n_iter={self.n_iter_} converged={self.converged_} "
-                f"({result.time:.3g} s)"
-            )
+        self._finish_fit(result)
         return self
 
     def _store(self, p: GMMParams, shift, X, loglik: float, n_obs: float) -> None:
@@ -376,12 +329,6 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         self.converged_ = False
         self.fit_time_ = 0.0
         return self
-
-    @staticmethod
-    def _print_iteration(info) -> None:
-        print(
-            f"  iteration {info.iteration:4d}  loglik {info.loglik:.10g}  change {info.change:.3g}"
-        )
 
     def _check_fitted_state(self) -> None:
         arrays = ("weights_", "means_", "covariances_", "precisions_cholesky_")

@@ -41,7 +41,6 @@ With a fixed ``dof`` only the first CM-step remains and ECM and ECME coincide; a
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -49,12 +48,10 @@ import numpy as np
 from scipy import optimize, special
 
 from emkit._random import seed_sequence
-from emkit._validation import check_array, check_int, check_sample_weight
+from emkit._validation import check_array, check_int
 from emkit.distributions.covariance import CovarianceStructure, get_structure
-from emkit.engine import em
 from emkit.engine.protocol import Reseeded, unwrap_reseeded
 from emkit.engine.schemes import RunContext, Scheme
-from emkit.exceptions import ConvergenceWarning
 from emkit.models._base import EMEstimator, MixtureMixin
 from emkit.models.gaussian_mixture_model import (
     GaussianMixtureModel,
@@ -845,40 +842,12 @@ class StudentTMixture(MixtureMixin, EMEstimator):
         -------
         self
         """
-        X = check_array(X, min_samples=2)
-        w = check_sample_weight(sample_weight, len(X))
-        self._check_hyperparameters(len(X))
-        if w is not None and np.count_nonzero(w) < self.n_components:
-            raise ValueError(
-                f"only {np.count_nonzero(w)} samples have positive weight, fewer than "
-                f"n_components = {self.n_components}"
-            )
-        model = self._model()
-        # Centring (a translation, to which the model is equivariant) removes the
-        # cancellation that data far from the origin cause in squared distances.
-        shift = np.average(X, axis=0, weights=w)
-        Xc = X - shift
-        rng = np.random.default_rng(seed_sequence(self.random_state))
-        init = self._starting_params(model, Xc, w, shift, rng)
-        n_obs = float(len(X) if w is None else w.sum())
-        ecme = self.algorithm == "ecme" and model.estimate_dofs
-        result = em(
-            model,
-            (Xc, w),
-            init=init,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            n_init=1 if init is not None else self.n_init,
-            random_state=self.random_state,
-            batch_size=self.batch_size,
-            progress=self.progress,
-            callback=self._print_iteration if self.verbose >= 2 else None,
-            check_monotone=self.check_monotone,
-            monotone_rtol=1e-9 if X.dtype == np.float64 else 1e-5,
-            tol_scale=n_obs,
+        ecme = self.algorithm == "ecme" and self._model().estimate_dofs
+        result, shift, X, n_obs = self._run_em(
+            X,
+            sample_weight,
             scheme=ECME() if ecme else None,
             accel=None if ecme else self.accel,
-            n_jobs=self.n_jobs,
         )
         p = result.params
         dtype = X.dtype
@@ -888,34 +857,12 @@ class StudentTMixture(MixtureMixin, EMEstimator):
         self.covariances_ = np.asarray(p.covariances, dtype=dtype)
         self.dofs_ = np.asarray(p.dofs, dtype=dtype)
         self.precisions_cholesky_ = np.asarray(p.precisions_cholesky, dtype=dtype)
-        self.converged_ = bool(result.converged)
-        self.n_iter_ = int(result.n_iter)
-        self.history_ = result.history
         self.loglik_ = float(result.loglik)
         self.lower_bound_ = self.loglik_ / n_obs
         self.n_estep_ = int(result.n_estep)
         self.n_features_in_ = X.shape[1]
-        self.fit_time_ = result.time
-        if not self.converged_ and self.max_iter > 0:
-            warnings.warn(
-                f"{self.algorithm.upper()} did not converge in max_iter={self.max_iter} "
-                f"iterations (tol={self.tol}); increase max_iter or tol, or try another init",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        if self.verbose:
-            print(
-                f"{type(self).__name__}: K={self.n_components} {self.covariance_type} "
-                f"{self.algorithm} loglik={self.loglik_:.6g} n_iter={self.n_iter_} "
-                f"converged={self.converged_} ({result.time:.3g} s)"
-            )
+        self._finish_fit(result, self.algorithm.upper())
         return self
-
-    @staticmethod
-    def _print_iteration(info) -> None:
-        print(
-            f"  iteration {info.iteration:4d}  loglik {info.loglik:.10g}  change {info.change:.3g}"
-        )
 
     def _check_fitted_state(self) -> None:
         arrays = ("weights_", "means_", "covariances_", "precisions_cholesky_", "dofs_")
