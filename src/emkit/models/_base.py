@@ -158,7 +158,9 @@ class MixtureMixin:
         # Centre the data once (mixtures are translation-equivariant): it removes the
         # cancellation that data far from the origin cause in squared distances.
         shift = np.average(X, axis=0, weights=w)
-        Xc = (X - shift).astype(X.dtype, copy=False)
+        # Fortran order: a block of rows is then a set of contiguous columns, which the
+        # E-step kernels read without a transposed copy.
+        Xc = np.asfortranarray(X - shift, dtype=X.dtype)
         rng = np.random.default_rng(seed_sequence(self.random_state))
         init = self._starting_params(model, Xc, w, shift, rng)
         n_obs = float(len(X) if w is None else w.sum())
