@@ -18,6 +18,7 @@ from emkit.exceptions import (
     NotFittedError,
 )
 from emkit.io import load
+from emkit.models.gaussian_imputer import GaussianImputer
 from emkit.models.gaussian_mixture import GaussianMixture
 from emkit.models.student_t_mixture import StudentTMixture
 
@@ -28,6 +29,7 @@ __all__ = [
     "DegenerateComponentWarning",
     "EMModel",
     "EMResult",
+    "GaussianImputer",
     "GaussianMixture",
     "IterationInfo",
     "MonotonicityError",
