@@ -1,8 +1,10 @@
 """The model-agnostic EM machinery: protocol, driver, convergence, executors, pytrees."""
 
-from emkit.engine.driver import em
+from emkit.engine.accel import SQUAREM
+from emkit.engine.driver import em, make_scheme
 from emkit.engine.executors import Executor, SerialExecutor, ThreadExecutor
 from emkit.engine.monitor import Monitor
+from emkit.engine.online import OnlineEM, online_step
 from emkit.engine.protocol import (
     EMModel,
     EMResult,
@@ -12,15 +14,20 @@ from emkit.engine.protocol import (
     Reseeded,
 )
 from emkit.engine.schemes import PlainEM, RunContext, Scheme
+from emkit.engine.variants import Annealed, HardEM
 
 __all__ = [
+    "SQUAREM",
+    "Annealed",
     "EMModel",
     "EMResult",
     "Executor",
+    "HardEM",
     "IterationInfo",
     "Monitor",
     "MonotonicityError",
     "MonotonicityWarning",
+    "OnlineEM",
     "PlainEM",
     "Reseeded",
     "RunContext",
@@ -28,4 +35,6 @@ __all__ = [
     "SerialExecutor",
     "ThreadExecutor",
     "em",
+    "make_scheme",
+    "online_step",
 ]
