@@ -205,6 +205,39 @@ class MixtureMixin:
                 f"converged={self.converged_} ({result.time:.3g} s)"
             )
 
+    def _init_dict(self, values: Mapping[str, Any], D: int, extra: tuple[str, ...] = ()):
+        """Validate user starting parameters: any subset of weights, means, covariances
+        (and the subclass's ``extra`` keys, returned unchecked for it to validate)."""
+        from emkit.distributions.covariance import get_structure
+
+        K = self.n_components
+        keys = ("weights", "means", "covariances", *extra)
+        unknown = set(values) - set(keys)
+        if unknown:
+            raise ValueError(
+                f"init dict has unknown keys {sorted(unknown)}; use {', '.join(map(repr, keys))}"
+            )
+        out = {k: values[k] for k in extra if k in values}
+        if "weights" in values:
+            w = np.asarray(values["weights"], dtype=np.float64)
+            if w.shape != (K,):
+                raise ValueError(f"init weights must have shape ({K},), got {w.shape}")
+            if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
+                raise ValueError("init weights must be non-negative and sum to 1")
+            out["weights"] = w / w.sum()
+        if "means" in values:
+            m = np.asarray(values["means"], dtype=np.float64)
+            if m.shape != (K, D):
+                raise ValueError(f"init means must have shape ({K}, {D}), got {m.shape}")
+            if not np.all(np.isfinite(m)):
+                raise ValueError("init means must be finite")
+            out["means"] = m
+        if "covariances" in values:
+            out["covariances"] = get_structure(self.covariance_type).check(
+                values["covariances"], K, D
+            )
+        return out
+
     def _check_mixture_options(self, n_samples: int) -> None:
         """Hyper-parameters every mixture estimator shares (validated in ``fit``)."""
         from emkit._validation import check_int, check_real

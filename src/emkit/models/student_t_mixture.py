@@ -759,31 +759,7 @@ class StudentTMixture(MixtureMixin, EMEstimator):
     def _params_from_dict(self, values: Mapping[str, Any], D: int) -> dict[str, np.ndarray]:
         """Validate a user's starting parameters (any subset of weights/means/covariances/dofs)."""
         K = self.n_components
-        keys = ("weights", "means", "covariances", "dofs")
-        unknown = set(values) - set(keys)
-        if unknown:
-            raise ValueError(
-                f"init dict has unknown keys {sorted(unknown)}; use {', '.join(map(repr, keys))}"
-            )
-        out = {}
-        if "weights" in values:
-            w = np.asarray(values["weights"], dtype=np.float64)
-            if w.shape != (K,):
-                raise ValueError(f"init weights must have shape ({K},), got {w.shape}")
-            if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
-                raise ValueError("init weights must be non-negative and sum to 1")
-            out["weights"] = w / w.sum()
-        if "means" in values:
-            m = np.asarray(values["means"], dtype=np.float64)
-            if m.shape != (K, D):
-                raise ValueError(f"init means must have shape ({K}, {D}), got {m.shape}")
-            if not np.all(np.isfinite(m)):
-                raise ValueError("init means must be finite")
-            out["means"] = m
-        if "covariances" in values:
-            out["covariances"] = get_structure(self.covariance_type).check(
-                values["covariances"], K, D
-            )
+        out = self._init_dict(values, D, extra=("dofs",))
         if "dofs" in values:
             nu = np.asarray(values["dofs"], dtype=np.float64)
             if nu.shape != (K,):
