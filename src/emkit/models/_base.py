@@ -108,6 +108,32 @@ class EMEstimator(_SklearnBase):
     def _check_fitted_state(self) -> None:
         """Raise ValueError if the fitted attributes are inconsistent (used by ``load``)."""
 
+    def _finish_fit(self, result, what: str = "EM") -> None:
+        """Record the run's bookkeeping, warn if it did not converge, report if verbose."""
+        from emkit.exceptions import ConvergenceWarning
+
+        self.converged_ = bool(result.converged)
+        self.n_iter_ = int(result.n_iter)
+        self.history_ = result.history
+        self.fit_time_ = result.time
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                f"{what} did not converge in max_iter={self.max_iter} iterations "
+                f"(tol={self.tol}); increase max_iter or tol, or try another init",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        if self.verbose:
+            print(
+                f"{type(self).__name__}: {self._describe()}"
+                f"{what} loglik={self.loglik_:.6g} n_iter={self.n_iter_} "
+                f"converged={self.converged_} ({result.time:.3g} s)"
+            )
+
+    def _describe(self) -> str:
+        """Model summary for the verbose report (subclasses add their size)."""
+        return ""
+
     # -------------------------------------------------------------- persistence
     def save(self, path) -> None:
         """Write the fitted estimator to ``path`` (see :func:`emkit.load`)."""
@@ -183,27 +209,8 @@ class MixtureMixin:
         )
         return result, shift, X, n_obs
 
-    def _finish_fit(self, result, what: str = "EM") -> None:
-        """Record the run's bookkeeping, warn if it did not converge, report if verbose."""
-        from emkit.exceptions import ConvergenceWarning
-
-        self.converged_ = bool(result.converged)
-        self.n_iter_ = int(result.n_iter)
-        self.history_ = result.history
-        self.fit_time_ = result.time
-        if not self.converged_ and self.max_iter > 0:
-            warnings.warn(
-                f"{what} did not converge in max_iter={self.max_iter} iterations "
-                f"(tol={self.tol}); increase max_iter or tol, or try another init",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        if self.verbose:
-            print(
-                f"{type(self).__name__}: K={self.n_components} {self.covariance_type} "
-                f"{what} loglik={self.loglik_:.6g} n_iter={self.n_iter_} "
-                f"converged={self.converged_} ({result.time:.3g} s)"
-            )
+    def _describe(self) -> str:
+        return f"K={self.n_components} {self.covariance_type} "
 
     def _init_dict(self, values: Mapping[str, Any], D: int, extra: tuple[str, ...] = ()):
         """Validate user starting parameters: any subset of weights, means, covariances

@@ -474,7 +474,6 @@ class GaussianImputer(EMEstimator):
         self
         """
         from emkit.engine import em
-        from emkit.exceptions import ConvergenceWarning
 
         self._check_hyperparameters()
         X, w = self._validate_training_data(X, sample_weight)
@@ -510,23 +509,8 @@ class GaussianImputer(EMEstimator):
         self.mean_ = np.asarray(p.mean, dtype=np.float64) + shift
         self.covariance_ = np.asarray(p.covariance, dtype=np.float64).copy()
         self.loglik_ = float(result.loglik)
-        self.converged_ = bool(result.converged)
-        self.n_iter_ = int(result.n_iter)
-        self.history_ = np.asarray(result.history, dtype=np.float64)
-        self.fit_time_ = float(result.time)
         self.n_features_in_ = X.shape[1]
-        if not self.converged_ and self.max_iter > 0:
-            warnings.warn(
-                f"EM did not converge in max_iter={self.max_iter} iterations "
-                f"(tol={self.tol}); increase max_iter or tol, or use accel='squarem'",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        if self.verbose:
-            print(
-                f"GaussianImputer: loglik={self.loglik_:.6g} n_iter={self.n_iter_} "
-                f"converged={self.converged_} ({result.time:.3g} s)"
-            )
+        self._finish_fit(result)
         return self
 
     def _check_fitted_state(self) -> None:
