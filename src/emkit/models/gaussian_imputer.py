@@ -24,13 +24,14 @@ through a Cholesky factor of ``S_oo``.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from emkit._random import seed_sequence
 from emkit._validation import check_array, check_int, check_real, check_sample_weight
+from emkit.distributions._missing import condition, missing_patterns
 from emkit.models._base import EMEstimator, _print_iteration
 
 __all__ = ["GaussianImputer", "MVNMissingModel", "MVNParams", "MVNStats"]
@@ -52,29 +53,8 @@ class MVNStats(NamedTuple):
 
 
 # ---------------------------------------------------------------------- conditioning
-def _patterns(missing: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(row indices, missing mask) for each distinct pattern of missing values."""
-    if missing.shape[0] == 0:
-        return
-    # One byte string per row: sorting those is much faster than np.unique(axis=0).
-    packed = np.ascontiguousarray(np.packbits(missing, axis=1))
-    keys = packed.view(np.dtype((np.void, packed.shape[1])))[:, 0]
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    inverse = np.asarray(inverse).ravel()
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[order], np.arange(len(first) + 1))
-    for p, row in enumerate(first):
-        yield order[bounds[p] : bounds[p + 1]], missing[row]
-
-
-def _lower_solve(L: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """``L^-1 B`` for the Cholesky factor ``L`` of the observed block.
-
-    NumPy's ``solve`` rather than ``scipy.linalg.solve_triangular``: the blocks are
-    small and many (one per missing pattern), and SciPy's per-call overhead and its
-    own BLAS thread pool made E-steps 10x slower on a busy machine.
-    """
-    return np.linalg.solve(L, B)
+# Rows grouped by missing pattern (shared with the mixtures' missing-value E-steps).
+_patterns = missing_patterns
 
 
 class _Conditional(NamedTuple):
@@ -85,29 +65,8 @@ class _Conditional(NamedTuple):
 
 def _condition(mean: np.ndarray, cov: np.ndarray, Xo: np.ndarray, miss: np.ndarray) -> _Conditional:
     """Condition Normal(mean, cov) on the observed block ``Xo`` (rows share ``miss``)."""
-    obs = ~miss
-    B = Xo.shape[0]
-    if not obs.any():  # nothing observed: the marginal of nothing, the prior of everything
-        return _Conditional(np.zeros(B), np.broadcast_to(mean, (B, mean.size)), cov.copy())
-    S_oo = cov[np.ix_(obs, obs)]
-    try:
-        L = np.linalg.cholesky(S_oo)
-    except np.linalg.LinAlgError:
-        raise ValueError(
-            "the covariance of the observed variables is not positive definite (collinear "
-            "or constant columns); increase reg_covar or drop redundant columns"
-        ) from None
-    # One solve for the whitened residuals Z = L^-1 (x_o - mean_o)^T, shape (|o|, B), and
-    # A = L^-1 S_om; then S_mo S_oo^-1 r = A^T Z and S_mo S_oo^-1 S_om = A^T A.
-    solved = _lower_solve(L, np.hstack([(Xo - mean[obs]).T, cov[np.ix_(obs, miss)]]))
-    Z, A = solved[:, :B], solved[:, B:]
-    logdet = 2.0 * np.sum(np.log(np.diag(L)))
-    loglik = -0.5 * (obs.sum() * _LOG_2PI + logdet + np.einsum("ij,ij->j", Z, Z))
-    if not miss.any():
-        return _Conditional(loglik, np.zeros((B, 0)), np.zeros((0, 0)))
-    mean_m = mean[miss] + (A.T @ Z).T
-    cov_m = cov[np.ix_(miss, miss)] - A.T @ A
-    return _Conditional(loglik, mean_m, 0.5 * (cov_m + cov_m.T))
+    c = condition(mean[None], cov[None], Xo, miss)
+    return _Conditional(c.loglik[0], c.mean_m[0], c.cov_m[0])
 
 
 def _check_covariance(cov: Any, D: int, name: str) -> np.ndarray:

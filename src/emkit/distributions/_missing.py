@@ -1,0 +1,132 @@
+"""Gaussians observed through missing values: marginal densities and conditional moments.
+
+Rows are grouped by their pattern of missing values (NaN), so the cost grows with the
+number of distinct patterns, not of rows. For a pattern with observed block ``o`` and
+missing block ``m``, each of the K Gaussians gives (Little & Rubin 2002, ch. 11)::
+
+    log p(x_o)     = log Normal(x_o; mean_o, S_oo)
+    E[x_m | x_o]   = mean_m + S_mo S_oo^-1 (x_o - mean_o)
+    Cov[x_m | x_o] = S_mm - S_mo S_oo^-1 S_om
+
+Every solve goes through a Cholesky factor of ``S_oo``, batched over the K components.
+The expected sufficient statistics of a row are ``E[x]`` and ``E[x x^T]``; the latter
+includes the conditional covariance (imputing conditional means alone would shrink
+the covariance estimate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["Conditional", "condition", "missing_moments", "missing_patterns"]
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def missing_patterns(missing: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(row indices, missing mask) for each distinct pattern of a boolean (N, D) mask."""
+    if missing.shape[0] == 0:
+        return
+    # One byte string per row: sorting those is much faster than np.unique(axis=0).
+    packed = np.ascontiguousarray(np.packbits(missing, axis=1))
+    keys = packed.view(np.dtype((np.void, packed.shape[1])))[:, 0]
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    inverse = np.asarray(inverse).ravel()
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(first) + 1))
+    for p, row in enumerate(first):
+        yield order[bounds[p] : bounds[p + 1]], missing[row]
+
+
+class Conditional(NamedTuple):
+    loglik: np.ndarray  # (K, B) marginal log-density of each row's observed values
+    mean_m: np.ndarray  # (K, B, |m|) conditional means of the missing values
+    cov_m: np.ndarray  # (K, |m|, |m|) conditional covariances of the missing values
+
+
+def condition(means: np.ndarray, covs: np.ndarray, Xo: np.ndarray, miss: np.ndarray) -> Conditional:
+    """Condition K Gaussians ``Normal(means[k], covs[k])`` on rows ``Xo`` sharing ``miss``.
+
+    Parameters
+    ----------
+    means : ndarray of shape (K, D)
+    covs : ndarray of shape (K, D, D)
+    Xo : ndarray of shape (B, n_observed)
+        The observed values of rows whose missing mask is ``miss``.
+    miss : ndarray of shape (D,), bool
+
+    Raises
+    ------
+    ValueError
+        If a component's covariance of the observed variables is not positive definite.
+    """
+    obs = ~miss
+    K, D = means.shape
+    B = Xo.shape[0]
+    if not obs.any():  # nothing observed: the marginal of nothing, the prior of everything
+        return Conditional(
+            np.zeros((K, B)), np.broadcast_to(means[:, None, :], (K, B, D)), covs.copy()
+        )
+    S_oo = covs[:, obs][:, :, obs]
+    try:
+        L = np.linalg.cholesky(S_oo)
+    except np.linalg.LinAlgError:
+        raise ValueError(
+            "the covariance of the observed variables is not positive definite (collinear "
+            "or constant columns); increase reg_covar or drop redundant columns"
+        ) from None
+    # One solve for the whitened residuals Z = L^-1 (x_o - mean_o)^T, shape (|o|, B), and
+    # A = L^-1 S_om; then S_mo S_oo^-1 r = A^T Z and S_mo S_oo^-1 S_om = A^T A. NumPy's
+    # batched solve rather than SciPy's triangular solve: the blocks are small and many,
+    # and SciPy's per-call overhead dominates them.
+    rhs = np.concatenate(
+        [np.swapaxes(Xo[None] - means[:, None, obs], 1, 2), covs[:, obs][:, :, miss]], axis=2
+    )
+    solved = np.linalg.solve(L, rhs)
+    Z, A = solved[:, :, :B], solved[:, :, B:]
+    logdet = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
+    loglik = -0.5 * (obs.sum() * _LOG_2PI + logdet[:, None] + np.einsum("kib,kib->kb", Z, Z))
+    if not miss.any():
+        return Conditional(loglik, np.zeros((K, B, 0)), np.zeros((K, 0, 0)))
+    At = np.swapaxes(A, 1, 2)
+    mean_m = means[:, None, miss] + np.swapaxes(At @ Z, 1, 2)
+    cov_m = covs[:, miss][:, :, miss] - At @ A
+    return Conditional(loglik, mean_m, 0.5 * (cov_m + np.swapaxes(cov_m, 1, 2)))
+
+
+def missing_moments(
+    X: np.ndarray, weights: np.ndarray, means: np.ndarray, covs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Expected raw moments of rows with missing values, weighted per component.
+
+    Parameters
+    ----------
+    X : ndarray of shape (N, D), NaN where missing
+    weights : ndarray of shape (N, K)
+    means, covs : the K Gaussians the missing values are conditioned on
+
+    Returns
+    -------
+    nk : (K,) ``sum w``
+    s1 : (K, D) ``sum w E[x]``
+    s2 : (K, D, D) ``sum w E[x x^T]``
+    """
+    K, D = means.shape
+    nk = weights.sum(axis=0)
+    s1 = np.zeros((K, D))
+    s2 = np.zeros((K, D, D))
+    for rows, miss in missing_patterns(np.isnan(X)):
+        w = weights[rows]  # (B, K)
+        c = condition(means, covs, X[np.ix_(rows, ~miss)], miss)
+        filled = np.empty((K, len(rows), D))
+        filled[:, :, ~miss] = X[np.ix_(rows, ~miss)][None]
+        filled[:, :, miss] = c.mean_m
+        s1 += np.einsum("bk,kbd->kd", w, filled)
+        s2 += np.einsum("kbd,bk,kbe->kde", filled, w, filled, optimize=True)
+        if miss.any():
+            block = np.ix_(np.arange(K), miss, miss)
+            s2[block] += w.sum(axis=0)[:, None, None] * c.cov_m
+    return nk, s1, s2
