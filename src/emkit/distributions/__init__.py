@@ -1,6 +1,7 @@
 """Building blocks with weighted, additive sufficient statistics.
 
 ``covariance`` holds the Gaussian covariance structures that ``GaussianMixture`` uses;
+``gaussian`` wraps them as a distribution (missing values allowed);
 ``exponential_family`` holds the other distributions (Categorical, Bernoulli,
 Poisson, Exponential, Gamma, LogNormal, diagonal Gaussian) and ``Independent``
 products over column groups, for mixtures and HMM emissions.
@@ -21,6 +22,7 @@ from emkit.distributions.exponential_family import (
     Poisson,
     component,
 )
+from emkit.distributions.gaussian import Gaussian, GaussianParams, GaussianStats
 
 __all__ = [
     "COVARIANCE_TYPES",
@@ -33,6 +35,9 @@ __all__ = [
     "Exponential",
     "Gamma",
     "GammaPrior",
+    "Gaussian",
+    "GaussianParams",
+    "GaussianStats",
     "Independent",
     "LogNormal",
     "Poisson",

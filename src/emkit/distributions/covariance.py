@@ -94,6 +94,10 @@ class CovarianceStructure(abc.ABC):
         """
 
     @abc.abstractmethod
+    def pack_second_moments(self, s2: np.ndarray) -> np.ndarray:
+        """Full (K, D, D) second moments ``sum r x x'`` in the layout of ``block_stats``."""
+
+    @abc.abstractmethod
     def work_per_row(self, n_components: int, n_features: int) -> int:
         """Numbers held per row of a block during the E-step (sets the block size)."""
 
@@ -148,6 +152,11 @@ class CovarianceStructure(abc.ABC):
     def sample(self, rng: np.random.Generator, mean: np.ndarray, cov_k: np.ndarray, n: int):
         """``n`` draws from one component, given its (D, D) covariance."""
         return rng.multivariate_normal(mean, cov_k, size=n, method="cholesky")
+
+
+def block_rows(work_per_row: int) -> int:
+    """Rows per block of an E-step: about 2**17 numbers of work arrays stay in cache."""
+    return int(np.clip(2**17 // max(work_per_row, 1), 256, 1 << 16))
 
 
 def _unpack_symmetric(packed: np.ndarray, D: int) -> np.ndarray:
@@ -357,6 +366,10 @@ class Full(CovarianceStructure):
             return work.moments(resp)
         return _Expanded.moments(work, resp, X.shape[1])
 
+    def pack_second_moments(self, s2):
+        iu = np.triu_indices(s2.shape[-1])
+        return s2[:, iu[0], iu[1]]
+
     def estimate(self, nk, s1, s2, means, prec_chol, reg_covar):
         D = means.shape[1]
         new_means = s1 / nk[:, None]
@@ -406,6 +419,10 @@ class Tied(CovarianceStructure):
         # the weighted sum of the squares, whatever the responsibilities.
         nk, s1, s2 = _Expanded.moments(phi, resp, X.shape[1])
         return nk, s1, s2.sum(axis=0)
+
+    def pack_second_moments(self, s2):
+        iu = np.triu_indices(s2.shape[-1])
+        return s2.sum(axis=0)[iu]
 
     def estimate(self, nk, s1, s2, means, prec_chol, reg_covar):
         D = means.shape[1]
@@ -468,6 +485,9 @@ class Diag(_Variances):
     def block_stats(self, X, resp, phi):
         return _Expanded.moments(phi, resp, X.shape[1])
 
+    def pack_second_moments(self, s2):
+        return np.diagonal(s2, axis1=1, axis2=2).copy()
+
     def estimate(self, nk, s1, s2, means, prec_chol, reg_covar):
         new_means = s1 / nk[:, None]
         var = s2 / nk[:, None] - new_means**2
@@ -502,6 +522,9 @@ class Spherical(_Variances):
 
     def block_stats(self, X, resp, phi):
         return _Expanded.moments(phi, resp, X.shape[1])
+
+    def pack_second_moments(self, s2):
+        return np.trace(s2, axis1=1, axis2=2)[:, None]
 
     def estimate(self, nk, s1, s2, means, prec_chol, reg_covar):
         D = means.shape[1]

@@ -11,7 +11,7 @@ method                                 what it returns
                                        the column otherwise)
 ``log_prob(params, X)``                (N, K) log-densities of every row under
                                        every component
-``suff_stats(X, weights)``             statistics weighted by ``weights`` (N, K);
+``suff_stats(X, weights, params)``     statistics weighted by ``weights`` (N, K);
                                        they add up over any split of the rows
 ``mstep(stats, prior=None)``           parameters maximising the weighted
                                        likelihood (plus log-prior for MAP)
@@ -313,7 +313,7 @@ class Distribution(abc.ABC):
         """
 
     @abc.abstractmethod
-    def suff_stats(self, X: np.ndarray, weights: np.ndarray) -> Any:
+    def suff_stats(self, X: np.ndarray, weights: np.ndarray, params: Any = None) -> Any:
         """Sufficient statistics weighted per component.
 
         Parameters
@@ -322,6 +322,9 @@ class Distribution(abc.ABC):
             Validated data.
         weights : array-like of shape (n_samples, n_components)
             Non-negative weight of each row for each component (responsibilities).
+        params : pytree, optional
+            The current parameters. Only needed where the statistics of missing
+            values (NaN) are expectations under them (:class:`Gaussian`).
 
         Returns
         -------
@@ -414,7 +417,7 @@ class Categorical(Distribution):
         picked = logp[:, np.arange(D)[None, :], X.astype(np.intp)]
         return picked.sum(axis=2).T
 
-    def suff_stats(self, X: np.ndarray, weights: Any) -> CountStats:
+    def suff_stats(self, X: np.ndarray, weights: Any, params: Any = None) -> CountStats:
         w = _check_weights(weights, X.shape[0])
         counts = (w.T @ self._one_hot(X)).reshape(w.shape[1], X.shape[1], self.n_categories)
         return CountStats(nk=w.sum(axis=0), counts=counts)
@@ -454,7 +457,7 @@ class Bernoulli(Distribution):
         log0 = _safe_log(1.0 - p)
         return X @ (log1 - log0).T + log0.sum(axis=1)
 
-    def suff_stats(self, X: np.ndarray, weights: Any) -> CountStats:
+    def suff_stats(self, X: np.ndarray, weights: Any, params: Any = None) -> CountStats:
         w = _check_weights(weights, X.shape[0])
         return CountStats(nk=w.sum(axis=0), counts=w.T @ X)
 
@@ -492,7 +495,7 @@ class Poisson(Distribution):
         rate = np.asarray(params.rate)
         return X @ _safe_log(rate).T - rate.sum(axis=1) - gammaln(X + 1.0).sum(axis=1)[:, None]
 
-    def suff_stats(self, X: np.ndarray, weights: Any) -> CountStats:
+    def suff_stats(self, X: np.ndarray, weights: Any, params: Any = None) -> CountStats:
         w = _check_weights(weights, X.shape[0])
         return CountStats(nk=w.sum(axis=0), counts=w.T @ X)
 
@@ -528,7 +531,7 @@ class Exponential(Distribution):
         rate = np.asarray(params.rate)
         return np.log(rate).sum(axis=1) - X @ rate.T
 
-    def suff_stats(self, X: np.ndarray, weights: Any) -> CountStats:
+    def suff_stats(self, X: np.ndarray, weights: Any, params: Any = None) -> CountStats:
         w = _check_weights(weights, X.shape[0])
         return CountStats(nk=w.sum(axis=0), counts=w.T @ X)
 
@@ -597,7 +600,7 @@ class Gamma(Distribution):
         const = (a * np.log(b) - gammaln(a)).sum(axis=1)
         return np.log(X) @ (a - 1.0).T - X @ b.T + const
 
-    def suff_stats(self, X: np.ndarray, weights: Any) -> GammaStats:
+    def suff_stats(self, X: np.ndarray, weights: Any, params: Any = None) -> GammaStats:
         w = _check_weights(weights, X.shape[0])
         return GammaStats(nk=w.sum(axis=0), sum_x=w.T @ X, sum_log_x=w.T @ np.log(X))
 
@@ -646,7 +649,7 @@ class _NormalMoments(Distribution):
         z2 = (T[:, None, :] - mean[None]) ** 2 / var[None]
         return -0.5 * (z2.sum(axis=2) + np.log(var).sum(axis=1) + T.shape[1] * _LOG_2PI)
 
-    def suff_stats(self, X: np.ndarray, weights: Any) -> MomentStats:
+    def suff_stats(self, X: np.ndarray, weights: Any, params: Any = None) -> MomentStats:
         w = _check_weights(weights, X.shape[0])
         T = self._transform(X) - self.shift
         return MomentStats(nk=w.sum(axis=0), s1=w.T @ T, s2=w.T @ (T * T))
@@ -811,9 +814,10 @@ class Independent(Distribution):
             dist.log_prob(p, X[:, cols]) for cols, dist, p in zip(self.columns, self.parts, params)
         )
 
-    def suff_stats(self, X: np.ndarray, weights: Any) -> tuple:
+    def suff_stats(self, X: np.ndarray, weights: Any, params: Any = None) -> tuple:
         w = _check_weights(weights, X.shape[0])
-        return tuple(dist.suff_stats(X[:, cols], w) for cols, dist in zip(self.columns, self.parts))
+        parts = zip(self.columns, self.parts, params or (None,) * len(self.parts))
+        return tuple(dist.suff_stats(X[:, cols], w, p) for cols, dist, p in parts)
 
     def _priors(self, prior: Sequence[Any] | None) -> Sequence[Any]:
         if prior is None:

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from emkit.distributions.covariance import CovarianceStructure, get_structure
+from emkit.distributions.covariance import CovarianceStructure, block_rows, get_structure
 from emkit.engine.protocol import Reseeded
 from emkit.exceptions import DegenerateComponentWarning
 from emkit.models._kmeans import kmeans, kmeans_plusplus, nearest_center
@@ -147,11 +147,6 @@ def _add_moments(total, block):
     return total
 
 
-def _block_rows(work_per_row: int) -> int:
-    # About 2**17 numbers of work arrays per block: they stay in cache.
-    return int(np.clip(2**17 // max(work_per_row, 1), 256, 1 << 16))
-
-
 class GaussianMixtureModel:
     """EM model of a Gaussian mixture; data batches are ``(X, sample_weight or None)``.
 
@@ -264,7 +259,7 @@ class GaussianMixtureModel:
         return self.structure.precision_cholesky(self.structure.identity(K, D))
 
     def _slices(self, n, K, D):
-        size = self.block_rows or _block_rows(self.structure.work_per_row(K, D))
+        size = self.block_rows or block_rows(self.structure.work_per_row(K, D))
         return [slice(s, s + size) for s in range(0, n, size)]
 
     def _prepare(self, params: GMMParams, dtype):

@@ -49,7 +49,7 @@ from scipy import optimize, special
 
 from emkit._random import seed_sequence
 from emkit._validation import check_array, check_int
-from emkit.distributions.covariance import CovarianceStructure, get_structure
+from emkit.distributions.covariance import CovarianceStructure, block_rows, get_structure
 from emkit.engine.protocol import Reseeded, unwrap_reseeded
 from emkit.engine.schemes import RunContext, Scheme
 from emkit.models._base import EMEstimator, MixtureMixin
@@ -132,11 +132,6 @@ def log_t_normaliser(nu: np.ndarray, n_features: int) -> np.ndarray:
     xs = np.where(big, 1.0, x0)
     direct = special.gammaln(xs + h) - special.gammaln(xs) - h * np.log(xs)
     return np.where(big, stirling, direct)
-
-
-def _block_rows(work_per_row: int) -> int:
-    # About 2**17 numbers of work arrays per block: they stay in cache.
-    return int(np.clip(2**17 // max(work_per_row, 1), 256, 1 << 16))
 
 
 # ---------------------------------------------------------------------- the EM model
@@ -436,7 +431,7 @@ class StudentTMixtureModel:
             )
         # offset 0: the structure's log-density is then -delta/2
         cache = st.prepare(params.means, params.precisions_cholesky, np.zeros(K), np.float64)
-        size = self.block_rows or _block_rows(st.work_per_row(K, D) + 8 * K)
+        size = self.block_rows or block_rows(st.work_per_row(K, D) + 8 * K)
         half_power = 0.5 * (nu + D)
         for start in range(0, len(X), size):
             sl = slice(start, start + size)
