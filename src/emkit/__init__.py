@@ -20,6 +20,7 @@ from emkit.exceptions import (
 from emkit.io import load
 from emkit.models.gaussian_imputer import GaussianImputer
 from emkit.models.gaussian_mixture import GaussianMixture
+from emkit.models.mixture import Mixture
 from emkit.models.student_t_mixture import StudentTMixture
 
 __version__ = "0.1.0"
@@ -32,6 +33,7 @@ __all__ = [
     "GaussianImputer",
     "GaussianMixture",
     "IterationInfo",
+    "Mixture",
     "MonotonicityError",
     "MonotonicityWarning",
     "NotFittedError",

@@ -56,6 +56,12 @@ def _to_json_scalar(value: Any) -> Any:
     return value
 
 
+def _plain_array(value: np.ndarray, name: str) -> np.ndarray:
+    if value.dtype == object:
+        raise TypeError(f"attribute {name} has dtype object and cannot be saved")
+    return value
+
+
 def save(estimator: Any, path: str | os.PathLike) -> None:
     """Write a fitted emkit estimator to ``path`` atomically."""
     from emkit.models._base import EMEstimator
@@ -66,7 +72,9 @@ def save(estimator: Any, path: str | os.PathLike) -> None:
     arrays: dict[str, np.ndarray] = {}
     params: dict[str, Any] = {}
     for name, value in estimator.get_params().items():
-        if isinstance(value, Mapping):
+        if callable(getattr(value, "get_spec", None)):  # a distribution
+            params[name] = {"__distribution__": value.get_spec()}
+        elif isinstance(value, Mapping):
             keys = []
             for key, item in value.items():
                 arrays[f"param.{name}.{key}"] = np.asarray(item)
@@ -81,10 +89,12 @@ def save(estimator: Any, path: str | os.PathLike) -> None:
         if not hasattr(estimator, name):
             continue
         value = getattr(estimator, name)
-        if isinstance(value, np.ndarray):
-            if value.dtype == object:
-                raise TypeError(f"attribute {name} has dtype object and cannot be saved")
-            arrays[f"attr.{name}"] = value
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                arrays[f"attr.{name}.{key}"] = _plain_array(np.asarray(item), name)
+            attributes[name] = {"dict_of_arrays": [str(k) for k in value]}
+        elif isinstance(value, np.ndarray):
+            arrays[f"attr.{name}"] = _plain_array(value, name)
             attributes[name] = {"array": True}
         elif _is_json_scalar(value):
             attributes[name] = {"value": _to_json_scalar(value)}
@@ -187,12 +197,20 @@ def load(path: str | os.PathLike) -> Any:
             for name, value in meta["params"].items():
                 if isinstance(value, dict) and "__dict_of_arrays__" in value:
                     value = {k: array(f"param.{name}.{k}") for k in value["__dict_of_arrays__"]}
+                elif isinstance(value, dict) and "__distribution__" in value:
+                    from emkit.distributions import from_spec
+
+                    value = from_spec(value["__distribution__"])
                 params[name] = value
             estimator = cls(**params)
             for name, spec in meta["attributes"].items():
-                setattr(
-                    estimator, name, array(f"attr.{name}") if spec.get("array") else spec["value"]
-                )
+                if "dict_of_arrays" in spec:
+                    value = {k: array(f"attr.{name}.{k}") for k in spec["dict_of_arrays"]}
+                elif spec.get("array"):
+                    value = array(f"attr.{name}")
+                else:
+                    value = spec["value"]
+                setattr(estimator, name, value)
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"{path} is corrupt: {exc}") from None
     if not estimator.__sklearn_is_fitted__():

@@ -21,6 +21,7 @@ from emkit.distributions.exponential_family import (
     LogNormal,
     Poisson,
     component,
+    from_spec,
 )
 from emkit.distributions.gaussian import Gaussian, GaussianParams, GaussianStats
 
@@ -42,5 +43,6 @@ __all__ = [
     "LogNormal",
     "Poisson",
     "component",
+    "from_spec",
     "get_structure",
 ]

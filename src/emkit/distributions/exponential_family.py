@@ -50,6 +50,7 @@ array([[0.5],
 from __future__ import annotations
 
 import abc
+import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -82,6 +83,7 @@ __all__ = [
     "Poisson",
     "PoissonParams",
     "component",
+    "from_spec",
 ]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -177,6 +179,15 @@ def _non_integer(x: np.ndarray) -> np.ndarray:
 
 _NON_INTEGER: Check = (_non_integer, "non-integer values")
 _NON_POSITIVE: Check = (lambda x: x <= 0, "non-positive values (they must be > 0)")
+
+
+def _standardise(X: np.ndarray) -> np.ndarray:
+    """Columns at zero mean and unit variance (constant columns: zero; NaN: the mean)."""
+    X = np.asarray(X, dtype=np.float64)
+    mean = np.nanmean(X, axis=0)
+    sd = np.nanstd(X, axis=0)
+    Z = (X - mean) / np.where(sd > 0, sd, 1.0)
+    return np.nan_to_num(Z, nan=0.0)
 
 
 def _check_weights(weights: Any, n_samples: int) -> np.ndarray:
@@ -370,6 +381,39 @@ class Distribution(abc.ABC):
         """Log-density of the prior at ``params``, up to a constant (0 without a prior)."""
         return 0.0
 
+    # ---------------------------------------------------------------- initialisation
+    def init_features(self, X: np.ndarray) -> np.ndarray:
+        """Features on which k-means++ starts a mixture: here the standardised columns.
+
+        Distributions override this with a transform under which Euclidean distance
+        makes sense (counts: square roots; positive values: logs; categories: one-hot).
+        """
+        return _standardise(X)
+
+    # ---------------------------------------------------------------- persistence
+    #: the NamedTuple class of the parameters
+    params_type: type | None = None
+
+    def get_spec(self) -> dict[str, Any]:
+        """A JSON-serialisable description that :func:`from_spec` turns back into ``self``."""
+        spec: dict[str, Any] = {"type": type(self).__name__}
+        for name, par in inspect.signature(type(self).__init__).parameters.items():
+            if name != "self" and par.kind not in (par.VAR_POSITIONAL, par.VAR_KEYWORD):
+                value = getattr(self, name)
+                spec[name] = value.tolist() if isinstance(value, np.ndarray) else value
+        return spec
+
+    def params_to_dict(self, params: Any) -> dict[str, np.ndarray]:
+        """The parameter pytree as ``{name: array}`` (for saving)."""
+        return {name: np.asarray(value) for name, value in params._asdict().items()}
+
+    def params_from_dict(self, values: Mapping[str, Any]) -> Any:
+        """Inverse of :meth:`params_to_dict`."""
+        fields = self.params_type._fields
+        if set(values) != set(fields):
+            raise ValueError(f"{self.name} parameters are {list(fields)}, got {sorted(values)}")
+        return self.params_type(**{f: np.asarray(values[f], dtype=np.float64) for f in fields})
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -388,6 +432,7 @@ class Categorical(Distribution):
     """
 
     name = "Categorical"
+    params_type = CategoricalParams
 
     def __init__(self, n_categories: int):
         self.n_categories = check_int(n_categories, "n_categories", low=1)
@@ -439,6 +484,9 @@ class Categorical(Distribution):
         # Inverse CDF per column; the clip guards against cdf[-1] < 1 by round-off.
         return np.minimum((u >= cdf).sum(axis=2), self.n_categories - 1).astype(np.int64)
 
+    def init_features(self, X: np.ndarray) -> np.ndarray:
+        return self._one_hot(X).reshape(len(X), -1)
+
     def n_parameters(self, n_components: int, n_features: int) -> int:
         return n_components * n_features * (self.n_categories - 1)
 
@@ -447,6 +495,7 @@ class Bernoulli(Distribution):
     """Independent binary columns: ``x_d | z = k ~ Bernoulli(probs[k, d])``."""
 
     name = "Bernoulli"
+    params_type = BernoulliParams
 
     def _support(self) -> list[Check]:
         return [(lambda x: (x != 0) & (x != 1), "values other than 0 and 1")]
@@ -479,6 +528,9 @@ class Bernoulli(Distribution):
         p = np.asarray(params_k.probs)
         return (rng.random((n, p.shape[0])) < p).astype(np.float64)
 
+    def init_features(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(X, dtype=np.float64)
+
     def n_parameters(self, n_components: int, n_features: int) -> int:
         return n_components * n_features
 
@@ -487,6 +539,7 @@ class Poisson(Distribution):
     """Independent count columns: ``x_d | z = k ~ Poisson(rate[k, d])``."""
 
     name = "Poisson"
+    params_type = PoissonParams
 
     def _support(self) -> list[Check]:
         return [(lambda x: x < 0, "negative counts"), _NON_INTEGER]
@@ -514,6 +567,10 @@ class Poisson(Distribution):
         rate = np.asarray(params_k.rate)
         return rng.poisson(rate, size=(n, rate.shape[0])).astype(np.float64)
 
+    def init_features(self, X: np.ndarray) -> np.ndarray:
+        # Anscombe's transform makes Poisson counts' variance nearly constant.
+        return _standardise(np.sqrt(X + 0.375))
+
     def n_parameters(self, n_components: int, n_features: int) -> int:
         return n_components * n_features
 
@@ -523,6 +580,7 @@ class Exponential(Distribution):
     """Independent positive columns: ``x_d | z = k ~ Exponential(rate[k, d])``."""
 
     name = "Exponential"
+    params_type = ExponentialParams
 
     def _support(self) -> list[Check]:
         return [_NON_POSITIVE]
@@ -549,6 +607,9 @@ class Exponential(Distribution):
     def sample(self, params_k: ExponentialParams, n: int, rng: np.random.Generator) -> np.ndarray:
         rate = np.asarray(params_k.rate)
         return rng.exponential(1.0 / rate, size=(n, rate.shape[0]))
+
+    def init_features(self, X: np.ndarray) -> np.ndarray:
+        return _standardise(np.log(X))
 
     def n_parameters(self, n_components: int, n_features: int) -> int:
         return n_components * n_features
@@ -591,6 +652,7 @@ class Gamma(Distribution):
     """
 
     name = "Gamma"
+    params_type = GammaParams
 
     def _support(self) -> list[Check]:
         return [_NON_POSITIVE]
@@ -616,6 +678,9 @@ class Gamma(Distribution):
     def sample(self, params_k: GammaParams, n: int, rng: np.random.Generator) -> np.ndarray:
         a, b = np.asarray(params_k.shape), np.asarray(params_k.rate)
         return rng.gamma(a, 1.0 / b, size=(n, a.shape[0]))
+
+    def init_features(self, X: np.ndarray) -> np.ndarray:
+        return _standardise(np.log(X))
 
     def n_parameters(self, n_components: int, n_features: int) -> int:
         return 2 * n_components * n_features
@@ -669,6 +734,9 @@ class _NormalMoments(Distribution):
             )
         return mean + self.shift, var
 
+    def init_features(self, X: np.ndarray) -> np.ndarray:
+        return _standardise(self._transform(X))
+
     def n_parameters(self, n_components: int, n_features: int) -> int:
         return 2 * n_components * n_features
 
@@ -686,6 +754,7 @@ class DiagGaussian(_NormalMoments):
     """
 
     name = "DiagGaussian"
+    params_type = DiagGaussianParams
 
     def log_prob(self, params: DiagGaussianParams, X: np.ndarray) -> np.ndarray:
         return self._normal_log_prob(X, np.asarray(params.mean), np.asarray(params.var))
@@ -712,6 +781,7 @@ class LogNormal(_NormalMoments):
     """
 
     name = "LogNormal"
+    params_type = LogNormalParams
 
     def _support(self) -> list[Check]:
         return [_NON_POSITIVE]
@@ -843,8 +913,57 @@ class Independent(Distribution):
             out[:, cols] = dist.sample(p, n, rng)
         return out
 
+    def init_features(self, X: np.ndarray) -> np.ndarray:
+        return np.hstack([d.init_features(X[:, c]) for c, d in zip(self.columns, self.parts)])
+
+    def get_spec(self) -> dict[str, Any]:
+        return {
+            "type": "Independent",
+            "parts": [[c.tolist(), d.get_spec()] for c, d in zip(self.columns, self.parts)],
+        }
+
+    def params_to_dict(self, params: tuple) -> dict[str, np.ndarray]:
+        return {
+            f"{i}.{key}": value
+            for i, (d, p) in enumerate(zip(self.parts, params))
+            for key, value in d.params_to_dict(p).items()
+        }
+
+    def params_from_dict(self, values: Mapping[str, Any]) -> tuple:
+        out = []
+        for i, d in enumerate(self.parts):
+            prefix = f"{i}."
+            out.append(
+                d.params_from_dict(
+                    {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
+                )
+            )
+        return tuple(out)
+
     def n_parameters(self, n_components: int, n_features: int | None = None) -> int:
         return sum(
             dist.n_parameters(n_components, cols.size)
             for cols, dist in zip(self.columns, self.parts)
         )
+
+
+def _subclasses(cls: type) -> dict[str, type]:
+    out = {}
+    for sub in cls.__subclasses__():
+        out[sub.__name__] = sub
+        out.update(_subclasses(sub))
+    return out
+
+
+def from_spec(spec: Mapping[str, Any]) -> Distribution:
+    """The distribution described by ``spec`` (from :meth:`Distribution.get_spec`)."""
+    if not isinstance(spec, Mapping) or "type" not in spec:
+        raise ValueError(f"a distribution spec is a dict with a 'type', got {spec!r}")
+    classes = {k: v for k, v in _subclasses(Distribution).items() if not k.startswith("_")}
+    cls = classes.get(spec["type"])
+    if cls is None:
+        raise ValueError(f"unknown distribution type {spec['type']!r}; known: {sorted(classes)}")
+    args = {k: v for k, v in spec.items() if k != "type"}
+    if cls is Independent:
+        return Independent([(cols, from_spec(part)) for cols, part in args["parts"]])
+    return cls(**args)

@@ -78,6 +78,7 @@ class Gaussian(Distribution):
     """
 
     name = "Gaussian"
+    params_type = GaussianParams
 
     def __init__(self, covariance_type: str = "full", reg_covar: float = 1e-6):
         self.structure: CovarianceStructure = get_structure(covariance_type)

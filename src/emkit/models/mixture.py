@@ -1,0 +1,510 @@
+"""Finite mixtures of any distribution in :mod:`emkit.distributions`.
+
+Generative model::
+
+    z_i ~ Categorical(weights)
+    x_i | z_i = k ~ component distribution with parameters theta_k
+
+:class:`MixtureModel` holds the pure EM functions; its E-step is "weight each
+component's statistics by its responsibilities", so any distribution with weighted
+statistics is a component (Gaussian, Poisson, Categorical, ..., or an
+:class:`~emkit.distributions.Independent` product over column groups for tables that
+mix types). :class:`Mixture` is the estimator.
+
+Semi-supervised fitting: rows with a known component (``y >= 0``) keep that component
+as their responsibility, so EM maximises
+
+    sum_{labelled i} log(w_{y_i} p(x_i | theta_{y_i})) + sum_{unlabelled i} log sum_k w_k p(x_i | theta_k)
+
+and the engine's monotonicity check applies to that objective.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from emkit._random import seed_sequence
+from emkit._validation import check_int, check_real, check_sample_weight
+from emkit.distributions.exponential_family import Distribution, component, from_spec
+from emkit.engine.pytree import tree_map
+from emkit.models._base import EMEstimator, MixtureMixin, _print_iteration
+from emkit.models.gaussian_mixture_model import (
+    INIT_METHODS,
+    _posterior,
+    initial_responsibilities,
+)
+
+__all__ = ["Mixture", "MixtureModel", "MixtureParams", "MixtureStats"]
+
+
+class MixtureParams(NamedTuple):
+    weights: np.ndarray  # (K,)
+    components: Any  # the distribution's parameter pytree, leading axis K
+
+
+class MixtureStats(NamedTuple):
+    nk: np.ndarray  # (K,) summed responsibilities (times sample weights)
+    components: Any  # the distribution's statistics weighted by the responsibilities
+
+
+def _check_labels(y: Any, n_samples: int, n_components: int) -> np.ndarray | None:
+    """Semi-supervised labels: integers in [-1, K-1], -1 meaning unknown."""
+    if y is None:
+        return None
+    labels = np.asarray(y)
+    if labels.shape != (n_samples,):
+        raise ValueError(f"y must have shape ({n_samples},), got {labels.shape}")
+    if labels.dtype.kind == "f":
+        if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
+            raise ValueError("y must hold integer component labels (-1 for unknown)")
+    elif labels.dtype.kind not in "iu":
+        raise TypeError(f"y must hold integer component labels, got dtype {labels.dtype}")
+    labels = labels.astype(np.int64)
+    bad = (labels < -1) | (labels >= n_components)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"y must be -1 (unknown) or a component in 0..{n_components - 1}; "
+            f"row {i} has {labels[i]}"
+        )
+    return labels if (labels >= 0).any() else None
+
+
+class MixtureModel:
+    """EM model of a finite mixture of ``distribution``.
+
+    Data batches are ``(X, sample_weight or None, labels or None)`` with ``X``
+    validated by the distribution and ``labels`` -1 where the component is unknown.
+
+    Parameters
+    ----------
+    distribution : Distribution
+    n_components : int
+    init : str
+        How ``init_params`` starts: one of "kmeans++", "kmeans", "random",
+        "random_from_data", run on ``distribution.init_features(X)``.
+    prior : optional
+        Conjugate prior of the components (MAP-EM), as the distribution takes it.
+    weight_concentration : float, default=1.0
+        Symmetric Dirichlet pseudo-count ``alpha >= 1`` on the weights (1 = none).
+    """
+
+    def __init__(
+        self,
+        distribution: Distribution,
+        n_components: int,
+        init: str = "kmeans++",
+        prior: Any = None,
+        weight_concentration: float = 1.0,
+    ):
+        self.distribution = distribution
+        self.n_components = n_components
+        self.init = init
+        self.prior = prior
+        self.weight_concentration = weight_concentration
+        self.generalized = distribution.generalized
+
+    # ------------------------------------------------------------------ the three steps
+    def init_params(self, data: Any, rng: np.random.Generator) -> MixtureParams:
+        X, w, labels = data
+        resp = initial_responsibilities(
+            self.init, self.distribution.init_features(X), w, self.n_components, rng
+        )
+        return self.params_from_responsibilities(X, w, _fix_labelled(resp, labels))
+
+    def estep(self, params: MixtureParams, batch: Any) -> tuple[MixtureStats, float]:
+        return self.estep_variant(params, batch)
+
+    def estep_variant(
+        self, params: MixtureParams, batch: Any, *, beta: float = 1.0, hard: bool = False
+    ) -> tuple[MixtureStats, float]:
+        """E-step with exact (beta=1), tempered (beta < 1) or hard posteriors."""
+        X, w, labels = batch
+        resp = self.log_joint(params, X)
+        known = None if labels is None else np.flatnonzero(labels >= 0)
+        if known is not None:
+            known_rows = resp[known, labels[known]]
+        rows = _posterior(resp, beta, hard)
+        if known is not None:
+            rows[known] = known_rows
+            resp[known] = 0.0
+            resp[known, labels[known]] = 1.0
+        if w is not None:
+            resp *= w[:, None]
+            value = float(np.dot(w, rows))
+        else:
+            value = float(np.sum(rows))
+        stats = self.distribution.suff_stats(X, resp, params.components)
+        return MixtureStats(resp.sum(axis=0), stats), value
+
+    def mstep(self, stats: MixtureStats, params: MixtureParams) -> MixtureParams:
+        nk = np.asarray(stats.nk, dtype=np.float64)
+        empty = ~(nk > nk.sum() * 1e-12)
+        if empty.any() and self.prior is None:
+            raise ValueError(
+                f"mixture component(s) {np.flatnonzero(empty).tolist()} lost every sample "
+                "(zero total responsibility); decrease n_components, try another init or "
+                "random_state, or give a prior"
+            )
+        return MixtureParams(
+            self._weights(nk), self.distribution.mstep(stats.components, self.prior)
+        )
+
+    def log_prior(self, params: MixtureParams) -> float:
+        alpha = self.weight_concentration
+        value = self.distribution.log_prior(params.components, self.prior)
+        if alpha != 1.0:
+            value += (alpha - 1.0) * float(np.sum(np.log(params.weights)))
+        return float(value)
+
+    # ------------------------------------------------------------------ helpers
+    def _weights(self, nk: np.ndarray) -> np.ndarray:
+        pseudo = nk + (self.weight_concentration - 1.0)
+        return pseudo / pseudo.sum()
+
+    def log_joint(self, params: MixtureParams, X: np.ndarray) -> np.ndarray:
+        """``log weights_k + log p(x | theta_k)``, shape (N, K)."""
+        with np.errstate(divide="ignore"):  # a zero weight is never chosen
+            log_w = np.log(params.weights)
+        return self.distribution.log_prob(params.components, X) + log_w
+
+    def params_from_responsibilities(self, X, w, resp) -> MixtureParams:
+        """M-step from given responsibilities (starting from labels or soft assignments)."""
+        r = resp if w is None else resp * w[:, None]
+        nk = r.sum(axis=0)
+        return MixtureParams(self._weights(nk), self.distribution.init_params(X, r))
+
+
+def _fix_labelled(resp: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+    """Starting responsibilities that agree with the known labels.
+
+    The initial clusters are renumbered to match the labelled rows best (an
+    assignment problem on the cluster/label contingency table), so that component k
+    starts where the rows labelled k are; then labelled rows get their label.
+    """
+    if labels is None:
+        return resp
+    from scipy.optimize import linear_sum_assignment
+
+    known = np.flatnonzero(labels >= 0)
+    K = resp.shape[1]
+    agreement = np.zeros((K, K))  # agreement[label, cluster]
+    np.add.at(agreement, labels[known], resp[known])
+    rows, cols = linear_sum_assignment(agreement, maximize=True)
+    order = np.empty(K, dtype=np.intp)
+    order[rows] = cols
+    resp = np.array(resp[:, order], dtype=np.float64)
+    resp[known] = 0.0
+    resp[known, labels[known]] = 1.0
+    return resp
+
+
+class Mixture(MixtureMixin, EMEstimator):
+    """Finite mixture of any emkit distribution, fitted by EM.
+
+    Parameters
+    ----------
+    component : Distribution
+        The distribution of every component, e.g. ``Poisson()``, ``Bernoulli()``,
+        ``Categorical(n_categories)``, ``Gaussian("diag")`` or an
+        ``Independent({columns: distribution, ...})`` product for mixed-type tables.
+    n_components : int, default=1
+    prior : optional
+        Conjugate prior pseudo-counts on the components (MAP-EM), in the form the
+        distribution takes (``DirichletPrior``, ``GammaPrior``, a tuple per part of
+        an ``Independent``).
+    weight_concentration : float, default=1.0
+        Symmetric Dirichlet pseudo-count ``alpha >= 1`` on the mixture weights.
+    tol : float, default=1e-3
+        Convergence when the log-likelihood gains less than ``tol`` per sample.
+    max_iter : int, default=100
+    n_init : int, default=1
+        Restarts from independent seeds; the best is kept.
+    init : str or dict, default="kmeans++"
+        "kmeans++" (seeds then nearest-seed labels), "kmeans" (Lloyd's), "random"
+        (random responsibilities) or "random_from_data" (random rows as seeds), all on
+        ``component.init_features(X)``: standardised columns for Gaussians, square
+        roots of counts (Anscombe) for Poisson, logs for positive values, one-hot
+        categories, the concatenation for ``Independent``. Or a dict with "weights"
+        (K,) and/or "components" (a list of K parameter tuples, as ``components_``).
+    random_state : None, int or Generator
+    batch_size, progress, verbose, check_monotone, accel, variant, anneal, kappa, t0, n_jobs
+        Engine options, as in :class:`emkit.GaussianMixture` (restarts in parallel,
+        SQUAREM, online, hard and annealed EM, batches).
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    components_ : list of parameter tuples
+        One per component, with fields named as the distribution's parameters
+        (``mix.components_[0].rate`` for a Poisson mixture).
+    component_arrays_ : dict of str to ndarray
+        The same parameters stacked over components (leading axis K), by name.
+    loglik_ : float
+        Final total log-likelihood (semi-supervised: of the objective above).
+    converged_, n_iter_, history_, lower_bound_, n_features_in_
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emkit import Mixture
+    >>> from emkit.distributions import Poisson
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.poisson(2.0, (300, 1)), rng.poisson(15.0, (300, 1))])
+    >>> mix = Mixture(Poisson(), n_components=2, random_state=0).fit(X)
+    >>> rates = sorted(float(c.rate[0]) for c in mix.components_)
+    >>> [round(r) for r in rates]
+    [2, 15]
+    """
+
+    _fitted_attributes = ("weights_", "component_arrays_", "n_features_in_")
+    _extra_attributes = ("loglik_", "lower_bound_", "converged_", "n_iter_", "history_")
+
+    def __init__(
+        self,
+        component: Distribution | None = None,
+        n_components: int = 1,
+        *,
+        prior: Any = None,
+        weight_concentration: float = 1.0,
+        tol: float = 1e-3,
+        max_iter: int = 100,
+        n_init: int = 1,
+        init: str | Mapping[str, Any] = "kmeans++",
+        random_state: Any = None,
+        batch_size: int | None = None,
+        progress: bool = False,
+        verbose: int = 0,
+        check_monotone: str = "warn",
+        accel: str | None = None,
+        variant: str = "em",
+        anneal: Any = None,
+        kappa: float = 0.6,
+        t0: float = 2.0,
+        n_jobs: int | None = None,
+    ):
+        self.component = component
+        self.n_components = n_components
+        self.prior = prior
+        self.weight_concentration = weight_concentration
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init = init
+        self.random_state = random_state
+        self.batch_size = batch_size
+        self.progress = progress
+        self.verbose = verbose
+        self.check_monotone = check_monotone
+        self.accel = accel
+        self.variant = variant
+        self.anneal = anneal
+        self.kappa = kappa
+        self.t0 = t0
+        self.n_jobs = n_jobs
+
+    # ------------------------------------------------------------------ fitting
+    def _distribution(self) -> Distribution:
+        dist = self.component
+        if isinstance(dist, Mapping):  # a spec, as stored by save()
+            dist = from_spec(dist)
+        if not isinstance(dist, Distribution):
+            raise TypeError(
+                "component must be a distribution from emkit.distributions, e.g. Poisson(), "
+                f"got {type(dist).__name__}"
+            )
+        return dist
+
+    def _model(self) -> MixtureModel:
+        init = self.init if isinstance(self.init, str) else "kmeans++"
+        return MixtureModel(
+            self._distribution(),
+            self.n_components,
+            init=init,
+            prior=self.prior,
+            weight_concentration=self.weight_concentration,
+        )
+
+    def _check_hyperparameters(self, n_samples: int) -> None:
+        check_int(self.n_components, "n_components", 1)
+        check_real(self.tol, "tol", 0.0)
+        check_int(self.max_iter, "max_iter", 0)
+        check_int(self.n_init, "n_init", 1)
+        if check_real(self.weight_concentration, "weight_concentration", 0.0) < 1.0:
+            raise ValueError(f"weight_concentration must be >= 1, got {self.weight_concentration}")
+        if isinstance(self.init, str):
+            if self.init not in INIT_METHODS:
+                raise ValueError(
+                    f"init must be one of {INIT_METHODS} or a dict of parameters, got {self.init!r}"
+                )
+        elif not isinstance(self.init, Mapping):
+            raise TypeError(f"init must be a string or a dict, got {type(self.init).__name__}")
+        if self.n_components > n_samples:
+            raise ValueError(
+                f"Expected n_samples >= n_components but got n_components = "
+                f"{self.n_components}, n_samples = {n_samples}"
+            )
+
+    def _starting_params(self, model: MixtureModel, data, rng) -> MixtureParams | None:
+        if not isinstance(self.init, Mapping):
+            return None
+        K = self.n_components
+        unknown = set(self.init) - {"weights", "components"}
+        if unknown:
+            raise ValueError(
+                f"init dict has unknown keys {sorted(unknown)}; use 'weights', 'components'"
+            )
+        base = None
+        if "components" in self.init:
+            comps = list(self.init["components"])
+            if len(comps) != K:
+                raise ValueError(f"init components must list {K} parameter sets, got {len(comps)}")
+            stacked = tree_map(lambda *leaves: np.stack([np.asarray(x) for x in leaves]), *comps)
+            try:
+                X = data[0]
+                model.distribution.log_prob(stacked, X[:1])
+            except Exception as exc:
+                raise ValueError(f"init components do not fit the data: {exc}") from None
+            components = stacked
+        else:
+            base = model.init_params(data, rng)
+            components = base.components
+        if "weights" in self.init:
+            w = np.asarray(self.init["weights"], dtype=np.float64)
+            if w.shape != (K,):
+                raise ValueError(f"init weights must have shape ({K},), got {w.shape}")
+            if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
+                raise ValueError("init weights must be non-negative and sum to 1")
+            weights = w / w.sum()
+        else:
+            weights = np.full(K, 1.0 / K) if base is None else base.weights
+        return MixtureParams(weights, components)
+
+    def fit(self, X, y=None, sample_weight=None) -> Mixture:
+        """Estimate the weights and component parameters by EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Values in the component distribution's support.
+        y : array-like of shape (n_samples,), optional
+            Known components for semi-supervised fitting, -1 where unknown.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights; a weight of 2 counts a row twice.
+
+        Returns
+        -------
+        self
+        """
+        from emkit.engine import em
+
+        dist = self._distribution()
+        X = dist.validate(X)
+        w = check_sample_weight(sample_weight, len(X))
+        self._check_hyperparameters(len(X))
+        labels = _check_labels(y, len(X), self.n_components)
+        if w is not None and np.count_nonzero(w) < self.n_components:
+            raise ValueError(
+                f"only {np.count_nonzero(w)} samples have positive weight, fewer than "
+                f"n_components = {self.n_components}"
+            )
+        model = self._model()
+        data = (X, w, labels)
+        rng = np.random.default_rng(seed_sequence(self.random_state))
+        init = self._starting_params(model, data, rng)
+        n_obs = float(len(X) if w is None else w.sum())
+        result = em(
+            model,
+            data,
+            init=init,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            n_init=1 if init is not None else self.n_init,
+            random_state=self.random_state,
+            batch_size=self.batch_size,
+            progress=self.progress,
+            callback=_print_iteration if self.verbose >= 2 else None,
+            check_monotone=self.check_monotone,
+            tol_scale=n_obs,
+            n_jobs=self.n_jobs,
+            accel=self.accel,
+            variant=self.variant,
+            anneal=self.anneal,
+            kappa=self.kappa,
+            t0=self.t0,
+        )
+        # Everything is computed; only now is the estimator changed.
+        p = result.params
+        self.weights_ = np.asarray(p.weights, dtype=np.float64)
+        self.component_arrays_ = dist.params_to_dict(p.components)
+        self.n_features_in_ = X.shape[1]
+        self.loglik_ = float(result.loglik)
+        self.lower_bound_ = self.loglik_ / n_obs
+        self._finish_fit(result)
+        return self
+
+    def _check_fitted_state(self) -> None:
+        dist = self._distribution()
+        params = dist.params_from_dict(self.component_arrays_)
+        w = np.asarray(self.weights_)
+        if w.shape != (self.n_components,) or not np.all(np.isfinite(w)):
+            raise ValueError("weights_ has the wrong shape or non-finite values")
+        for leaf in params:
+            leaves = leaf if isinstance(leaf, tuple) else (leaf,)
+            for arr in leaves:
+                if np.shape(arr)[:1] != (self.n_components,):
+                    raise ValueError("component arrays do not have one row per component")
+
+    def _describe(self) -> str:
+        return f"K={self.n_components} {self._distribution()!r} "
+
+    # ------------------------------------------------------------------ fitted values
+    def _params(self) -> MixtureParams:
+        self._check_is_fitted()
+        comps = self._distribution().params_from_dict(self.component_arrays_)
+        return MixtureParams(np.asarray(self.weights_, dtype=np.float64), comps)
+
+    @property
+    def components_(self) -> list:
+        """Fitted parameters of each component (a list of K parameter tuples)."""
+        p = self._params()
+        return [component(p.components, k) for k in range(len(p.weights))]
+
+    def _validated(self, X) -> np.ndarray:
+        self._check_is_fitted()
+        X = self._distribution().validate(X)
+        self._check_n_features(X)
+        return X
+
+    def _log_joint(self, X: np.ndarray) -> np.ndarray:
+        return self._model().log_joint(self._params(), X)
+
+    def _n_parameters(self) -> int:
+        return (self.n_components - 1) + self._distribution().n_parameters(
+            self.n_components, self.n_features_in_
+        )
+
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Draw samples from the fitted mixture.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        labels : ndarray of shape (n_samples,)
+            The component of each sample (samples are grouped by component).
+        """
+        n_samples = check_int(n_samples, "n_samples", 1)
+        p = self._params()
+        dist = self._distribution()
+        rng = np.random.default_rng(seed_sequence(self.random_state))
+        counts = rng.multinomial(n_samples, p.weights / p.weights.sum())
+        X = np.vstack(
+            [
+                dist.sample(component(p.components, k), int(c), rng).reshape(int(c), -1)
+                for k, c in enumerate(counts)
+            ]
+        )
+        return X, np.repeat(np.arange(len(counts)), counts)
