@@ -18,6 +18,7 @@ from emkit.exceptions import (
     NotFittedError,
 )
 from emkit.io import load
+from emkit.models.factor_analysis import FactorAnalysis
 from emkit.models.gaussian_imputer import GaussianImputer
 from emkit.models.gaussian_mixture import GaussianMixture
 from emkit.models.mixture import Mixture
@@ -30,6 +31,7 @@ __all__ = [
     "DegenerateComponentWarning",
     "EMModel",
     "EMResult",
+    "FactorAnalysis",
     "GaussianImputer",
     "GaussianMixture",
     "IterationInfo",
