@@ -7,7 +7,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_array", "check_int", "check_real", "check_sample_weight"]
+__all__ = [
+    "ALL_MISSING",
+    "check_array",
+    "check_int",
+    "check_real",
+    "check_sample_weight",
+    "drop_all_missing_rows",
+]
 
 
 def check_array(
@@ -105,3 +112,38 @@ def check_real(value: Any, name: str, low: float | None = None) -> float:
     if not np.isfinite(value) or (low is not None and value < low):
         raise ValueError(f"{name} must be a finite number >= {low}, got {value}")
     return float(value)
+
+
+ALL_MISSING = ("error", "drop")
+
+
+def drop_all_missing_rows(
+    X: np.ndarray, w: np.ndarray | None, all_missing: str, min_rows: int = 2
+) -> np.ndarray:
+    """Rows of ``X`` to keep: those with at least one observed (non-NaN) value.
+
+    Rows with every value missing carry no information: ``all_missing="error"``
+    rejects them with a ValueError naming them, ``"drop"`` drops them with a warning.
+    Returns a boolean mask over the rows (all True when nothing is dropped).
+    """
+    import warnings
+
+    if all_missing not in ALL_MISSING:
+        raise ValueError(f"all_missing must be one of {ALL_MISSING}, got {all_missing!r}")
+    empty_rows = np.isnan(X).all(axis=1)
+    keep = ~empty_rows
+    if not empty_rows.any():
+        return keep
+    idx = np.flatnonzero(empty_rows)
+    what = f"{idx.size} row(s) of X have every value missing (rows {idx[:10].tolist()}"
+    what += ", ...)" if idx.size > 10 else ")"
+    if all_missing == "error":
+        raise ValueError(
+            f"{what}; they carry no information: remove them or pass all_missing='drop'"
+        )
+    warnings.warn(f"{what}; dropping them", UserWarning, stacklevel=3)
+    if keep.sum() < min_rows:
+        raise ValueError(f"fewer than {min_rows} rows of X have an observed value")
+    if w is not None and not w[keep].sum() > 0:
+        raise ValueError("the rows with observed values all have zero sample_weight")
+    return keep

@@ -365,3 +365,109 @@ def test_map_em_with_priors_keeps_empty_components_defined():
     assert np.all(np.isfinite(rates)) and np.all(rates > 0)
     h = np.asarray(mix.history_)
     assert np.all(np.diff(h) >= -1e-9 * np.abs(h[1:]))
+
+
+# ---------------------------------------------------------------- missing values
+def test_poisson_mixture_with_missing_values_equals_direct_maximisation():
+    rng = np.random.default_rng(20)
+    X, _, _ = poisson_data(rng, 500)
+    X = X.astype(float)
+    X[rng.uniform(size=X.shape) < 0.25] = np.nan
+    X[np.isnan(X).all(axis=1), 0] = 3.0
+    mix = Mixture(Poisson(), 3, random_state=0, tol=1e-12, max_iter=5000).fit(X)
+    obs = ~np.isnan(X)
+
+    def negll(theta):
+        logits, log_rates = np.r_[0.0, theta[:2]], theta[2:].reshape(3, 2)
+        log_w = logits - logsumexp(logits)
+        terms = stats.poisson.logpmf(np.nan_to_num(X)[:, None, :], np.exp(log_rates)[None])
+        lp = np.where(obs[:, None, :], terms, 0.0).sum(axis=2)
+        return -logsumexp(lp + log_w, axis=1).sum()
+
+    est = mix.component_arrays_["rate"]
+    w = mix.weights_
+    start = np.r_[np.log(w[1:] / w[0]), np.log(est).ravel()] + 0.05
+    res = optimize.minimize(negll, start, method="BFGS", options={"gtol": 1e-8})
+    assert mix.loglik_ == pytest.approx(-res.fun, rel=1e-9)
+    assert mix.score(X) * len(X) == pytest.approx(-res.fun, rel=1e-9)
+
+
+def test_gaussian_mixture_with_missing_values_equals_direct_maximisation():
+    rng = np.random.default_rng(21)
+    n, D = 150, 2
+    z = rng.choice(2, size=n)
+    X = rng.normal(size=(n, D)) @ np.array([[1.0, 0.5], [0.0, 1.0]])
+    X[z == 1] += [3.0, -2.0]
+    X[rng.uniform(size=X.shape) < 0.2] = np.nan
+    X[np.isnan(X).all(axis=1), 1] = 0.0
+    mix = Mixture(Gaussian("full", reg_covar=0.0), 2, random_state=0, tol=1e-12, max_iter=5000)
+    mix.fit(X)
+    iu = np.tril_indices(D)
+
+    def unpack(theta):
+        log_w = np.r_[0.0, theta[0]] - logsumexp(np.r_[0.0, theta[0]])
+        means = theta[1 : 1 + 2 * D].reshape(2, D)
+        covs = []
+        for k in range(2):
+            L = np.zeros((D, D))
+            L[iu] = theta[1 + 2 * D + k * len(iu[0]) : 1 + 2 * D + (k + 1) * len(iu[0])]
+            L[np.diag_indices(D)] = np.exp(L[np.diag_indices(D)])
+            covs.append(L @ L.T)
+        return log_w, means, covs
+
+    patterns = {}
+    for i, x in enumerate(X):
+        patterns.setdefault(tuple(~np.isnan(x)), []).append(i)
+
+    def negll(theta):
+        log_w, means, covs = unpack(theta)
+        lp = np.empty((n, 2))
+        for key, rows in patterns.items():
+            o = np.array(key)
+            for k in range(2):
+                mvn = stats.multivariate_normal(means[k][o], covs[k][np.ix_(o, o)])
+                lp[rows, k] = log_w[k] + mvn.logpdf(X[np.ix_(rows, o)])
+        return -logsumexp(lp, axis=1).sum()
+
+    w = mix.weights_
+    theta = [np.log(w[1] / w[0]), *mix.component_arrays_["mean"].ravel()]
+    for cov in mix.component_arrays_["covariance"]:
+        L = np.linalg.cholesky(cov)
+        L[np.diag_indices(D)] = np.log(L[np.diag_indices(D)])
+        theta.extend(L[iu])
+    start = np.asarray(theta) + 0.02
+    res = optimize.minimize(negll, start, method="BFGS", options={"gtol": 1e-7})
+    assert mix.loglik_ == pytest.approx(-res.fun, rel=1e-7)
+    assert mix.loglik_ >= -res.fun - 1e-6 * abs(res.fun)
+
+
+def test_mixed_mixture_with_missing_values_recovers_parameters_and_is_monotone():
+    rng = np.random.default_rng(22)
+    n = 3000
+    z = rng.choice(2, size=n, p=[0.4, 0.6])
+    means = np.array([[0.0, 0.0], [3.0, -3.0]])
+    cat = np.array([[0.8, 0.1, 0.1], [0.1, 0.2, 0.7]])
+    X = np.column_stack([rng.normal(means[z]), [rng.choice(3, p=cat[k]) for k in z]])
+    X[rng.uniform(size=X.shape) < 0.3] = np.nan
+    X[np.isnan(X).all(axis=1), 2] = 0.0
+    dist = Independent({(0, 1): Gaussian("full"), 2: Categorical(3)})
+    mix = Mixture(dist, 2, random_state=0, tol=1e-8, max_iter=500, check_monotone="raise").fit(X)
+    est = np.array([c[0].mean for c in mix.components_])
+    perm = list(best_permutation(est, means))
+    np.testing.assert_allclose(est[perm], means, atol=0.12)
+    np.testing.assert_allclose([mix.components_[k][1].probs[0] for k in perm], cat, atol=0.05)
+    h = np.asarray(mix.history_)
+    assert np.all(np.diff(h) >= -1e-9 * np.abs(h[1:]))
+    # Rows with NaN are predicted from their observed values.
+    proba = mix.predict_proba(np.array([[np.nan, np.nan, 2.0], [3.0, np.nan, np.nan]]))
+    assert proba.shape == (2, 2) and np.allclose(proba.sum(axis=1), 1.0)
+
+
+def test_rows_with_every_value_missing():
+    X = np.array([[1.0, 2.0], [np.nan, np.nan], [3.0, 0.0], [2.0, 5.0], [0.0, 1.0]])
+    with pytest.raises(ValueError, match=r"1 row\(s\) of X have every value missing \(rows \[1\]"):
+        Mixture(Poisson(), 2, random_state=0).fit(X)
+    with pytest.warns(UserWarning, match="dropping them"):
+        mix = Mixture(Poisson(), 2, random_state=0, all_missing="drop").fit(X)
+    ref = Mixture(Poisson(), 2, random_state=0).fit(np.delete(X, 1, axis=0))
+    np.testing.assert_allclose(mix.component_arrays_["rate"], ref.component_arrays_["rate"])

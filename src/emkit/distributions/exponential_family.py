@@ -167,6 +167,11 @@ class GammaPrior(NamedTuple):
     b0: float = 0.0
 
 
+def _column(params: Any, d: int) -> Any:
+    """Parameters of column ``d`` only (every leaf sliced on its column axis)."""
+    return tree_map(lambda leaf: np.asarray(leaf)[:, d : d + 1], params)
+
+
 def component(params: Any, k: int) -> Any:
     """The parameters of component ``k`` (every leaf indexed on its leading axis)."""
     return tree_map(lambda leaf: np.asarray(leaf)[k], params)
@@ -287,14 +292,15 @@ class Distribution(abc.ABC):
         if len(labels) != arr.shape[1]:
             raise ValueError(f"{self.name}: {len(labels)} labels for {arr.shape[1]} columns")
         checks: list[Check] = [
-            (np.isnan, "NaN (missing values are not supported yet)"),
             (np.isinf, "infinite values"),
             *self._support(),
         ]
         for j, label in enumerate(labels):
             col = arr[:, j]
+            observed = ~np.isnan(col)  # NaN marks a missing value
             for is_bad, what in checks:
-                bad = np.flatnonzero(is_bad(col))
+                with np.errstate(invalid="ignore"):
+                    bad = np.flatnonzero(is_bad(col) & observed)
                 if bad.size:
                     raise ValueError(
                         f"{self.name}: column {label} has {what}, e.g. {col[bad[0]]!r} "
@@ -307,35 +313,48 @@ class Distribution(abc.ABC):
         return []
 
     # ---------------------------------------------------------------- the contract
-    @abc.abstractmethod
+    #: a value inside the support that stands in for a missing one while computing
+    _fill_value: float = 0.0
+
     def log_prob(self, params: Any, X: np.ndarray) -> np.ndarray:
-        """Log-density of each row under each component.
+        """Log-density of each row's observed values under each component.
 
         Parameters
         ----------
         params : pytree
             Leaves with a leading axis of K components.
         X : ndarray of shape (n_samples, n_features)
-            Validated data.
+            Validated data; NaN marks a missing value, which is integrated out (the
+            columns are independent given the component, so it drops from the sum).
 
         Returns
         -------
         ndarray of shape (n_samples, n_components)
         """
+        missing = np.isnan(X)
+        if not missing.any():
+            return self._log_prob(params, X)
+        out = self._log_prob(params, np.where(missing, self._fill_value, X))
+        # Take out the stand-in value's term, column by column.
+        stand_in = np.full((1, 1), self._fill_value)
+        terms = np.stack(
+            [self._log_prob(_column(params, d), stand_in)[0] for d in range(X.shape[1])]
+        )
+        return out - missing @ terms
 
-    @abc.abstractmethod
     def suff_stats(self, X: np.ndarray, weights: np.ndarray, params: Any = None) -> Any:
         """Sufficient statistics weighted per component.
 
         Parameters
         ----------
         X : ndarray of shape (n_samples, n_features)
-            Validated data.
+            Validated data; NaN marks a missing value.
         weights : array-like of shape (n_samples, n_components)
             Non-negative weight of each row for each component (responsibilities).
         params : pytree, optional
-            The current parameters. Only needed where the statistics of missing
-            values (NaN) are expectations under them (:class:`Gaussian`).
+            The current parameters: the statistics of a missing value are their
+            expectation under the component (exact EM), so they are needed when ``X``
+            has NaN.
 
         Returns
         -------
@@ -343,6 +362,45 @@ class Distribution(abc.ABC):
             Weighted sums over rows: the statistics of two parts of a data set add up
             (:func:`emkit.engine.pytree.tree_add`) to those of the whole.
         """
+        missing = np.isnan(X)
+        if not missing.any():
+            return self._suff_stats(X, weights)
+        if params is None:
+            raise ValueError(
+                f"{self.name}: X has missing values (NaN); their expected statistics "
+                "depend on the parameters: pass params"
+            )
+        w = _check_weights(weights, X.shape[0])
+        K, D = w.shape[1], X.shape[1]
+        stats = self._suff_stats(np.where(missing, self._fill_value, X), w)
+        stand_in = self._suff_stats(np.full((1, D), self._fill_value), np.ones((1, K)))
+        expected = self._expected_stats(params)
+        weight_missing = w.T @ missing  # (K, D): weight of the missing entries per column
+
+        def fix(leaf, e, f):
+            scale = weight_missing.reshape(weight_missing.shape + (1,) * (np.ndim(leaf) - 2))
+            return leaf + scale * (e - f)
+
+        return stats._replace(
+            **{
+                name: fix(getattr(stats, name), getattr(expected, name), getattr(stand_in, name))
+                for name in stats._fields
+                if name != "nk"
+            }
+        )
+
+    def _log_prob(self, params: Any, X: np.ndarray) -> np.ndarray:
+        """Log-densities (N, K) of complete rows."""
+        raise NotImplementedError
+
+    def _suff_stats(self, X: np.ndarray, weights: Any) -> Any:
+        """Statistics of complete rows (a NamedTuple whose first field is ``nk``)."""
+        raise NotImplementedError
+
+    def _expected_stats(self, params: Any) -> Any:
+        """Per component and column, the expected statistics of one value (same
+        NamedTuple as the statistics, leaves (K, D, ...); ``nk`` is not used)."""
+        raise NotImplementedError(f"{self.name} does not support missing values")
 
     @abc.abstractmethod
     def mstep(self, stats: Any, prior: Any = None) -> Any:
@@ -375,7 +433,13 @@ class Distribution(abc.ABC):
         ``rng`` is accepted for the common signature; the step is deterministic.
         """
         X = self.validate(X)
-        return self.mstep(self.suff_stats(X, resp))
+        missing = np.isnan(X)
+        if not missing.any():
+            return self.mstep(self.suff_stats(X, resp))
+        # With missing values: a first M-step with stand-ins, then one with their
+        # expected statistics under it.
+        first = self.mstep(self._suff_stats(np.where(missing, self._fill_value, X), resp))
+        return self.mstep(self.suff_stats(X, resp, first))
 
     def log_prior(self, params: Any, prior: Any = None) -> float:
         """Log-density of the prior at ``params``, up to a constant (0 without a prior)."""
@@ -450,10 +514,12 @@ class Categorical(Distribution):
     def _one_hot(self, X: np.ndarray) -> np.ndarray:
         N, D = X.shape
         out = np.zeros((N, D, self.n_categories))
-        np.put_along_axis(out, X.astype(np.intp)[:, :, None], 1.0, axis=2)
+        missing = np.isnan(X)
+        np.put_along_axis(out, np.where(missing, 0, X).astype(np.intp)[:, :, None], 1.0, axis=2)
+        out[missing] = 0.0  # a missing category is none of them (init features only)
         return out.reshape(N, D * self.n_categories)
 
-    def log_prob(self, params: CategoricalParams, X: np.ndarray) -> np.ndarray:
+    def _log_prob(self, params: CategoricalParams, X: np.ndarray) -> np.ndarray:
         probs = np.asarray(params.probs)
         D = probs.shape[1]
         with np.errstate(divide="ignore"):
@@ -462,10 +528,14 @@ class Categorical(Distribution):
         picked = logp[:, np.arange(D)[None, :], X.astype(np.intp)]
         return picked.sum(axis=2).T
 
-    def suff_stats(self, X: np.ndarray, weights: Any, params: Any = None) -> CountStats:
+    def _suff_stats(self, X: np.ndarray, weights: Any) -> CountStats:
         w = _check_weights(weights, X.shape[0])
         counts = (w.T @ self._one_hot(X)).reshape(w.shape[1], X.shape[1], self.n_categories)
         return CountStats(nk=w.sum(axis=0), counts=counts)
+
+    def _expected_stats(self, params: CategoricalParams) -> CountStats:
+        probs = np.asarray(params.probs)
+        return CountStats(nk=np.ones(len(probs)), counts=probs)
 
     def mstep(self, stats: CountStats, prior: DirichletPrior | None = None) -> CategoricalParams:
         alpha = _dirichlet_alpha(prior, self.name)
@@ -500,15 +570,19 @@ class Bernoulli(Distribution):
     def _support(self) -> list[Check]:
         return [(lambda x: (x != 0) & (x != 1), "values other than 0 and 1")]
 
-    def log_prob(self, params: BernoulliParams, X: np.ndarray) -> np.ndarray:
+    def _log_prob(self, params: BernoulliParams, X: np.ndarray) -> np.ndarray:
         p = np.asarray(params.probs)
         log1 = _safe_log(p)
         log0 = _safe_log(1.0 - p)
         return X @ (log1 - log0).T + log0.sum(axis=1)
 
-    def suff_stats(self, X: np.ndarray, weights: Any, params: Any = None) -> CountStats:
+    def _suff_stats(self, X: np.ndarray, weights: Any) -> CountStats:
         w = _check_weights(weights, X.shape[0])
         return CountStats(nk=w.sum(axis=0), counts=w.T @ X)
+
+    def _expected_stats(self, params: BernoulliParams) -> CountStats:
+        probs = np.asarray(params.probs)
+        return CountStats(nk=np.ones(len(probs)), counts=probs)
 
     def mstep(self, stats: CountStats, prior: DirichletPrior | None = None) -> BernoulliParams:
         alpha = np.broadcast_to(_dirichlet_alpha(prior, self.name), (2,))
@@ -529,7 +603,7 @@ class Bernoulli(Distribution):
         return (rng.random((n, p.shape[0])) < p).astype(np.float64)
 
     def init_features(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(X, dtype=np.float64)
+        return np.nan_to_num(np.asarray(X, dtype=np.float64), nan=0.5)
 
     def n_parameters(self, n_components: int, n_features: int) -> int:
         return n_components * n_features
@@ -544,13 +618,17 @@ class Poisson(Distribution):
     def _support(self) -> list[Check]:
         return [(lambda x: x < 0, "negative counts"), _NON_INTEGER]
 
-    def log_prob(self, params: PoissonParams, X: np.ndarray) -> np.ndarray:
+    def _log_prob(self, params: PoissonParams, X: np.ndarray) -> np.ndarray:
         rate = np.asarray(params.rate)
         return X @ _safe_log(rate).T - rate.sum(axis=1) - gammaln(X + 1.0).sum(axis=1)[:, None]
 
-    def suff_stats(self, X: np.ndarray, weights: Any, params: Any = None) -> CountStats:
+    def _suff_stats(self, X: np.ndarray, weights: Any) -> CountStats:
         w = _check_weights(weights, X.shape[0])
         return CountStats(nk=w.sum(axis=0), counts=w.T @ X)
+
+    def _expected_stats(self, params: PoissonParams) -> CountStats:
+        rate = np.asarray(params.rate)
+        return CountStats(nk=np.ones(len(rate)), counts=rate)
 
     def mstep(self, stats: CountStats, prior: GammaPrior | None = None) -> PoissonParams:
         a0, b0 = _gamma_prior(prior, self.name)
@@ -581,17 +659,22 @@ class Exponential(Distribution):
 
     name = "Exponential"
     params_type = ExponentialParams
+    _fill_value = 1.0
 
     def _support(self) -> list[Check]:
         return [_NON_POSITIVE]
 
-    def log_prob(self, params: ExponentialParams, X: np.ndarray) -> np.ndarray:
+    def _log_prob(self, params: ExponentialParams, X: np.ndarray) -> np.ndarray:
         rate = np.asarray(params.rate)
         return np.log(rate).sum(axis=1) - X @ rate.T
 
-    def suff_stats(self, X: np.ndarray, weights: Any, params: Any = None) -> CountStats:
+    def _suff_stats(self, X: np.ndarray, weights: Any) -> CountStats:
         w = _check_weights(weights, X.shape[0])
         return CountStats(nk=w.sum(axis=0), counts=w.T @ X)
+
+    def _expected_stats(self, params: ExponentialParams) -> CountStats:
+        rate = np.asarray(params.rate)
+        return CountStats(nk=np.ones(len(rate)), counts=1.0 / rate)
 
     def mstep(self, stats: CountStats, prior: GammaPrior | None = None) -> ExponentialParams:
         a0, b0 = _gamma_prior(prior, self.name)
@@ -653,18 +736,25 @@ class Gamma(Distribution):
 
     name = "Gamma"
     params_type = GammaParams
+    _fill_value = 1.0
 
     def _support(self) -> list[Check]:
         return [_NON_POSITIVE]
 
-    def log_prob(self, params: GammaParams, X: np.ndarray) -> np.ndarray:
+    def _log_prob(self, params: GammaParams, X: np.ndarray) -> np.ndarray:
         a, b = np.asarray(params.shape), np.asarray(params.rate)
         const = (a * np.log(b) - gammaln(a)).sum(axis=1)
         return np.log(X) @ (a - 1.0).T - X @ b.T + const
 
-    def suff_stats(self, X: np.ndarray, weights: Any, params: Any = None) -> GammaStats:
+    def _suff_stats(self, X: np.ndarray, weights: Any) -> GammaStats:
         w = _check_weights(weights, X.shape[0])
         return GammaStats(nk=w.sum(axis=0), sum_x=w.T @ X, sum_log_x=w.T @ np.log(X))
+
+    def _expected_stats(self, params: GammaParams) -> GammaStats:
+        shape, rate = np.asarray(params.shape), np.asarray(params.rate)
+        return GammaStats(
+            nk=np.ones(len(shape)), sum_x=shape / rate, sum_log_x=digamma(shape) - np.log(rate)
+        )
 
     def mstep(self, stats: GammaStats, prior: None = None) -> GammaParams:
         if prior is not None:
@@ -714,10 +804,15 @@ class _NormalMoments(Distribution):
         z2 = (T[:, None, :] - mean[None]) ** 2 / var[None]
         return -0.5 * (z2.sum(axis=2) + np.log(var).sum(axis=1) + T.shape[1] * _LOG_2PI)
 
-    def suff_stats(self, X: np.ndarray, weights: Any, params: Any = None) -> MomentStats:
+    def _suff_stats(self, X: np.ndarray, weights: Any) -> MomentStats:
         w = _check_weights(weights, X.shape[0])
         T = self._transform(X) - self.shift
         return MomentStats(nk=w.sum(axis=0), s1=w.T @ T, s2=w.T @ (T * T))
+
+    def _moments(self, mean: np.ndarray, var: np.ndarray) -> MomentStats:
+        """Expected ``t - shift`` and its square under Normal(mean, var) per column."""
+        centred = mean - self.shift
+        return MomentStats(nk=np.ones(len(mean)), s1=centred, s2=var + centred * centred)
 
     def _mean_var(self, stats: MomentStats, prior: None) -> tuple[np.ndarray, np.ndarray]:
         if prior is not None:
@@ -756,8 +851,11 @@ class DiagGaussian(_NormalMoments):
     name = "DiagGaussian"
     params_type = DiagGaussianParams
 
-    def log_prob(self, params: DiagGaussianParams, X: np.ndarray) -> np.ndarray:
+    def _log_prob(self, params: DiagGaussianParams, X: np.ndarray) -> np.ndarray:
         return self._normal_log_prob(X, np.asarray(params.mean), np.asarray(params.var))
+
+    def _expected_stats(self, params: DiagGaussianParams) -> MomentStats:
+        return self._moments(np.asarray(params.mean), np.asarray(params.var))
 
     def mstep(self, stats: MomentStats, prior: None = None) -> DiagGaussianParams:
         mean, var = self._mean_var(stats, prior)
@@ -782,6 +880,7 @@ class LogNormal(_NormalMoments):
 
     name = "LogNormal"
     params_type = LogNormalParams
+    _fill_value = 1.0
 
     def _support(self) -> list[Check]:
         return [_NON_POSITIVE]
@@ -790,11 +889,14 @@ class LogNormal(_NormalMoments):
     def _transform(X: np.ndarray) -> np.ndarray:
         return np.log(X)
 
-    def log_prob(self, params: LogNormalParams, X: np.ndarray) -> np.ndarray:
+    def _log_prob(self, params: LogNormalParams, X: np.ndarray) -> np.ndarray:
         T = np.log(X)
         sigma = np.asarray(params.sigma)
         normal = self._normal_log_prob(T, np.asarray(params.mu), sigma * sigma)
         return normal - T.sum(axis=1)[:, None]  # the Jacobian of x -> log x
+
+    def _expected_stats(self, params: LogNormalParams) -> MomentStats:
+        return self._moments(np.asarray(params.mu), np.asarray(params.sigma) ** 2)
 
     def mstep(self, stats: MomentStats, prior: None = None) -> LogNormalParams:
         mean, var = self._mean_var(stats, prior)
@@ -912,6 +1014,10 @@ class Independent(Distribution):
         for cols, dist, p in zip(self.columns, self.parts, params_k):
             out[:, cols] = dist.sample(p, n, rng)
         return out
+
+    def init_params(self, X: Any, resp: Any, rng: np.random.Generator | None = None) -> tuple:
+        X = self.validate(X)
+        return tuple(d.init_params(X[:, c], resp, rng) for c, d in zip(self.columns, self.parts))
 
     def init_features(self, X: np.ndarray) -> np.ndarray:
         return np.hstack([d.init_features(X[:, c]) for c, d in zip(self.columns, self.parts)])

@@ -23,14 +23,20 @@ through a Cholesky factor of ``S_oo``.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from emkit._random import seed_sequence
-from emkit._validation import check_array, check_int, check_real, check_sample_weight
+from emkit._validation import (
+    ALL_MISSING,
+    check_array,
+    check_int,
+    check_real,
+    check_sample_weight,
+    drop_all_missing_rows,
+)
 from emkit.distributions._missing import condition, missing_patterns
 from emkit.models._base import EMEstimator, _print_iteration
 
@@ -38,7 +44,6 @@ __all__ = ["GaussianImputer", "MVNMissingModel", "MVNParams", "MVNStats"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
 INIT_METHODS = ("observed", "pairwise")
-ALL_MISSING = ("error", "drop")
 
 
 class MVNParams(NamedTuple):
@@ -341,25 +346,10 @@ class GaussianImputer(EMEstimator):
     def _validate_training_data(self, X, sample_weight) -> tuple[np.ndarray, np.ndarray | None]:
         X = check_array(X, allow_nan=True, min_samples=2, dtype=np.float64)
         w = check_sample_weight(sample_weight, len(X))
+        keep = drop_all_missing_rows(X, w, self.all_missing)
+        if not keep.all():
+            X, w = X[keep], None if w is None else w[keep]
         missing = np.isnan(X)
-        empty_rows = missing.all(axis=1)
-        if empty_rows.any():
-            idx = np.flatnonzero(empty_rows)
-            shown = idx[:10].tolist()
-            what = f"{idx.size} row(s) of X have every value missing (rows {shown}"
-            what += ", ...)" if idx.size > 10 else ")"
-            if self.all_missing == "error":
-                raise ValueError(
-                    f"{what}; they carry no information: remove them or pass all_missing='drop'"
-                )
-            warnings.warn(f"{what}; dropping them", UserWarning, stacklevel=3)
-            keep = ~empty_rows
-            X, missing = X[keep], missing[keep]
-            w = None if w is None else w[keep]
-            if len(X) < 2:
-                raise ValueError("fewer than 2 rows of X have an observed value")
-            if w is not None and not w.sum() > 0:
-                raise ValueError("the rows with observed values all have zero sample_weight")
         positive = np.ones(len(X), dtype=bool) if w is None else w > 0
         observed = ~missing[positive]
         per_column = observed.sum(axis=0)

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from emkit._random import seed_sequence
-from emkit._validation import check_int, check_real, check_sample_weight
+from emkit._validation import check_int, check_real, check_sample_weight, drop_all_missing_rows
 from emkit.distributions.exponential_family import Distribution, component, from_spec
 from emkit.engine.pytree import tree_map
 from emkit.models._base import EMEstimator, MixtureMixin, _print_iteration
@@ -218,6 +218,11 @@ class Mixture(MixtureMixin, EMEstimator):
         an ``Independent``).
     weight_concentration : float, default=1.0
         Symmetric Dirichlet pseudo-count ``alpha >= 1`` on the mixture weights.
+    all_missing : {"error", "drop"}, default="error"
+        What ``fit`` does with rows whose values are all missing: raise, or drop them
+        with a warning. Other NaN entries are missing values, integrated out (missing
+        at random): each row's observed values give its likelihood, and the
+        statistics of a missing value are its expectation under each component.
     tol : float, default=1e-3
         Convergence when the log-likelihood gains less than ``tol`` per sample.
     max_iter : int, default=100
@@ -260,6 +265,7 @@ class Mixture(MixtureMixin, EMEstimator):
     [2, 15]
     """
 
+    _allow_nan = True
     _fitted_attributes = ("weights_", "component_arrays_", "n_features_in_")
     _extra_attributes = ("loglik_", "lower_bound_", "converged_", "n_iter_", "history_")
 
@@ -270,6 +276,7 @@ class Mixture(MixtureMixin, EMEstimator):
         *,
         prior: Any = None,
         weight_concentration: float = 1.0,
+        all_missing: str = "error",
         tol: float = 1e-3,
         max_iter: int = 100,
         n_init: int = 1,
@@ -290,6 +297,7 @@ class Mixture(MixtureMixin, EMEstimator):
         self.n_components = n_components
         self.prior = prior
         self.weight_concentration = weight_concentration
+        self.all_missing = all_missing
         self.tol = tol
         self.max_iter = max_iter
         self.n_init = n_init
@@ -406,6 +414,12 @@ class Mixture(MixtureMixin, EMEstimator):
         w = check_sample_weight(sample_weight, len(X))
         self._check_hyperparameters(len(X))
         labels = _check_labels(y, len(X), self.n_components)
+        keep = drop_all_missing_rows(X, w, self.all_missing)
+        if not keep.all():
+            X, w = X[keep], None if w is None else w[keep]
+            labels = (
+                None if labels is None else _check_labels(labels[keep], len(X), self.n_components)
+            )
         if w is not None and np.count_nonzero(w) < self.n_components:
             raise ValueError(
                 f"only {np.count_nonzero(w)} samples have positive weight, fewer than "
