@@ -174,11 +174,11 @@ def test_missing_values_match_direct_maximisation(noise):
     mean, cov, psi_hat, best = _direct_mle(X, noise)
     fa = FactorAnalysis(1, noise=noise, tol=1e-14, max_iter=20000, accel="squarem").fit(X)
     assert fa.converged_
-    assert fa.loglik_ == pytest.approx(best, rel=1e-6)
-    assert fa.loglik_ >= best - 1e-6 * abs(best)
-    np.testing.assert_allclose(fa.mean_, mean, atol=1e-3)
-    np.testing.assert_allclose(fa.get_covariance(), cov, atol=1e-3)
-    np.testing.assert_allclose(fa.noise_variance_, psi_hat, atol=1e-3)
+    assert fa.loglik_ == pytest.approx(best, rel=1e-9)  # measured: ~1e-14
+    assert fa.loglik_ >= best - 1e-9 * abs(best)
+    np.testing.assert_allclose(fa.mean_, mean, atol=1e-4)
+    np.testing.assert_allclose(fa.get_covariance(), cov, atol=1e-4)
+    np.testing.assert_allclose(fa.noise_variance_, psi_hat, atol=1e-4)
     # The reported log-likelihood is SciPy's observed-data one at the reported parameters.
     assert fa.loglik_ == pytest.approx(
         _observed_loglik_rows(X, fa.mean_, _cov(fa)).sum(), rel=1e-12
@@ -219,8 +219,8 @@ def test_statistics_are_additive_and_loglik_is_observed_data():
 
 def test_batch_size_and_weights():
     X = _sample(150, 6, missing=0.2)
-    a = FactorAnalysis(2, tol=1e-10).fit(X)
-    b = FactorAnalysis(2, tol=1e-10, batch_size=16).fit(X)
+    a = FactorAnalysis(2, tol=1e-8).fit(X)
+    b = FactorAnalysis(2, tol=1e-8, batch_size=16).fit(X)
     assert b.n_iter_ == a.n_iter_
     np.testing.assert_allclose(b.get_covariance(), a.get_covariance(), rtol=1e-9, atol=1e-12)
 
@@ -353,7 +353,7 @@ def test_bad_inputs_give_clear_errors():
         FactorAnalysis(1).fit(X[:, 0])
     with pytest.raises(NotFittedError):
         FactorAnalysis(2).transform(X)
-    fa = FactorAnalysis(2).fit(X)
+    fa = FactorAnalysis(2, tol=1e-4).fit(X)
     with pytest.raises(ValueError, match="7 features"):
         fa.transform(X[:, :4])
     bad = X[:1].copy()
