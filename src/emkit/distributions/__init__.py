@@ -24,6 +24,7 @@ from emkit.distributions.exponential_family import (
     from_spec,
 )
 from emkit.distributions.gaussian import Gaussian, GaussianParams, GaussianStats
+from emkit.distributions.student_t import StudentT, StudentTParams
 
 __all__ = [
     "COVARIANCE_TYPES",
@@ -42,6 +43,8 @@ __all__ = [
     "Independent",
     "LogNormal",
     "Poisson",
+    "StudentT",
+    "StudentTParams",
     "component",
     "from_spec",
     "get_structure",

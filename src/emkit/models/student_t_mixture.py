@@ -45,11 +45,12 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy import optimize, special
+from scipy import special
 
 from emkit._random import seed_sequence
 from emkit._validation import check_array, check_int
 from emkit.distributions.covariance import CovarianceStructure, block_rows, get_structure
+from emkit.distributions.student_t import DOF_BOUNDS, log_t_normaliser, solve_dofs
 from emkit.engine.protocol import Reseeded, unwrap_reseeded
 from emkit.engine.schemes import RunContext, Scheme
 from emkit.models._base import EMEstimator, MixtureMixin
@@ -71,14 +72,6 @@ __all__ = [
 
 _LOG_2PI = np.log(2.0 * np.pi)
 
-#: Interval to which estimated degrees of freedom are confined. Above 1e6 a t equals
-#: a Gaussian to about 1e-6 in the log-density and the likelihood is flat in ``nu``.
-#: Below 0.1 a fit is degenerate rather than heavy-tailed: the likelihood is unbounded
-#: as ``nu -> 0`` when many points lie near a subspace (Kent & Tyler 1991), a
-#: component then shrinks onto them until ``reg_covar`` stops it, and the fit is
-#: ill-conditioned (at ``nu -> 0`` the t density no longer depends on the size of the
-#: scale matrix).
-DOF_BOUNDS = (0.1, 1e6)
 
 #: Degrees of freedom at which an estimated-dof fit starts (moderately heavy tails).
 DEFAULT_START_DOF = 10.0
@@ -101,37 +94,6 @@ class TMMStats(NamedTuple):
     s1: np.ndarray  # (K, D) sum tau u x
     s2: np.ndarray  # sum tau u x x' in the covariance structure's form
     log_u: np.ndarray  # (K,) sum tau (log u - u)
-
-
-# ---------------------------------------------------------------------- t densities
-def _stirling_correction(x: np.ndarray) -> np.ndarray:
-    """``lgamma(x) - ((x - 1/2) log x - x + log(2 pi) / 2)`` for x >= 30 (error < 1e-17)."""
-    x2 = x * x
-    return (1.0 / 12.0 - (1.0 / 360.0 - (1.0 / 1260.0 - 1.0 / (1680.0 * x2)) / x2) / x2) / x
-
-
-def log_t_normaliser(nu: np.ndarray, n_features: int) -> np.ndarray:
-    """``lgamma((nu + D)/2) - lgamma(nu/2) - (D/2) log(nu/2)``, accurate for any ``nu``.
-
-    The t log-density is this plus ``-(D/2) log(2 pi) + log det U - (nu + D)/2 *
-    log1p(delta/nu)``. The term tends to 0 as ``nu`` grows; the difference of two
-    large ``lgamma`` values would lose ``eps * nu log nu`` to cancellation, so large
-    ``nu`` use Stirling's series, where the large parts cancel analytically.
-    """
-    nu = np.asarray(nu, dtype=np.float64)
-    h = 0.5 * n_features
-    x0 = 0.5 * nu
-    big = x0 >= 30.0
-    xb = np.where(big, x0, 30.0)
-    stirling = (
-        (xb + h - 0.5) * np.log1p(h / xb)
-        - h
-        + _stirling_correction(xb + h)
-        - _stirling_correction(xb)
-    )
-    xs = np.where(big, 1.0, x0)
-    direct = special.gammaln(xs + h) - special.gammaln(xs) - h * np.log(xs)
-    return np.where(big, stirling, direct)
 
 
 # ---------------------------------------------------------------------- the EM model
@@ -291,22 +253,9 @@ class StudentTMixtureModel:
         nk = np.asarray(stats.nk, dtype=np.float64)
         half = 0.5 * (nu_old + D)
         c = stats.log_u / np.where(nk > 0, nk, 1.0) + special.digamma(half) - np.log(half)
+        active = nk > nk.sum() * 1e-12
         out = nu_old.copy()
-        for k in np.flatnonzero(nk > nk.sum() * 1e-12):
-            ck = float(c[k])
-
-            def score(log_nu: float, ck: float = ck) -> float:
-                y = 0.5 * np.exp(log_nu)
-                return float(np.log(y) - special.digamma(y) + 1.0 + ck)
-
-            a, b = np.log(lo), np.log(hi)
-            if score(a) <= 0.0:
-                out[k] = lo
-            elif score(b) >= 0.0:
-                out[k] = hi
-            else:
-                root = optimize.brentq(score, a, b, xtol=1e-13, rtol=4 * np.finfo(float).eps)
-                out[k] = float(np.clip(np.exp(root), lo, hi))
+        out[active] = solve_dofs(c[active], lo, hi)
         return out
 
     def dof_derivatives(
