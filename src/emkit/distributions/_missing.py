@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Conditional", "condition", "missing_moments", "missing_patterns"]
+__all__ = ["Conditional", "condition", "expected_moments", "missing_moments", "missing_patterns"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -119,14 +119,37 @@ def missing_moments(
     s1 = np.zeros((K, D))
     s2 = np.zeros((K, D, D))
     for rows, miss in missing_patterns(np.isnan(X)):
-        w = weights[rows]  # (B, K)
-        c = condition(means, covs, X[np.ix_(rows, ~miss)], miss)
-        filled = np.empty((K, len(rows), D))
-        filled[:, :, ~miss] = X[np.ix_(rows, ~miss)][None]
-        filled[:, :, miss] = c.mean_m
-        s1 += np.einsum("bk,kbd->kd", w, filled)
-        s2 += np.einsum("kbd,bk,kbe->kde", filled, w, filled, optimize=True)
-        if miss.any():
-            block = np.ix_(np.arange(K), miss, miss)
-            s2[block] += w.sum(axis=0)[:, None, None] * c.cov_m
+        Xo = X[np.ix_(rows, ~miss)]
+        b1, b2 = expected_moments(Xo, miss, weights[rows], condition(means, covs, Xo, miss))
+        s1 += b1
+        s2 += b2
     return nk, s1, s2
+
+
+def expected_moments(
+    Xo: np.ndarray, miss: np.ndarray, weights: np.ndarray, cond: Conditional
+) -> tuple[np.ndarray, np.ndarray]:
+    """Expected raw moments of rows sharing ``miss``, given ``cond = condition(..., Xo, miss)``.
+
+    Parameters
+    ----------
+    Xo : ndarray of shape (B, n_observed)
+    miss : ndarray of shape (D,), bool
+    weights : ndarray of shape (B, K)
+    cond : Conditional
+        The K components conditioned on ``Xo``.
+
+    Returns
+    -------
+    s1 : (K, D) ``sum w E[x]``
+    s2 : (K, D, D) ``sum w E[x x^T]``
+    """
+    K, B, D = cond.loglik.shape[0], Xo.shape[0], miss.size
+    filled = np.empty((K, B, D))
+    filled[:, :, ~miss] = Xo[None]
+    filled[:, :, miss] = cond.mean_m
+    s1 = np.einsum("bk,kbd->kd", weights, filled)
+    s2 = np.einsum("kbd,bk,kbe->kde", filled, weights, filled, optimize=True)
+    if miss.any():
+        s2[np.ix_(np.arange(K), miss, miss)] += weights.sum(axis=0)[:, None, None] * cond.cov_m
+    return s1, s2
