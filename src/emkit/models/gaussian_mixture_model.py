@@ -10,6 +10,13 @@ gives every component's whitened residuals for the block, then log-sum-exp gives
 responsibilities and the block's moments are added to the statistics. The covariance
 structure (full, diag, tied, spherical) is a strategy object from
 :mod:`emkit.distributions.covariance`; nothing here branches on it.
+
+Missing values (NaN) are integrated out: a row's log-density is the marginal density
+of its observed coordinates, and its statistics are the expected moments given them
+under each component (:mod:`emkit.distributions._missing`). Data with NaN come as a
+:class:`MissingBatch` whose rows are sorted, complete rows first and then rows grouped
+by pattern of missing values, so complete rows go through the same block kernels as
+data without NaN and each pattern is conditioned once per E-step.
 """
 
 from __future__ import annotations
@@ -19,6 +26,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from emkit.distributions._missing import (
+    condition,
+    expected_moments,
+    missing_patterns,
+)
 from emkit.distributions.covariance import CovarianceStructure, block_rows, get_structure
 from emkit.engine.protocol import Reseeded
 from emkit.exceptions import DegenerateComponentWarning
@@ -29,7 +41,10 @@ __all__ = [
     "GMMParams",
     "GMMStats",
     "GaussianMixtureModel",
+    "MissingBatch",
+    "group_by_pattern",
     "log_normalize",
+    "nan_average",
 ]
 
 _LOG_2PI = np.log(2.0 * np.pi)
@@ -47,6 +62,42 @@ class GMMStats(NamedTuple):
     nk: np.ndarray  # (K,) summed responsibilities (times sample weights)
     s1: np.ndarray  # (K, D) raw first moments, sum r x
     s2: np.ndarray  # raw second moments in the structure's layout (see covariance.py)
+
+
+class MissingBatch(NamedTuple):
+    """Data with missing values (NaN) in the order the E-step expects.
+
+    ``pattern`` is -1 for complete rows and a pattern number (>= 0) for rows with NaN;
+    rows are sorted by it (see :func:`group_by_pattern`), so every contiguous slice or
+    sorted subset of rows is sorted too. An unsorted batch is sorted by the E-step.
+    """
+
+    X: np.ndarray  # (N, D), NaN where missing
+    weights: np.ndarray | None  # (N,) sample weights, or None
+    pattern: np.ndarray  # (N,) int, -1 for complete rows, sorted
+
+
+def group_by_pattern(missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row order and pattern numbers for a boolean (N, D) mask of missing values.
+
+    Returns ``order`` (N,), complete rows first (in their order) and then the rows with
+    missing values grouped by pattern, and ``pattern`` (N,): -1 for complete rows and
+    0, 1, ... for the patterns, sorted, so ``pattern`` belongs to the rows ``order``
+    gives.
+    """
+    pattern = np.full(len(missing), -1, dtype=np.intp)
+    for p, (rows, _) in enumerate(_pattern_groups(missing, missing.any(axis=1))):
+        pattern[rows] = p
+    order = np.argsort(pattern, kind="stable")
+    return order, pattern[order]
+
+
+def nan_average(X: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    """Column means of the observed (non-NaN) values, weighted by ``w``; float64, (D,)."""
+    observed = ~np.isnan(X)
+    weights = np.ones(len(X)) if w is None else w
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (weights @ np.where(observed, X, 0.0)) / (weights @ observed)
 
 
 def log_normalize(log_prob: np.ndarray) -> np.ndarray:
@@ -176,7 +227,15 @@ class GaussianMixtureModel:
 
     # ------------------------------------------------------------------ the three steps
     def init_params(self, data: Any, rng: np.random.Generator) -> GMMParams:
-        X, w = data
+        """Starting parameters by ``init`` from ``(X, w)`` or a :class:`MissingBatch`.
+
+        Initialisation needs complete values: every NaN is replaced by its column's
+        (weighted) mean of the observed values, for the initialisation only.
+        """
+        X, w = data[0], data[1]
+        missing = np.isnan(X)
+        if missing.any():
+            X = np.where(missing, nan_average(X, w).astype(X.dtype), X)
         resp = initial_responsibilities(self.init, X, w, self.n_components, rng)
         return self.params_from_responsibilities(X, w, resp)
 
@@ -192,7 +251,20 @@ class GaussianMixtureModel:
         tempered log-likelihood ``(1/beta) sum log sum_k (w_k p_k(x))^beta``, or the
         classification log-likelihood ``sum max_k log w_k p_k(x)``.
         """
-        X, w = batch
+        if not isinstance(batch, MissingBatch):
+            return self._estep_complete(params, batch[0], batch[1], beta, hard)
+        X, w, pattern = _sorted(batch)
+        n = int(np.searchsorted(pattern, 0))  # complete rows come first
+        w_complete, w_missing = (None, None) if w is None else (w[:n], w[n:])
+        stats, value = self._estep_missing(params, X[n:], w_missing, pattern[n:], beta, hard)
+        if n:
+            complete, c_value = self._estep_complete(params, X[:n], w_complete, beta, hard)
+            stats = GMMStats(*(a + b for a, b in zip(complete, stats)))
+            value += c_value
+        return stats, value
+
+    def _estep_complete(self, params, X, w, beta, hard) -> tuple[GMMStats, float]:
+        """E-step of rows without missing values: the structure's block kernels."""
         K, D = params.means.shape
         st = self.structure
         cache = self._prepare(params, X.dtype)
@@ -207,6 +279,44 @@ class GaussianMixtureModel:
                 value += float(np.sum(rows, dtype=np.float64))
             totals = _add_moments(totals, st.block_stats(X[sl], resp, work))
         return GMMStats(*totals), value
+
+    def _estep_missing(self, params, X, w, pattern, beta, hard) -> tuple[GMMStats, float]:
+        """E-step of rows with missing values, sorted by ``pattern`` (float64 throughout).
+
+        Posteriors come from the marginal densities of the observed values; the
+        statistics are the expected moments given them, under each component.
+        """
+        K, D = params.means.shape
+        nk, s1, s2, value = np.zeros(K), np.zeros((K, D)), np.zeros((K, D, D)), 0.0
+        starts = np.flatnonzero(np.diff(pattern)) + 1
+        runs = zip(np.r_[0, starts], np.r_[starts, len(pattern)])
+        groups = ((slice(a, b), np.isnan(X[a])) for a, b in runs if b > a)
+        for rows, miss, Xo, cond, resp in self._conditioned(params, X, groups):
+            objective = _posterior(resp, beta, hard)
+            if w is not None:
+                resp *= w[rows, None]
+                value += float(np.dot(w[rows], objective))
+            else:
+                value += float(objective.sum())
+            b1, b2 = expected_moments(Xo, miss, resp, cond)
+            nk += resp.sum(axis=0)
+            s1 += b1
+            s2 += b2
+        return GMMStats(nk, s1, self.structure.pack_second_moments(s2)), value
+
+    def _conditioned(self, params: GMMParams, X: np.ndarray, groups):
+        """For each ``(rows, miss)`` of ``groups``: the rows' observed values (float64), the
+        components conditioned on them, and the (B, K) log joints of the observed values.
+        """
+        K, D = params.means.shape
+        means = np.asarray(params.means, dtype=np.float64)
+        full = self.structure.to_full(np.asarray(params.covariances, dtype=np.float64), K, D)
+        with np.errstate(divide="ignore"):  # a zero weight gives log 0 = -inf: never chosen
+            log_w = np.log(np.asarray(params.weights, dtype=np.float64))
+        for rows, miss in groups:
+            Xo = np.asarray(X[rows][:, ~miss], dtype=np.float64)
+            cond = condition(means, full, Xo, miss)
+            yield rows, miss, Xo, cond, cond.loglik.T + log_w
 
     def mstep(self, stats: GMMStats, params: GMMParams) -> GMMParams | Reseeded:
         nk = np.asarray(stats.nk, dtype=np.float64)
@@ -274,32 +384,52 @@ class GaussianMixtureModel:
             params.means, params.precisions_cholesky, offset - 0.5 * D * _LOG_2PI, dtype
         )
 
-    def _posterior_blocks(self, params: GMMParams, X: np.ndarray):
-        """Yield (rows, responsibilities, log marginal per row, work) block by block."""
-        K, D = params.means.shape
-        cache = self._prepare(params, X.dtype)
-        for sl in self._slices(len(X), K, D):
-            lp, work = self.structure.log_density(X[sl], cache)
-            ll_rows = log_normalize(lp)
-            yield sl, lp, ll_rows, work
-
     def weighted_log_prob(self, params: GMMParams, X: np.ndarray) -> np.ndarray:
-        """log(weights_k) + log N(x | mean_k, cov_k), shape (N, K)."""
+        """log(weights_k) + log N(x_o | mean_k, cov_k), shape (N, K).
+
+        ``x_o`` are a row's observed values: NaN marks a missing value, integrated
+        out. A row with nothing observed gets ``log(weights_k)``.
+        """
         K, D = params.means.shape
-        cache = self._prepare(params, X.dtype)
         out = np.empty((len(X), K), dtype=X.dtype)
+        missing = np.isnan(X)
+        incomplete = missing.any(axis=1)
+        if incomplete.any():
+            for rows, _, _, _, log_joint in self._conditioned(
+                params, X, _pattern_groups(missing, incomplete)
+            ):
+                out[rows] = log_joint
+            complete = np.flatnonzero(~incomplete)
+            if len(complete):
+                out[complete] = self.weighted_log_prob(params, X[complete])
+            return out
+        cache = self._prepare(params, X.dtype)
         for sl in self._slices(len(X), K, D):
             out[sl] = self.structure.log_density(X[sl], cache)[0]
         return out
 
     def posterior(self, params: GMMParams, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Responsibilities (N, K) and log-likelihood per row (N,)."""
-        resp = np.empty((len(X), params.means.shape[0]), dtype=X.dtype)
-        ll = np.empty(len(X), dtype=X.dtype)
-        for sl, r, ll_rows, _ in self._posterior_blocks(params, X):
-            resp[sl] = r
-            ll[sl] = ll_rows
-        return resp, ll
+        """Responsibilities (N, K) and log-likelihood per row (N,); NaN as in
+        :meth:`weighted_log_prob`."""
+        resp = self.weighted_log_prob(params, X)
+        return resp, log_normalize(resp)
+
+    def impute(self, params: GMMParams, X: np.ndarray) -> np.ndarray:
+        """``X`` with each NaN replaced by its posterior mean given the row's observed values.
+
+        That is ``sum_k p(k | x_o) E[x_m | x_o, k]``, the conditional means of the
+        components weighted by their posterior probabilities given ``x_o``.
+        """
+        out = np.array(X, copy=True)
+        missing = np.isnan(X)
+        incomplete = missing.any(axis=1)
+        groups = _pattern_groups(missing, incomplete)
+        for rows, miss, _, cond, log_joint in self._conditioned(params, X, groups):
+            log_normalize(log_joint)
+            filled = out[rows]
+            filled[:, miss] = np.einsum("bk,kbm->bm", log_joint, cond.mean_m)
+            out[rows] = filled
+        return out
 
     def _component_ok(self, covs) -> np.ndarray:
         return self.structure.valid_components(covs, self.n_components)
@@ -382,6 +512,23 @@ class GaussianMixtureModel:
         if not np.all(np.isfinite(prec_chol)):
             raise ValueError("the covariances are not positive definite")
         return GMMParams(weights, means.reshape(K, D).copy(), covs, prec_chol)
+
+
+def _sorted(batch: MissingBatch) -> MissingBatch:
+    """The batch with its rows sorted by pattern (unchanged if they are already)."""
+    pattern = batch.pattern
+    if len(pattern) < 2 or np.all(pattern[1:] >= pattern[:-1]):
+        return batch
+    order = np.argsort(pattern, kind="stable")
+    w = None if batch.weights is None else batch.weights[order]
+    return MissingBatch(batch.X[order], w, pattern[order])
+
+
+def _pattern_groups(missing: np.ndarray, incomplete: np.ndarray):
+    """(row indices, missing mask) of each pattern among the ``incomplete`` rows."""
+    rows_nan = np.flatnonzero(incomplete)
+    for rows, miss in missing_patterns(missing[rows_nan]):
+        yield rows_nan[rows], miss
 
 
 def initial_responsibilities(method: str, X, w, n_components: int, rng) -> np.ndarray:
