@@ -21,12 +21,14 @@ from emkit.io import load
 from emkit.models.factor_analysis import FactorAnalysis
 from emkit.models.gaussian_imputer import GaussianImputer
 from emkit.models.gaussian_mixture import GaussianMixture
+from emkit.models.hmm import HMM
 from emkit.models.mixture import Mixture
 from emkit.models.student_t_mixture import StudentTMixture
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "HMM",
     "ConvergenceWarning",
     "DegenerateComponentWarning",
     "EMModel",

@@ -1,0 +1,778 @@
+"""``emkit.HMM``: hidden Markov models fitted by Baum-Welch on the EM engine.
+
+Generative model, for each sequence ``x_1 .. x_T``::
+
+    z_1 ~ Categorical(startprob)
+    z_t | z_{t-1} = i ~ Categorical(transmat[i])          (t = 2 .. T)
+    x_t | z_t = k ~ emission distribution of state k
+
+:class:`HMMModel` is Baum-Welch as the engine's three pure functions. Its data are
+batches of whole sequences (:class:`~emkit.data.sequences.SequenceBatch`); the E-step
+computes every state's emission log-density of every row (vectorised over rows),
+runs the scaled forward-backward recursion of all sequences of the batch in one
+Numba call (:mod:`emkit.models._hmm_kernels`, parallel over sequences), and returns
+the expected start counts, transition counts and posterior-weighted emission
+statistics, which add up over batches. The M-step lets each part
+(:mod:`emkit.models._hmm_parts`) update its own parameters.
+
+Everything else, the loop, convergence, the monotonicity certificate, restarts,
+SQUAREM, online EM over mini-batches of sequences, is the engine's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from emkit._random import seed_sequence
+from emkit._validation import check_array, check_int, check_real
+from emkit.data.sequences import SequenceBatch, SequenceSource, offsets_from_lengths
+from emkit.distributions.covariance import get_structure
+from emkit.distributions.exponential_family import Distribution
+from emkit.models import _hmm_kernels as kernels
+from emkit.models._base import EMEstimator, _print_iteration
+from emkit.models._hmm_parts import (
+    CategoricalEmission,
+    Emission,
+    GaussianEmission,
+    GaussianMixtureEmission,
+    PoissonEmission,
+    ProbabilityRows,
+)
+
+__all__ = ["HMM", "HMMModel", "HMMParams", "HMMStats"]
+
+EMISSIONS = ("gaussian", "categorical", "poisson", "gmm")
+INIT_METHODS = ("kmeans", "random")
+#: Share of the uniform distribution mixed into the starting responsibilities, so
+#: every state starts with some weight on every observation.
+_INIT_SMOOTHING = 0.1
+
+
+class HMMParams(NamedTuple):
+    startprob: np.ndarray  # (K,)
+    transmat: np.ndarray  # (K, K), rows sum to 1
+    emission: Any  # the emission part's parameter pytree
+
+
+class HMMStats(NamedTuple):
+    start: np.ndarray  # (K,) expected number of sequences starting in each state
+    trans: np.ndarray  # (K, K) expected number of transitions
+    emission: Any  # posterior-weighted emission statistics
+
+
+class HMMModel:
+    """Baum-Welch as pure EM functions; batches are :class:`SequenceBatch` of
+    ``(prepared data, missing-row mask or None)``.
+
+    Parameters
+    ----------
+    n_states : int
+    emission : Emission
+        The emission part (see :mod:`emkit.models._hmm_parts`).
+    startprob_prior, transmat_prior : float or array-like, default 1.0
+        Dirichlet pseudo-counts (1 = maximum likelihood).
+    init : {"kmeans", "random"}
+        How ``init_params`` labels the observations before the first M-step:
+        Lloyd's k-means from k-means++ seeds, or the nearest of ``n_states`` random
+        observations.
+    given : dict, optional
+        Starting values that ``init_params`` keeps (``startprob``, ``transmat``,
+        ``emission``); the rest is drawn.
+    """
+
+    def __init__(
+        self,
+        n_states: int,
+        emission: Emission,
+        *,
+        startprob_prior: Any = 1.0,
+        transmat_prior: Any = 1.0,
+        init: str = "kmeans",
+        given: Mapping[str, Any] | None = None,
+    ):
+        self.n_states = n_states
+        self.emission = emission
+        self.start = ProbabilityRows("startprob", startprob_prior)
+        self.transitions = ProbabilityRows("transmat", transmat_prior)
+        self.init = init
+        self.given = dict(given or {})
+        self.generalized = emission.dist.generalized
+
+    # ------------------------------------------------------------------ the three steps
+    def init_params(self, data: SequenceBatch, rng: np.random.Generator) -> HMMParams:
+        """Label the observations by clustering, then estimate every part from the labels.
+
+        The state responsibilities are the one-hot labels mixed with 10 % of the
+        uniform distribution; the initial and transition probabilities are the label
+        frequencies at sequence starts and between consecutive observations, with one
+        pseudo-count each.
+        """
+        (X, missing), offsets = data
+        K = self.n_states
+        T = int(offsets[-1])
+        observed = np.ones(T, dtype=bool) if missing is None else ~missing
+        rows = np.flatnonzero(observed)
+        if rows.size < K:
+            raise ValueError(
+                f"n_states = {K} is larger than the number of observations ({rows.size})"
+            )
+        labels = self.emission.init_labels(X, rows, K, self.init, rng)
+        resp = np.full((T, K), _INIT_SMOOTHING / K)
+        resp[np.arange(T), labels] += 1.0 - _INIT_SMOOTHING
+        resp[~observed] = 0.0
+        given = self.given
+        start = given.get("startprob")
+        if start is None:
+            start = np.bincount(labels[offsets[:-1]], minlength=K) + 1.0
+            start = start / start.sum()
+        trans = given.get("transmat")
+        if trans is None:
+            inner = np.ones(len(labels), dtype=bool)
+            inner[offsets[1:] - 1] = False  # the last row of a sequence has no successor
+            pairs = labels[:-1][inner[:-1]] * K + labels[1:][inner[:-1]]
+            trans = np.bincount(pairs, minlength=K * K).reshape(K, K) + 1.0
+            trans = trans / trans.sum(axis=1, keepdims=True)
+        emission = given.get("emission")
+        if emission is None:
+            emission = self.emission.init_params(X, resp, rng)
+        return HMMParams(start, trans, emission)
+
+    def estep(self, params: HMMParams, batch: SequenceBatch) -> tuple[HMMStats, float]:
+        (X, missing), offsets = batch
+        frame, aux = self.emission.frame(params.emission, X)
+        if missing is not None:
+            frame[missing] = 0.0  # log 1: a missing observation is integrated out
+        logliks, post, trans, start = kernels.forward_backward(
+            frame, offsets, params.startprob, params.transmat
+        )
+        if missing is not None:
+            post[missing] = 0.0
+        stats = self.emission.suff_stats(X, post, params.emission, aux)
+        return HMMStats(start, trans, stats), float(logliks.sum())
+
+    def mstep(self, stats: HMMStats, params: HMMParams) -> HMMParams:
+        return HMMParams(
+            self.start.mstep(stats.start, params.startprob),
+            self.transitions.mstep(stats.trans, params.transmat),
+            self.emission.mstep(stats.emission, params.emission),
+        )
+
+    def log_prior(self, params: HMMParams) -> float:
+        return (
+            self.start.log_prior(params.startprob)
+            + self.transitions.log_prior(params.transmat)
+            + self.emission.log_prior(params.emission)
+        )
+
+    # ------------------------------------------------------------------ SQUAREM
+    def pack(self, params: HMMParams) -> np.ndarray:
+        """Unconstrained coordinates: log probabilities (an exact zero stays zero), and
+        the emission's own (log rates, log variances, log-Cholesky factors, ...)."""
+        return np.concatenate(
+            [
+                ProbabilityRows.pack(params.startprob),
+                ProbabilityRows.pack(params.transmat),
+                self.emission.pack(params.emission),
+            ]
+        )
+
+    def unpack(self, vec: np.ndarray, like: HMMParams) -> HMMParams:
+        K = self.n_states
+        vec = np.asarray(vec, dtype=np.float64)
+        if not np.all(np.isfinite(vec)):
+            raise ValueError("the parameter vector has non-finite entries")
+        return HMMParams(
+            ProbabilityRows.unpack(vec[:K], like.startprob),
+            ProbabilityRows.unpack(vec[K : K + K * K], like.transmat),
+            self.emission.unpack(vec[K + K * K :], like.emission),
+        )
+
+    # ------------------------------------------------------------------ inference
+    def frame(self, params: HMMParams, X: Any, missing: np.ndarray | None) -> np.ndarray:
+        frame = self.emission.frame(params.emission, X)[0]
+        if missing is not None:
+            frame[missing] = 0.0
+        return frame
+
+
+# ============================================================================ estimator
+def _as_sequences(X: Any, lengths: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(T, D) float array of all rows and the sequence offsets, from either input form."""
+    if (
+        isinstance(X, (list, tuple))
+        and X
+        and all(isinstance(s, np.ndarray) or np.ndim(s) == 2 for s in X)
+    ):
+        if lengths is not None:
+            raise ValueError("give either a list of sequences or X with lengths, not both")
+        seqs = []
+        for i, s in enumerate(X):
+            arr = np.asarray(s)
+            if arr.ndim == 1:
+                arr = arr[:, None]
+            if arr.ndim != 2:
+                raise ValueError(
+                    f"sequence {i} must be 1-D (one feature) or 2-D (T_i, n_features), "
+                    f"got shape {arr.shape}"
+                )
+            if len(arr) < 1:
+                raise ValueError(f"sequence {i} is empty; every sequence needs at least 1 row")
+            seqs.append(check_array(arr, name=f"sequence {i}", allow_nan=True, dtype=np.float64))
+        widths = {s.shape[1] for s in seqs}
+        if len(widths) != 1:
+            raise ValueError(f"all sequences must have the same number of features, got {widths}")
+        lengths = [len(s) for s in seqs]
+        X = np.concatenate(seqs) if len(seqs) > 1 else seqs[0]
+    else:
+        X = check_array(X, allow_nan=True, dtype=np.float64)
+        if lengths is None:
+            lengths = [len(X)]
+    return np.ascontiguousarray(X), offsets_from_lengths(lengths, len(X))
+
+
+class HMM(EMEstimator):
+    """Hidden Markov model fitted by Baum-Welch (EM).
+
+    Generative model, for each sequence ``x_1 .. x_T``::
+
+        z_1 ~ Categorical(startprob)
+        z_t | z_{t-1} = i ~ Categorical(transmat[i])
+        x_t | z_t = k ~ emission of state k
+
+    with the emission ``"gaussian"`` (``Normal(means[k], covariances[k])``),
+    ``"categorical"`` (one symbol ``0 .. n_categories - 1`` per step, probabilities
+    ``emissionprob[k]``), ``"poisson"`` (independent counts with ``rates[k]``),
+    ``"gmm"`` (a mixture of ``n_mix`` Gaussians per state, as hmmlearn's GMMHMM), or
+    any :class:`emkit.distributions.Distribution` (its component ``k`` for state
+    ``k``; parameters in ``emission_params_``).
+
+    Missing observations (rows of NaN; single NaN entries too for Gaussian
+    emissions) are integrated out, not dropped: a missing row still takes part in
+    the transitions.
+
+    Parameters
+    ----------
+    n_states : int, default 1
+        Number of hidden states K.
+    emission : {"gaussian", "categorical", "poisson", "gmm"} or Distribution, default "gaussian"
+    covariance_type : {"diag", "full", "tied", "spherical"}, default "diag"
+        Covariance structure of Gaussian emissions (for ``"gmm"``, ``"tied"`` means
+        shared by the ``n_mix`` components of a state, as in hmmlearn).
+    n_mix : int, default 1
+        Gaussians per state for ``emission="gmm"``.
+    n_categories : int, optional
+        Number of symbols for ``emission="categorical"``; by default the largest
+        symbol in the training data plus one.
+    reg_covar : float, default 1e-6
+        Added to the diagonal of every covariance in the M-step.
+    startprob_prior, transmat_prior : float or array-like, default 1.0
+        Dirichlet pseudo-counts (each >= 1) on the initial probabilities and on each
+        row of the transition matrix; above 1 the fit is MAP-EM (the engine then
+        maximises log-likelihood + log-prior). Pseudo-counts never make a zero
+        probability positive.
+    init : {"kmeans", "random"} or dict, default "kmeans"
+        How to start: label the observations by k-means (or by the nearest of K
+        random observations) and estimate every part from the labels. A dict gives
+        starting parameters keyed like the fitted attributes without the trailing
+        underscore, e.g. ``{"startprob", "transmat", "means", "covariances"}``; a
+        subset is completed as with "kmeans". Zeros in a given ``transmat`` or
+        ``startprob`` stay zero (left-right models).
+    tol : float, default 1e-4
+        Stop when the log-likelihood (plus log-prior) per observation rises by less.
+    max_iter : int, default 100
+        Maximum number of EM iterations (SQUAREM cycles with ``accel="squarem"``,
+        passes over the data with ``variant="online"``).
+    n_init : int, default 1
+        Restarts from independent seeds; the best objective is kept.
+    random_state : None, int or numpy Generator
+        Seed of the initialisation and of ``sample``.
+    accel : {None, "squarem"}, default None
+        SQUAREM acceleration of EM.
+    variant : {"em", "online"}, default "em"
+        ``"online"``: online EM over mini-batches of ``batch_size`` whole sequences.
+    batch_size : int, optional
+        Sequences per batch: the E-step runs batch by batch (same result), or the
+        mini-batch size of online EM.
+    kappa, t0 : float, default 0.6 and 2.0
+        Step sizes ``(t + t0) ** -kappa`` of online EM.
+    n_jobs : int, optional
+        Run the ``n_init`` restarts on this many threads.
+    progress : bool, default False
+        Show a progress bar.
+    verbose : int, default 0
+        1 prints a summary of the fit, 2 every iteration.
+    check_monotone : {"warn", "raise", "off"}, default "warn"
+        What to do if the objective ever decreases (exact EM never lets it).
+
+    Attributes
+    ----------
+    startprob_ : ndarray of shape (n_states,)
+    transmat_ : ndarray of shape (n_states, n_states)
+    means_ : ndarray of shape (n_states, n_features), or (n_states, n_mix, n_features)
+        Gaussian and "gmm" emissions.
+    covariances_ : ndarray
+        Gaussian emissions: (K, D, D) full, (K, D) diag, (D, D) tied, (K,) spherical
+        (as :class:`emkit.GaussianMixture`); "gmm": (K, M, D, D) full, (K, M, D) diag,
+        (K, D, D) tied, (K, M) spherical (as hmmlearn).
+    weights_ : ndarray of shape (n_states, n_mix)
+        "gmm" emissions.
+    emissionprob_ : ndarray of shape (n_states, n_categories)
+        Categorical emissions.
+    rates_ : ndarray of shape (n_states, n_features)
+        Poisson emissions.
+    emission_params_ : pytree
+        Parameters of a Distribution given as ``emission``.
+    loglik_ : float
+        Total log-likelihood of the training sequences at the fitted parameters.
+    converged_ : bool
+    n_iter_ : int
+    history_ : ndarray of shape (n_iter_,)
+        Objective (log-likelihood, plus log-prior for MAP) after each iteration.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from emkit import HMM
+    >>> rng = np.random.default_rng(0)
+    >>> states = np.repeat([0, 1, 0, 1], 250)  # long stays in each state
+    >>> X = rng.poisson(np.where(states == 0, 1.0, 8.0))[:, None]
+    >>> model = HMM(2, emission="poisson", random_state=0).fit(X)
+    >>> np.round(np.sort(model.rates_[:, 0]))
+    array([1., 8.])
+    >>> path = model.predict(X)
+    >>> bool(np.mean((path == path[0]) == (states == states[0])) > 0.95)  # up to relabelling
+    True
+    """
+
+    _extra_attributes = ("fit_time_", "lower_bound_")
+
+    def __init__(
+        self,
+        n_states: int = 1,
+        *,
+        emission: str | Distribution = "gaussian",
+        covariance_type: str = "diag",
+        n_mix: int = 1,
+        n_categories: int | None = None,
+        reg_covar: float = 1e-6,
+        startprob_prior: Any = 1.0,
+        transmat_prior: Any = 1.0,
+        init: str | Mapping[str, Any] = "kmeans",
+        tol: float = 1e-4,
+        max_iter: int = 100,
+        n_init: int = 1,
+        random_state: Any = None,
+        accel: str | None = None,
+        variant: str = "em",
+        batch_size: int | None = None,
+        kappa: float = 0.6,
+        t0: float = 2.0,
+        n_jobs: int | None = None,
+        progress: bool = False,
+        verbose: int = 0,
+        check_monotone: str = "warn",
+    ):
+        self.n_states = n_states
+        self.emission = emission
+        self.covariance_type = covariance_type
+        self.n_mix = n_mix
+        self.n_categories = n_categories
+        self.reg_covar = reg_covar
+        self.startprob_prior = startprob_prior
+        self.transmat_prior = transmat_prior
+        self.init = init
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.random_state = random_state
+        self.accel = accel
+        self.variant = variant
+        self.batch_size = batch_size
+        self.kappa = kappa
+        self.t0 = t0
+        self.n_jobs = n_jobs
+        self.progress = progress
+        self.verbose = verbose
+        self.check_monotone = check_monotone
+
+    # ------------------------------------------------------------------ attributes
+    @property
+    def _emission_attributes(self) -> tuple[str, ...]:
+        kind = self.emission if isinstance(self.emission, str) else "distribution"
+        return {
+            "gaussian": GaussianEmission.attributes,
+            "categorical": CategoricalEmission.attributes,
+            "poisson": PoissonEmission.attributes,
+            "gmm": GaussianMixtureEmission.attributes,
+        }.get(kind, Emission.attributes)
+
+    @property
+    def _fitted_attributes(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (
+            "startprob_",
+            "transmat_",
+            *(f"{name}_" for name in self._emission_attributes),
+            "converged_",
+            "n_iter_",
+            "history_",
+            "loglik_",
+            "n_features_in_",
+        )
+
+    # ------------------------------------------------------------------ hyper-parameters
+    def _check_hyperparameters(self) -> None:
+        check_int(self.n_states, "n_states", 1)
+        check_real(self.tol, "tol", 0.0)
+        check_real(self.reg_covar, "reg_covar", 0.0)
+        check_int(self.max_iter, "max_iter", 0)
+        check_int(self.n_init, "n_init", 1)
+        check_int(self.n_mix, "n_mix", 1)
+        if isinstance(self.emission, str):
+            if self.emission not in EMISSIONS:
+                raise ValueError(
+                    f"emission must be one of {EMISSIONS} or an emkit Distribution, got "
+                    f"{self.emission!r}"
+                )
+        elif not isinstance(self.emission, Distribution):
+            raise TypeError(
+                "emission must be a string or an emkit.distributions.Distribution, got "
+                f"{type(self.emission).__name__}"
+            )
+        if self.emission in ("gaussian", "gmm"):
+            get_structure(self.covariance_type)
+        if self.n_categories is not None:
+            check_int(self.n_categories, "n_categories", 1)
+        if isinstance(self.init, str):
+            if self.init not in INIT_METHODS:
+                raise ValueError(
+                    f"init must be one of {INIT_METHODS} or a dict of parameters, got {self.init!r}"
+                )
+        elif not isinstance(self.init, Mapping):
+            raise TypeError(f"init must be a string or a dict, got {type(self.init).__name__}")
+        if self.variant not in ("em", "online"):
+            raise ValueError(f"variant must be 'em' or 'online', got {self.variant!r}")
+        K = self.n_states
+        for name, shape in (("startprob_prior", (K,)), ("transmat_prior", (K, K))):
+            value = getattr(self, name)
+            if value is not None:
+                from emkit.models._hmm_parts import _check_alpha
+
+                _check_alpha(value, shape, name)
+
+    def _emission_part(self, X: np.ndarray | None = None, shift=None) -> Emission:
+        """The emission part; ``X`` (training data) fixes the number of symbols."""
+        e = self.emission
+        if e == "gaussian":
+            return GaussianEmission(self.covariance_type, self.reg_covar, shift)
+        if e == "gmm":
+            return GaussianMixtureEmission(self.n_mix, self.covariance_type, self.reg_covar, shift)
+        if e == "poisson":
+            return PoissonEmission()
+        if e == "categorical":
+            C = self.n_categories
+            if C is None:
+                if hasattr(self, "emissionprob_") and X is None:
+                    C = self.emissionprob_.shape[1]
+                else:
+                    C = _infer_categories(X)
+            return CategoricalEmission(C)
+        return Emission(e)
+
+    def _model(self, part: Emission, given: Mapping[str, Any] | None = None) -> HMMModel:
+        return HMMModel(
+            self.n_states,
+            part,
+            startprob_prior=1.0 if self.startprob_prior is None else self.startprob_prior,
+            transmat_prior=1.0 if self.transmat_prior is None else self.transmat_prior,
+            init=self.init if isinstance(self.init, str) else "kmeans",
+            given=given,
+        )
+
+    def _given(self, part: Emission, values: Mapping[str, Any], D: int) -> dict[str, Any]:
+        """Validated starting parameters from an ``init`` dict (any subset)."""
+        K = self.n_states
+        keys = ("startprob", "transmat", *part.attributes)
+        unknown = set(values) - set(keys)
+        if unknown:
+            raise ValueError(
+                f"init dict has unknown keys {sorted(unknown)}; use {', '.join(map(repr, keys))}"
+            )
+        out: dict[str, Any] = {}
+        if "startprob" in values:
+            out["startprob"] = ProbabilityRows("startprob").check(values["startprob"], (K,))
+        if "transmat" in values:
+            out["transmat"] = ProbabilityRows("transmat").check(values["transmat"], (K, K))
+        present = [a for a in part.attributes if a in values]
+        if present:
+            if len(present) != len(part.attributes):
+                missing = [a for a in part.attributes if a not in values]
+                raise ValueError(
+                    f"init dict gives {present} but not {missing}: give all of the "
+                    "emission's parameters or none"
+                )
+            out["emission"] = part.from_attributes(dict(values), K, D)
+        return out
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, lengths=None) -> HMM:
+        """Estimate the parameters by Baum-Welch.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or list of arrays
+            All sequences one after the other (with ``lengths``), or a list of
+            sequences of shape (T_i, n_features) (or (T_i,) for one feature).
+            NaN marks a missing value.
+        lengths : array-like of int, optional
+            Length of each sequence in ``X``; must add up to ``len(X)``. One sequence
+            when omitted.
+
+        Returns
+        -------
+        self
+        """
+        from emkit.engine import em
+
+        self._check_hyperparameters()
+        X, offsets = _as_sequences(X, lengths)
+        K = self.n_states
+        part = self._emission_part(X)
+        data, missing = part.prepare(X)
+        n_obs = int(len(X) if missing is None else np.count_nonzero(~missing))
+        if n_obs < K:
+            raise ValueError(f"n_states = {K} is larger than the number of observed rows ({n_obs})")
+        given = self._given(part, self.init, X.shape[1]) if isinstance(self.init, Mapping) else {}
+        model = self._model(part, given)
+        init = None
+        if len(given) == 3:
+            init = HMMParams(given["startprob"], given["transmat"], given["emission"])
+        online = self.variant == "online"
+        if self.batch_size is not None:
+            check_int(self.batch_size, "batch_size", 1)
+        source = SequenceSource((data, missing), offsets, None if online else self.batch_size)
+        result = em(
+            model,
+            source,
+            init=init,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            n_init=1 if init is not None else self.n_init,
+            random_state=self.random_state,
+            batch_size=self.batch_size if online else None,
+            variant=self.variant,
+            accel=self.accel,
+            kappa=self.kappa,
+            t0=self.t0,
+            progress=self.progress,
+            callback=_print_iteration if self.verbose >= 2 else None,
+            check_monotone=self.check_monotone,
+            tol_scale=float(len(X)),
+            n_jobs=self.n_jobs,
+        )
+        # Everything is computed; only now is the estimator changed.
+        p = result.params
+        self.startprob_ = np.asarray(p.startprob, dtype=np.float64)
+        self.transmat_ = np.asarray(p.transmat, dtype=np.float64)
+        for name, value in part.to_attributes(p.emission).items():
+            setattr(self, f"{name}_", value)
+        if isinstance(part, CategoricalEmission):
+            self.n_categories_ = part.n_categories
+        self.loglik_ = float(result.loglik)
+        self.lower_bound_ = self.loglik_ / len(X)
+        self.n_features_in_ = X.shape[1]
+        self._finish_fit(result, "Baum-Welch")
+        return self
+
+    def _describe(self) -> str:
+        kind = self.emission if isinstance(self.emission, str) else repr(self.emission)
+        return f"K={self.n_states} {kind} "
+
+    # ------------------------------------------------------------------ fitted model
+    def _fitted(self) -> tuple[HMMModel, HMMParams]:
+        self._check_is_fitted()
+        K, D = self.n_states, self.n_features_in_
+        values = {a: getattr(self, f"{a}_") for a in self._emission_attributes}
+        shift = None
+        if self.emission in ("gaussian", "gmm"):
+            # Densities are computed about the centre of the means (translation changes
+            # nothing but the round-off).
+            shift = np.asarray(values["means"], dtype=np.float64).reshape(-1, D).mean(axis=0)
+        part = self._emission_part(shift=shift)
+        emission = part.from_attributes(values, K, D)
+        params = HMMParams(
+            np.asarray(self.startprob_, dtype=np.float64),
+            np.asarray(self.transmat_, dtype=np.float64),
+            emission,
+        )
+        return self._model(part), params
+
+    def _frame(self, X, lengths) -> tuple[np.ndarray, np.ndarray, HMMParams, np.ndarray | None]:
+        model, params = self._fitted()
+        X, offsets = _as_sequences(X, lengths)
+        self._check_n_features(X)
+        data, missing = model.emission.prepare(X)
+        return model.frame(params, data, missing), offsets, params, missing
+
+    def score(self, X, lengths=None) -> float:
+        """Total log-likelihood of the sequences (as hmmlearn).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or list of arrays
+        lengths : array-like of int, optional
+
+        Returns
+        -------
+        float
+        """
+        frame, offsets, p, _ = self._frame(X, lengths)
+        return float(kernels.forward_loglik(frame, offsets, p.startprob, p.transmat).sum())
+
+    def score_samples(self, X, lengths=None) -> tuple[float, np.ndarray]:
+        """Total log-likelihood and the posterior state probabilities (as hmmlearn).
+
+        Returns
+        -------
+        logprob : float
+        posteriors : ndarray of shape (n_samples, n_states)
+        """
+        frame, offsets, p, _ = self._frame(X, lengths)
+        logliks, post, _, _ = kernels.forward_backward(frame, offsets, p.startprob, p.transmat)
+        return float(logliks.sum()), post
+
+    def predict_proba(self, X, lengths=None) -> np.ndarray:
+        """Posterior probability of each state at each time step, shape (n_samples, n_states)."""
+        return self.score_samples(X, lengths)[1]
+
+    def decode(self, X, lengths=None, algorithm: str = "viterbi") -> tuple[float, np.ndarray]:
+        """Most likely state sequence.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or list of arrays
+        lengths : array-like of int, optional
+        algorithm : {"viterbi", "map"}, default "viterbi"
+            "viterbi": the jointly most likely path; "map": the most likely state at
+            each step (posterior argmax).
+
+        Returns
+        -------
+        logprob : float
+            Viterbi: ``log p(X, path)`` summed over sequences; "map": the sum of the
+            log posterior probabilities of the chosen states.
+        path : ndarray of int, shape (n_samples,)
+        """
+        if algorithm == "map":
+            _, post = self.score_samples(X, lengths)
+            path = post.argmax(axis=1)
+            with np.errstate(divide="ignore"):
+                logprob = float(np.log(post[np.arange(len(path)), path]).sum())
+            return logprob, path
+        if algorithm != "viterbi":
+            raise ValueError(f"algorithm must be 'viterbi' or 'map', got {algorithm!r}")
+        frame, offsets, p, _ = self._frame(X, lengths)
+        logprobs, path = kernels.viterbi(frame, offsets, p.startprob, p.transmat)
+        return float(logprobs.sum()), path
+
+    def predict(self, X, lengths=None) -> np.ndarray:
+        """The Viterbi path: most likely state of every time step, shape (n_samples,)."""
+        return self.decode(X, lengths)[1]
+
+    def fit_predict(self, X, lengths=None) -> np.ndarray:
+        """``fit(X, lengths)`` then ``predict(X, lengths)``."""
+        return self.fit(X, lengths).predict(X, lengths)
+
+    def _n_parameters(self) -> int:
+        model, p = self._fitted()
+        return (
+            ProbabilityRows.n_free(p.startprob)
+            + ProbabilityRows.n_free(p.transmat)
+            + model.emission.n_parameters(p.emission, self.n_features_in_)
+        )
+
+    def _n_observed(self, X, lengths) -> int:
+        X, _ = _as_sequences(X, lengths)
+        return int(np.count_nonzero(~np.isnan(X).all(axis=1)))
+
+    def bic(self, X, lengths=None) -> float:
+        """Bayesian information criterion (lower is better): ``-2 score + p log n``,
+        with ``n`` the number of observed rows and ``p`` the free parameters (a
+        probability fixed at zero is not one)."""
+        n = self._n_observed(X, lengths)
+        return -2.0 * self.score(X, lengths) + self._n_parameters() * np.log(n)
+
+    def aic(self, X, lengths=None) -> float:
+        """Akaike information criterion (lower is better): ``-2 score + 2 p``."""
+        return -2.0 * self.score(X, lengths) + 2.0 * self._n_parameters()
+
+    def sample(
+        self, n_samples: int = 1, random_state: Any = None, currstate: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Draw one sequence from the fitted model.
+
+        Parameters
+        ----------
+        n_samples : int, default 1
+            Length of the sequence.
+        random_state : None, int or Generator, optional
+            Seed; the estimator's ``random_state`` when omitted.
+        currstate : int, optional
+            State of the first step (drawn from ``startprob_`` when omitted).
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        states : ndarray of int, shape (n_samples,)
+        """
+        model, p = self._fitted()
+        return _sample(
+            model,
+            p,
+            n_samples,
+            self.random_state if random_state is None else random_state,
+            currstate,
+        )
+
+    def _check_fitted_state(self) -> None:
+        K = self.n_states
+        for name, shape in (("startprob_", (K,)), ("transmat_", (K, K))):
+            ProbabilityRows(name).check(getattr(self, name), shape)
+        if isinstance(self.emission, str):
+            self._fitted()  # validates the emission attributes
+
+
+def _infer_categories(X: np.ndarray) -> int:
+    top = np.nanmax(X) if np.isfinite(X).any() else 0.0
+    if not np.isfinite(top) or top < 0:
+        return 1
+    return int(top) + 1
+
+
+def _sample(
+    model: HMMModel, p: HMMParams, n_samples: int, random_state: Any, currstate: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    n = check_int(n_samples, "n_samples", 1)
+    rng = np.random.default_rng(seed_sequence(random_state))
+    K = len(p.startprob)
+    states = np.empty(n, dtype=np.int64)
+    if currstate is None:
+        state = int(rng.choice(K, p=p.startprob))
+    else:
+        state = check_int(currstate, "currstate", 0)
+        if state >= K:
+            raise ValueError(f"currstate must be below n_states = {K}, got {state}")
+    cdf = np.cumsum(p.transmat, axis=1)
+    u = rng.random(n)
+    states[0] = state
+    for t in range(1, n):
+        state = min(int(np.searchsorted(cdf[state], u[t], side="right")), K - 1)
+        states[t] = state
+    X = model.emission.sample(p.emission, states, rng)
+    shift = getattr(model.emission, "shift", None)
+    if shift is not None and model.emission.kind in ("gaussian", "gmm"):
+        X = X + shift
+    return X, states
