@@ -323,7 +323,7 @@ def test_singular_covariances_without_regularisation_are_handled():
 @pytest.mark.parametrize(
     ("X", "kwargs", "match"),
     [
-        (np.array([[0.0, np.nan], [1.0, 2.0], [3.0, 4.0]]), {}, "NaN"),
+        (np.array([[np.nan, np.nan], [1.0, 2.0], [3.0, 4.0]]), {}, "every value missing"),
         (np.array([[0.0, np.inf], [1.0, 2.0], [3.0, 4.0]]), {}, "infinity"),
         (np.arange(5.0), {}, "2D"),
         (np.empty((0, 3)), {}, "0 sample"),

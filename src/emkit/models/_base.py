@@ -16,9 +16,14 @@ from typing import Any
 import numpy as np
 
 from emkit.exceptions import NotFittedError
-from emkit.models.gaussian_mixture_model import log_normalize
+from emkit.models.gaussian_mixture_model import (
+    MissingBatch,
+    group_by_pattern,
+    log_normalize,
+    nan_average,
+)
 
-__all__ = ["EMEstimator", "MixtureMixin"]
+__all__ = ["EMEstimator", "MixtureMixin", "check_observed_values"]
 
 try:  # scikit-learn is optional: with it, emkit estimators are scikit-learn estimators
     from sklearn.base import BaseEstimator as _SklearnBase
@@ -142,6 +147,28 @@ class EMEstimator(_SklearnBase):
         save(self, path)
 
 
+def check_observed_values(
+    X: np.ndarray, w: np.ndarray | None, n_params: int | None, model: str = "the model"
+) -> None:
+    """Check that data with NaN can estimate ``model``: every column has an observed value
+    and there are at least ``n_params`` observed values (among rows with positive weight).
+    Raises a ValueError that names the columns or the counts."""
+    observed = ~np.isnan(X if w is None else X[w > 0])
+    per_column = observed.sum(axis=0)
+    if np.any(per_column == 0):
+        cols = np.flatnonzero(per_column == 0).tolist()
+        raise ValueError(
+            f"column(s) {cols} of X have every value missing (among rows with positive "
+            "weight): their distribution cannot be estimated; drop them"
+        )
+    n_values = int(observed.sum())
+    if n_params is not None and n_values < n_params:
+        raise ValueError(
+            f"X has {n_values} observed values, fewer than the {n_params} free parameters "
+            f"of {model}; provide more data or a smaller model"
+        )
+
+
 def _print_iteration(info) -> None:
     print(f"  iteration {info.iteration:4d}  loglik {info.loglik:.10g}  change {info.change:.3g}")
 
@@ -151,6 +178,14 @@ class MixtureMixin:
 
     ``_log_joint`` returns ``log weights_k + log p(x | component k)``; everything
     else (labels, posteriors, likelihoods, information criteria) follows from it.
+
+    A mixture whose ``_allow_nan`` is true accepts NaN (missing values) in ``fit``:
+    ``_run_em`` then gives the engine a
+    :class:`~emkit.models.gaussian_mixture_model.MissingBatch`, and rows whose values
+    are all missing are rejected or dropped as its ``all_missing`` says ("error", the
+    default, or "drop"). The likelihoods of rows with NaN are those of their observed
+    values, so ``score``, ``bic`` and ``aic`` are observed-data criteria (with ``n`` the
+    number of rows).
     """
 
     def _validated(self, X) -> np.ndarray:
@@ -162,6 +197,11 @@ class MixtureMixin:
     def _n_parameters(self) -> int:
         raise NotImplementedError
 
+    def _free_parameters(self, n_features: int, n_components: int | None = None) -> int | None:
+        """Free parameters of the model on ``n_features`` columns with ``n_components``
+        components (default: the hyper-parameter); None where unknown."""
+        return None
+
     def _run_em(self, X, sample_weight, **options):
         """Validate, centre, start and run the engine: the body every mixture ``fit`` shares.
 
@@ -172,27 +212,28 @@ class MixtureMixin:
         from emkit._validation import check_array, check_sample_weight
         from emkit.engine import em
 
-        X = check_array(X, min_samples=2)
+        X = check_array(X, min_samples=2, allow_nan=self._allow_nan)
         w = check_sample_weight(sample_weight, len(X))
+        # Checked once per fit: without NaN everything below is the complete-data path.
+        has_nan = self._allow_nan and bool(np.isnan(X).any())
+        if has_nan:
+            X, w = self._drop_empty_rows(X, w)
         self._check_hyperparameters(len(X))
         if w is not None and np.count_nonzero(w) < self.n_components:
             raise ValueError(
                 f"only {np.count_nonzero(w)} samples have positive weight, fewer than "
                 f"n_components = {self.n_components}"
             )
+        if has_nan:
+            self._check_observed(X, w)
         model = self._model()
-        # Centre the data once (mixtures are translation-equivariant): it removes the
-        # cancellation that data far from the origin cause in squared distances.
-        shift = np.average(X, axis=0, weights=w)
-        # Fortran order: a block of rows is then a set of contiguous columns, which the
-        # E-step kernels read without a transposed copy.
-        Xc = np.asfortranarray(X - shift, dtype=X.dtype)
+        data, shift = self._centred_data(X, w, has_nan)
         rng = np.random.default_rng(seed_sequence(self.random_state))
-        init = self._starting_params(model, Xc, w, shift, rng)
+        init = self._starting_params(model, data[0], data[1], shift, rng)
         n_obs = float(len(X) if w is None else w.sum())
         result = em(
             model,
-            (Xc, w),
+            data,
             init=init,
             max_iter=self.max_iter,
             tol=self.tol,
@@ -208,6 +249,41 @@ class MixtureMixin:
             **options,
         )
         return result, shift, X, n_obs
+
+    @staticmethod
+    def _centred_data(X: np.ndarray, w, has_nan: bool, shift: np.ndarray | None = None):
+        """The engine's data and the shift it was centred by (the weighted column means of
+        the observed values unless given).
+
+        The data are ``(X - shift, w)``, or with NaN a ``MissingBatch`` whose rows are
+        sorted (complete rows first, then grouped by pattern of missing values).
+        Mixtures are translation-equivariant: centring removes the cancellation that
+        data far from the origin cause in squared distances. Fortran order: a block of
+        rows is then a set of contiguous columns, which the E-step kernels read without
+        a transposed copy.
+        """
+        if not has_nan:
+            if shift is None:
+                shift = np.average(X, axis=0, weights=w)
+            return (np.asfortranarray(X - shift, dtype=X.dtype), w), shift
+        if shift is None:
+            shift = nan_average(X, w)
+        order, pattern = group_by_pattern(np.isnan(X))
+        Xc = np.empty(X.shape, dtype=X.dtype, order="F")
+        np.subtract(X[order], shift, out=Xc, casting="unsafe")
+        return MissingBatch(Xc, None if w is None else w[order], pattern), shift
+
+    def _drop_empty_rows(self, X: np.ndarray, w, min_rows: int = 2):
+        """Rows with every value missing carry no information: raise, or drop them with
+        a warning, as ``all_missing`` says (at least ``min_rows`` must remain)."""
+        from emkit._validation import drop_all_missing_rows
+
+        keep = drop_all_missing_rows(X, w, getattr(self, "all_missing", "error"), min_rows)
+        return (X, w) if keep.all() else (X[keep], None if w is None else w[keep])
+
+    def _check_observed(self, X: np.ndarray, w) -> None:
+        """Enough observed values (among rows with positive weight) to estimate the model."""
+        check_observed_values(X, w, self._free_parameters(X.shape[1]))
 
     def _describe(self) -> str:
         return f"K={self.n_components} {self.covariance_type} "

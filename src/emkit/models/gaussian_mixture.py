@@ -8,7 +8,13 @@ from typing import Any
 import numpy as np
 
 from emkit._random import seed_sequence
-from emkit._validation import check_array, check_int, check_real, check_sample_weight
+from emkit._validation import (
+    ALL_MISSING,
+    check_array,
+    check_int,
+    check_real,
+    check_sample_weight,
+)
 from emkit.distributions.covariance import get_structure
 from emkit.models._base import EMEstimator, MixtureMixin
 from emkit.models.gaussian_mixture_model import GaussianMixtureModel, GMMParams
@@ -23,6 +29,18 @@ class GaussianMixture(MixtureMixin, EMEstimator):
 
         z_i ~ Categorical(weights)
         x_i | z_i = k ~ Normal(means[k], covariances[k])
+
+    Missing values (NaN) are allowed in every method, for every covariance type, and
+    assumed missing at random: a row's likelihood is the marginal density of its
+    observed values. EM's E-step uses those marginal densities for the posteriors and
+    the expected moments of the missing values given the observed ones under each
+    component for the statistics (Ghahramani & Jordan 1994), so the fit maximises the
+    observed-data likelihood. Initialisation ("kmeans++" etc.) fills each NaN with its
+    column's mean, for the starting point only. ``predict``, ``predict_proba``,
+    ``score_samples``, ``score``, ``bic`` and ``aic`` use the observed values of each
+    row (``bic``'s ``n`` is the number of rows), and :meth:`impute` fills the NaN.
+    Complete rows always go through the fast complete-data kernels; rows with NaN cost
+    one conditioning of the K components per distinct pattern of missing values.
 
     Parameters
     ----------
@@ -68,6 +86,11 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         Step sizes of online EM (kappa in (0.5, 1]).
     n_jobs : int, optional
         Run the ``n_init`` restarts on this many threads (same result as one).
+    all_missing : {"error", "drop"}, default "error"
+        What ``fit`` does with rows whose values are all missing (they carry no
+        information): raise ``ValueError``, or drop them with a warning. Elsewhere
+        such a row has log-likelihood 0, the mixture weights as posterior, and is
+        imputed by the mixture's mean.
 
     Attributes
     ----------
@@ -83,7 +106,8 @@ class GaussianMixture(MixtureMixin, EMEstimator):
     history_ : ndarray of shape (n_iter_,)
         Total log-likelihood after each EM step.
     loglik_ : float
-        Total (weighted) log-likelihood of the training data at the fitted parameters.
+        Total (weighted) log-likelihood of the training data at the fitted parameters
+        (of their observed values, with NaN).
     lower_bound_ : float
         ``loglik_`` per sample (scikit-learn's name).
     n_features_in_ : int
@@ -99,6 +123,12 @@ class GaussianMixture(MixtureMixin, EMEstimator):
     array([-3.,  3.])
     >>> gm.predict([[-3.0, -3.0], [3.0, 3.0]]).tolist() in ([0, 1], [1, 0])
     True
+    >>> X[::4, 1] = np.nan  # missing values
+    >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> np.round(np.sort(gm.means_[:, 1]))
+    array([-3.,  3.])
+    >>> np.round(gm.impute([[-3.0, np.nan]]))
+    array([[-3., -3.]])
     """
 
     _fitted_attributes = (
@@ -113,6 +143,7 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         "n_features_in_",
     )
     _extra_attributes = ("lower_bound_", "fit_time_")
+    _allow_nan = True
 
     def __init__(
         self,
@@ -136,6 +167,7 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         kappa: float = 0.6,
         t0: float = 2.0,
         n_jobs: int | None = None,
+        all_missing: str = "error",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -156,6 +188,7 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         self.kappa = kappa
         self.t0 = t0
         self.n_jobs = n_jobs
+        self.all_missing = all_missing
 
     # ------------------------------------------------------------------ fitting
     def _model(self) -> GaussianMixtureModel:
@@ -167,6 +200,8 @@ class GaussianMixture(MixtureMixin, EMEstimator):
     def _check_hyperparameters(self, n_samples: int) -> None:
         check_int(self.n_components, "n_components", 1)
         get_structure(self.covariance_type)
+        if self.all_missing not in ALL_MISSING:
+            raise ValueError(f"all_missing must be one of {ALL_MISSING}, got {self.all_missing!r}")
         self._check_mixture_options(n_samples)
 
     def _params_from_dict(self, values: Mapping[str, Any], D: int) -> dict[str, np.ndarray]:
@@ -204,9 +239,17 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            NaN marks a missing value.
         y : ignored
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative weights; a weight of 2 counts a row twice.
+
+        Raises
+        ------
+        ValueError
+            Besides invalid hyper-parameters and input: a row with every value missing
+            (unless ``all_missing="drop"``), a column with every value missing, or
+            fewer observed values than free parameters.
 
         Returns
         -------
@@ -248,6 +291,7 @@ class GaussianMixture(MixtureMixin, EMEstimator):
 
         ``n_iter_`` counts the calls, ``history_`` holds each batch's log-likelihood
         per unit of weight before its step, and ``loglik_`` the last batch's total.
+        NaN are missing values, as in :meth:`fit`.
 
         Parameters
         ----------
@@ -261,34 +305,38 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         """
         from emkit.engine.online import online_step
 
-        X = check_array(X)
+        X = check_array(X, allow_nan=True)
         w = check_sample_weight(sample_weight, len(X))
         check_real(self.t0, "t0", 0.0)
         kappa = check_real(self.kappa, "kappa", 0.0)
         if not 0.5 < kappa <= 1.0:
             raise ValueError(f"kappa must lie in (0.5, 1], got {kappa}")
+        has_nan = bool(np.isnan(X).any())
+        if has_nan:
+            X, w = self._drop_empty_rows(X, w, min_rows=1)
         model = self._model()
         state = getattr(self, "_online", None)
         if state is None or not self.__sklearn_is_fitted__():
             self._check_hyperparameters(len(X))
-            shift = np.average(X, axis=0, weights=w)
-            Xc = (X - shift).astype(X.dtype, copy=False)
+            if has_nan:
+                self._check_observed(X, w)
+            data, shift = self._centred_data(X, w, has_nan)
             rng = np.random.default_rng(seed_sequence(self.random_state))
-            params = self._starting_params(model, Xc, w, shift, rng)
+            params = self._starting_params(model, data[0], data[1], shift, rng)
             if params is None:
-                params = model.init_params((Xc, w), rng)
+                params = model.init_params(data, rng)
             state = {"shift": shift, "t": 0, "stats": None, "history": []}
         else:
             self._check_n_features(X)
             shift = state["shift"]
             p = self._params()
             params = p._replace(means=p.means - shift)
-            Xc = (X - shift).astype(X.dtype, copy=False)
+            data, _ = self._centred_data(X, w, has_nan, shift)
         t = state["t"] + 1
         rho = 1.0 if state["stats"] is None else (t + self.t0) ** -kappa
         n_obs = float(len(X) if w is None else w.sum())
         params, stats, loglik = online_step(
-            model, params, state["stats"], (Xc, w), rho, 1.0 / n_obs, return_loglik=True
+            model, params, state["stats"], data, rho, 1.0 / n_obs, return_loglik=True
         )
         # Computed; now the estimator changes.
         self._store(params, shift, X, loglik, n_obs)
@@ -344,7 +392,7 @@ class GaussianMixture(MixtureMixin, EMEstimator):
 
     def _validated(self, X) -> np.ndarray:
         self._check_is_fitted()
-        X = check_array(X)
+        X = check_array(X, allow_nan=True)
         self._check_n_features(X)
         return X
 
@@ -355,9 +403,36 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         Xc = (X - centre).astype(X.dtype, copy=False)
         return self._model().weighted_log_prob(p._replace(means=p.means - centre), Xc)
 
+    def _free_parameters(self, n_features: int, n_components: int | None = None) -> int:
+        K, D = n_components or self.n_components, n_features
+        return (K - 1) + K * D + get_structure(self.covariance_type).n_parameters(K, D)
+
     def _n_parameters(self) -> int:
         K, D = self.means_.shape
-        return (K - 1) + K * D + get_structure(self.covariance_type).n_parameters(K, D)
+        return self._free_parameters(D, K)
+
+    def impute(self, X) -> np.ndarray:
+        """Fill each missing value (NaN) with its posterior mean given the row's observed values.
+
+        That is ``sum_k p(k | x_o) E[x_m | x_o, k]``: the conditional means of the
+        components given the observed values ``x_o``, weighted by the posterior
+        probabilities of the components given ``x_o``. A row with nothing observed
+        gets the mixture's mean; observed values are returned unchanged.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+        """
+        X = self._validated(X)
+        p = self._params()
+        centre = p.weights @ p.means
+        Xc = (X - centre).astype(X.dtype, copy=False)
+        filled = self._model().impute(p._replace(means=p.means - centre), Xc)
+        return np.where(np.isnan(X), filled + centre, X).astype(X.dtype, copy=False)
 
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw samples from the fitted mixture.
