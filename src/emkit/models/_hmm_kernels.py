@@ -13,45 +13,226 @@ log-likelihoods are stacked into one ``log_frame`` array of shape
 Numerics
 --------
 Forward-backward is Rabiner's *scaled* recursion, not log-space: each row of
-``log_frame`` is shifted by its maximum and exponentiated once (NumPy's SIMD ``exp``
-over the whole array), so every emission factor ``b[t, k]`` lies in ``[0, 1]`` with
-a 1 in each row; the forward variables are renormalised at every step and the
-normalisers ``c[t]`` carry the log-likelihood::
+``log_frame`` is shifted by its maximum and exponentiated once (a vectorised
+polynomial ``exp``, within 2 ulp of the libm one, in parallel over rows), so every
+emission factor ``b[t, k]`` lies in ``[0, 1]`` with a 1 in each row; the forward
+variables are renormalised at every step and the normalisers ``c[t]`` carry the
+log-likelihood::
 
     alpha_hat[t] = (alpha_hat[t-1] @ A) * b[t] / c[t]
     beta_hat[t]  = A @ (b[t+1] * beta_hat[t+1]) / c[t+1]
     log p(x)     = sum_t (log c[t] + max_k log_frame[t, k])
-    gamma[t]     = alpha_hat[t] * beta_hat[t]
+    gamma[t]     = alpha_hat[t] * beta_hat[t]      (renormalised per row)
     xi_t(i, j)   = alpha_hat[t, i] A[i, j] b[t+1, j] beta_hat[t+1, j] / c[t+1]
 
 The expected transition counts are accumulated as ``sum_t alpha_hat[t, i] w[t+1, j]``
 with ``w = b * beta_hat / c`` (an outer product per step) and multiplied by ``A``
 elementwise once at the end, so a zero transition probability gives an exact zero
-count. Viterbi works in log space (``log 0 = -inf``); ties go to the lower state.
+count. The matrix-vector products keep their partial sums in registers (blocks of
+eight columns); no logarithm is taken per step (the normalisers are multiplied
+together and the product's logarithm taken when it gets small).
 
-A sequence with probability zero (an observation impossible in every state that
-can be reached) gets log-likelihood ``-inf`` and zero posteriors and counts instead
-of NaN. A row of zeros in ``log_frame`` is a missing observation: it multiplies
-every state by one.
+The scaled recursion cannot tell an impossible sequence from one whose normaliser
+underflows (an observation hundreds of nats less likely in every reachable state
+than in the best state), nor survive an overflow of ``beta_hat``. When a normaliser
+falls below ``1e-280`` or a row of posteriors does not sum to about one, that
+sequence alone is redone in log space (log-sum-exp recursions on ``log_frame``).
+So a sequence gets log-likelihood ``-inf``, zero posteriors and no counts only when
+every state path has probability zero, never NaN. A row of zeros in ``log_frame``
+is a missing observation: it multiplies every state by one.
+
+Viterbi works in log space (``log 0 = -inf``) and stores the ``delta`` lattice
+instead of back-pointers: the forward sweep is a max-plus product without argmax,
+and the back-tracking recomputes the one argmax per step it needs. Ties go to the
+lower state index.
 
 Parallelism: sequences are split into a fixed number of chunks of about equal
 numbers of rows (the split does not depend on the thread count) and the chunks run
 in parallel (``prange``); every chunk keeps its own transition-count accumulator
 and the accumulators are summed in chunk order, so results do not depend on
-``numba.set_num_threads``.
+``numba.set_num_threads``. The exponentiation runs in parallel over blocks of rows,
+so a single long sequence also uses every thread for that part.
 """
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic, models, register_model
 
 __all__ = ["forward_backward", "forward_loglik", "viterbi"]
 
 #: Upper bound on the number of chunks the sequences are split into.
 _MAX_CHUNKS = 64
+#: Rows per parallel block of the exponentiation.
+_EXP_BLOCK = 2048
+#: Rows per block of the backward pass (see :func:`_backward`).
+_BACKWARD_BLOCK = 64
+#: A normaliser below this sends its sequence to the log-space recursions.
+_TINY = 1e-280
+#: The running product of normalisers is folded into the log-likelihood below this.
+_FOLD = 1e-150
 
 _JIT = {"cache": True, "nogil": True, "fastmath": False}
+
+# exp(x) = 2**n * exp(r), x = n log 2 + r, |r| <= log(2) / 2 (Cody-Waite reduction
+# with fdlibm's split of log 2); exp(r) by its Taylor polynomial of degree 13
+# (truncation error < 1e-17), evaluated by Estrin's scheme.
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_ROUND = 6755399441055744.0  # 1.5 * 2**52: adding it rounds to an integer in the low bits
+_EXP_BIAS = 1023 << 52
+_EXP_MIN = -708.0  # exp of anything below is taken as 0 (2**n must stay normal)
+(_E0, _E1, _E2, _E3, _E4, _E5, _E6, _E7, _E8, _E9, _E10, _E11, _E12, _E13) = (
+    1.0 / math.factorial(k) for k in range(14)
+)
+
+
+@intrinsic
+def _float_bits(typingctx, x):
+    """The IEEE-754 bits of a float64 as an int64 (a bit cast, no conversion)."""
+    sig = types.int64(types.float64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return sig, codegen
+
+
+@intrinsic
+def _bits_float(typingctx, x):
+    """The float64 whose IEEE-754 bits are the int64 ``x`` (a bit cast)."""
+    sig = types.float64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return sig, codegen
+
+
+# ---------------------------------------------------------------------- 4-wide vectors
+# LLVM does not vectorise the register-blocked products below by itself (the partial
+# sums of a column are a reduction, and the SLP vectoriser declines them), so they
+# are written with an explicit 4 x float64 vector type: a Numba value that lowers to
+# LLVM's <4 x double> (one AVX register, or two SSE ones). Each lane does the same
+# IEEE operations in the same order as the scalar code would, so results are the
+# same bits; fastmath stays off.
+_V4 = ir.VectorType(ir.DoubleType(), 4)
+
+
+class _Vec4Type(types.Type):
+    """Four float64 lanes held in registers (values only; never stored in arrays)."""
+
+    def __init__(self):
+        super().__init__(name="emkit.Vec4")
+
+
+_vec4 = _Vec4Type()
+
+
+@register_model(_Vec4Type)
+class _Vec4Model(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, _V4)
+
+
+def _v4_pointer(context, builder, arrty, arr, indices):
+    """Pointer to four consecutive float64 of ``arr`` at ``indices`` (no bounds check)."""
+    array = context.make_array(arrty)(context, builder, arr)
+    ptr = cgutils.get_item_pointer(context, builder, arrty, array, indices, wraparound=False)
+    return builder.bitcast(ptr, _V4.as_pointer())
+
+
+def _v4_splat(builder, x):
+    vec = builder.insert_element(ir.Constant(_V4, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
+    zeros = ir.Constant(ir.VectorType(ir.IntType(32), 4), [0, 0, 0, 0])
+    return builder.shuffle_vector(vec, ir.Constant(_V4, ir.Undefined), zeros)
+
+
+@intrinsic
+def _v4_fill(typingctx, x):
+    """Four copies of the float64 ``x``."""
+
+    def codegen(context, builder, signature, args):
+        return _v4_splat(builder, args[0])
+
+    return _vec4(types.float64), codegen
+
+
+@intrinsic
+def _v4_load(typingctx, arr, i, j):
+    """``arr[i, j:j + 4]`` of a C-contiguous 2-D float64 array (no bounds check)."""
+
+    def codegen(context, builder, signature, args):
+        ptr = _v4_pointer(context, builder, signature.args[0], args[0], [args[1], args[2]])
+        return builder.load(ptr, align=8)
+
+    return _vec4(arr, types.intp, types.intp), codegen
+
+
+@intrinsic
+def _v4_store(typingctx, arr, i, j, v):
+    """``arr[i, j:j + 4] = v`` for a C-contiguous 2-D float64 array (no bounds check)."""
+
+    def codegen(context, builder, signature, args):
+        ptr = _v4_pointer(context, builder, signature.args[0], args[0], [args[1], args[2]])
+        builder.store(args[3], ptr, align=8)
+        return context.get_dummy_value()
+
+    return types.none(arr, types.intp, types.intp, _vec4), codegen
+
+
+@intrinsic
+def _v4_load1(typingctx, arr, j):
+    """``arr[j:j + 4]`` of a contiguous 1-D float64 array (no bounds check)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.load(
+            _v4_pointer(context, builder, signature.args[0], args[0], [args[1]]), align=8
+        )
+
+    return _vec4(arr, types.intp), codegen
+
+
+@intrinsic
+def _v4_store1(typingctx, arr, j, v):
+    """``arr[j:j + 4] = v`` for a contiguous 1-D float64 array (no bounds check)."""
+
+    def codegen(context, builder, signature, args):
+        builder.store(
+            args[2], _v4_pointer(context, builder, signature.args[0], args[0], [args[1]]), align=8
+        )
+        return context.get_dummy_value()
+
+    return types.none(arr, types.intp, _vec4), codegen
+
+
+@intrinsic
+def _v4_muladd(typingctx, acc, a, v):
+    """``acc + a * v`` lane by lane (a multiply, then an add: no fused rounding)."""
+
+    def codegen(context, builder, signature, args):
+        acc, a, v = args
+        return builder.fadd(acc, builder.fmul(_v4_splat(builder, a), v))
+
+    return _vec4(_vec4, types.float64, _vec4), codegen
+
+
+@intrinsic
+def _v4_addmax(typingctx, acc, a, v):
+    """``max(acc, a + v)`` lane by lane, keeping ``acc`` on ties (as :func:`_max`)."""
+
+    def codegen(context, builder, signature, args):
+        acc, a, v = args
+        cand = builder.fadd(_v4_splat(builder, a), v)
+        return builder.select(builder.fcmp_ordered(">=", acc, cand), acc, cand)
+
+    return _vec4(_vec4, types.float64, _vec4), codegen
 
 
 # ---------------------------------------------------------------------- validation
@@ -104,197 +285,428 @@ def _chunk_bounds(offsets: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- emissions
-@numba.njit(parallel=True, **_JIT)
-def _shift_rows(log_frame, shifted, rowmax):  # pragma: no cover - compiled
-    """``shifted = log_frame - rowmax`` per row; return the number of NaN / +inf entries.
+@numba.njit(**_JIT)
+def _exp_nonpositive(x):  # pragma: no cover - compiled
+    """``x = exp(x)`` in place for a 1-D array of arguments <= 0 or -inf.
 
-    A row that is ``-inf`` everywhere gets ``rowmax = 0`` so that it exponentiates to
-    zeros (an impossible observation) rather than NaN.
+    Below ``_EXP_MIN`` the result is 0. A loop that LLVM vectorises (libm's ``exp``
+    is a scalar call, NumPy's is vectorised only with AVX-512).
+    """
+    for e in range(x.shape[0]):
+        v = x[e]
+        keep = v >= _EXP_MIN
+        v = v if keep else _EXP_MIN
+        y = v * _LOG2E + _ROUND
+        n = y - _ROUND
+        r = (v - n * _LN2_HI) - n * _LN2_LO
+        r2 = r * r
+        r4 = r2 * r2
+        q0 = (_E0 + _E1 * r) + (_E2 + _E3 * r) * r2
+        q1 = (_E4 + _E5 * r) + (_E6 + _E7 * r) * r2
+        q2 = (_E8 + _E9 * r) + (_E10 + _E11 * r) * r2
+        q3 = _E12 + _E13 * r
+        p = (q0 + q1 * r4) + (q2 + q3 * r4) * (r4 * r4)
+        # the low bits of y hold n: shifted into the exponent field they make 2**n
+        x[e] = p * _bits_float((_float_bits(y) << 52) + _EXP_BIAS) if keep else 0.0
+
+
+@numba.njit(parallel=True, **_JIT)
+def _emission_kernel(log_frame, frame, flat, rowmax):  # pragma: no cover - compiled
+    """``frame = exp(log_frame - rowmax)`` per row; return the number of NaN / +inf entries.
+
+    ``flat`` is ``frame`` viewed as 1-D. A row that is ``-inf`` everywhere gets
+    ``rowmax = 0`` so that it exponentiates to zeros (an impossible observation).
     """
     n_rows, n_states = log_frame.shape
-    bad = 0
-    for t in numba.prange(n_rows):
-        m = -np.inf
+    n_blocks = (n_rows + _EXP_BLOCK - 1) // _EXP_BLOCK
+    bad = np.zeros(n_blocks, dtype=np.int64)
+    for blk in numba.prange(n_blocks):
+        r0 = blk * _EXP_BLOCK
+        r1 = min(r0 + _EXP_BLOCK, n_rows)
         n_bad = 0
-        for k in range(n_states):
-            v = log_frame[t, k]
-            if not v < np.inf:  # NaN or +inf
-                n_bad += 1
-            elif v > m:
-                m = v
-        if m == -np.inf:
-            m = 0.0
-        rowmax[t] = m
-        for k in range(n_states):
-            shifted[t, k] = log_frame[t, k] - m
-        bad += n_bad
-    return bad
+        for t in range(r0, r1):
+            m = -np.inf
+            for k in range(n_states):
+                v = log_frame[t, k]
+                m = v if v > m else m
+                n_bad += not v < np.inf  # NaN or +inf
+            if m == -np.inf:
+                m = 0.0
+            rowmax[t] = m
+            for k in range(n_states):
+                frame[t, k] = log_frame[t, k] - m
+        bad[blk] = n_bad
+        _exp_nonpositive(flat[r0 * n_states : r1 * n_states])
+    return bad.sum()
 
 
 def _emission_factors(log_frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(exp(log_frame - rowmax), rowmax)``: emission factors in [0, 1] and row shifts."""
     frame = np.empty_like(log_frame)
     rowmax = np.empty(log_frame.shape[0])
-    if _shift_rows(log_frame, frame, rowmax):
+    if _emission_kernel(log_frame, frame, frame.reshape(-1), rowmax):
         raise ValueError("log_frame must not contain NaN or +inf")
-    np.exp(frame, out=frame)
     return frame, rowmax
 
 
-def _prepare(log_frame, offsets, startprob, transmat):
-    """Checked inputs of the scaled recursions: ``(frame, rowmax, offsets, bounds, start, trans)``."""
-    log_frame, offsets, startprob, transmat = _check_inputs(log_frame, offsets, startprob, transmat)
-    frame, rowmax = _emission_factors(log_frame)
-    return frame, rowmax, offsets, _chunk_bounds(offsets), startprob, transmat
+def _log_params(startprob: np.ndarray, transmat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Logarithms of the parameters, ``log 0 = -inf``."""
+    with np.errstate(divide="ignore"):
+        return np.log(startprob), np.log(transmat)
 
 
-# ---------------------------------------------------------------------- forward-backward
+# ---------------------------------------------------------------------- small dense products
 @numba.njit(**_JIT)
-def _forward(frame, rowmax, t0, t1, startprob, transmat, alpha, scale, base, mask, pred):
+def _vecmat(x, mat, out, accumulate):  # pragma: no cover - compiled
+    """``out[j] (+)= sum_i x[i] * mat[i, j]``, the partial sums in vector registers.
+
+    Sixteen, eight or four columns at a time (then one by one): no store per step,
+    so the loop runs at the multiply-add throughput rather than at its latency. With
+    ``accumulate`` the sums start from ``out`` instead of zero.
+    """
+    n_rows, n_cols = mat.shape
+    j = 0
+    while j + 16 <= n_cols:
+        s0 = _v4_load1(out, j) if accumulate else _v4_fill(0.0)
+        s1 = _v4_load1(out, j + 4) if accumulate else _v4_fill(0.0)
+        s2 = _v4_load1(out, j + 8) if accumulate else _v4_fill(0.0)
+        s3 = _v4_load1(out, j + 12) if accumulate else _v4_fill(0.0)
+        for i in range(n_rows):
+            a = x[i]
+            s0 = _v4_muladd(s0, a, _v4_load(mat, i, j))
+            s1 = _v4_muladd(s1, a, _v4_load(mat, i, j + 4))
+            s2 = _v4_muladd(s2, a, _v4_load(mat, i, j + 8))
+            s3 = _v4_muladd(s3, a, _v4_load(mat, i, j + 12))
+        _v4_store1(out, j, s0)
+        _v4_store1(out, j + 4, s1)
+        _v4_store1(out, j + 8, s2)
+        _v4_store1(out, j + 12, s3)
+        j += 16
+    if j + 8 <= n_cols:
+        s0 = _v4_load1(out, j) if accumulate else _v4_fill(0.0)
+        s1 = _v4_load1(out, j + 4) if accumulate else _v4_fill(0.0)
+        for i in range(n_rows):
+            a = x[i]
+            s0 = _v4_muladd(s0, a, _v4_load(mat, i, j))
+            s1 = _v4_muladd(s1, a, _v4_load(mat, i, j + 4))
+        _v4_store1(out, j, s0)
+        _v4_store1(out, j + 4, s1)
+        j += 8
+    if j + 4 <= n_cols:
+        s0 = _v4_load1(out, j) if accumulate else _v4_fill(0.0)
+        for i in range(n_rows):
+            s0 = _v4_muladd(s0, x[i], _v4_load(mat, i, j))
+        _v4_store1(out, j, s0)
+        j += 4
+    for jj in range(j, n_cols):
+        s = out[jj] if accumulate else 0.0
+        for i in range(n_rows):
+            s += x[i] * mat[i, jj]
+        out[jj] = s
+
+
+@numba.njit(**_JIT)
+def _max(a, b):  # pragma: no cover - compiled
+    return a if a >= b else b
+
+
+@numba.njit(**_JIT)
+def _maxplus(x, mat, out):  # pragma: no cover - compiled
+    """``out[j] = max_i (x[i] + mat[i, j])``, the max-plus twin of :func:`_vecmat`."""
+    n_rows, n_cols = mat.shape
+    j = 0
+    while j + 16 <= n_cols:
+        s0 = s1 = s2 = s3 = _v4_fill(-np.inf)
+        for i in range(n_rows):
+            a = x[i]
+            s0 = _v4_addmax(s0, a, _v4_load(mat, i, j))
+            s1 = _v4_addmax(s1, a, _v4_load(mat, i, j + 4))
+            s2 = _v4_addmax(s2, a, _v4_load(mat, i, j + 8))
+            s3 = _v4_addmax(s3, a, _v4_load(mat, i, j + 12))
+        _v4_store1(out, j, s0)
+        _v4_store1(out, j + 4, s1)
+        _v4_store1(out, j + 8, s2)
+        _v4_store1(out, j + 12, s3)
+        j += 16
+    if j + 8 <= n_cols:
+        s0 = s1 = _v4_fill(-np.inf)
+        for i in range(n_rows):
+            a = x[i]
+            s0 = _v4_addmax(s0, a, _v4_load(mat, i, j))
+            s1 = _v4_addmax(s1, a, _v4_load(mat, i, j + 4))
+        _v4_store1(out, j, s0)
+        _v4_store1(out, j + 4, s1)
+        j += 8
+    if j + 4 <= n_cols:
+        s0 = _v4_fill(-np.inf)
+        for i in range(n_rows):
+            s0 = _v4_addmax(s0, x[i], _v4_load(mat, i, j))
+        _v4_store1(out, j, s0)
+        j += 4
+    for jj in range(j, n_cols):
+        s = -np.inf
+        for i in range(n_rows):
+            s = _max(s, x[i] + mat[i, jj])
+        out[jj] = s
+
+
+@numba.njit(**_JIT)
+def _logsumexp(x):  # pragma: no cover - compiled
+    """``log(sum(exp(x)))`` of a 1-D array (``-inf`` if every entry is)."""
+    m = -np.inf
+    for v in x:
+        m = _max(m, v)
+    if m == -np.inf:
+        return m
+    s = 0.0
+    for v in x:
+        s += np.exp(v - m)
+    return m + np.log(s)
+
+
+# ---------------------------------------------------------------------- scaled recursions
+@numba.njit(**_JIT)
+def _forward(
+    frame, rowmax, t0, t1, startprob, transmat, alpha, scale_inv, base, mask, cur, nxt
+):  # pragma: no cover - compiled
     """Scaled forward pass over rows ``t0:t1``; return the log-likelihood.
 
-    Row ``t`` of alpha_hat and its normaliser go to ``alpha[base + ((t - t0) & mask)]``
-    and ``scale[...]`` at the same index: ``base = t0, mask = -1`` keeps every row,
-    ``base = 0, mask = 1`` two rolling rows (the log-likelihood alone). Returns
-    ``-inf`` as soon as a normaliser is zero (the sequence is impossible).
+    Row ``t`` of alpha_hat and ``1 / c[t]`` go to ``alpha[base + ((t - t0) & mask)]``
+    and ``scale_inv[...]`` at the same index: ``base = t0, mask = -1`` keeps every
+    row, ``base = 0, mask = 1`` two rolling rows (the log-likelihood alone). ``cur``
+    carries the unnormalised forward row, so the next product need not wait for the
+    division. Returns NaN as soon as a normaliser falls below ``_TINY`` (the caller
+    redoes the sequence in log space).
     """
     n_states = frame.shape[1]
-    loglik = 0.0
-    prev = base
-    for t in range(t0, t1):
-        row = base + ((t - t0) & mask)
-        if t == t0:
-            for j in range(n_states):
-                pred[j] = startprob[j]
-        else:
-            for j in range(n_states):
-                pred[j] = 0.0
-            for i in range(n_states):
-                a = alpha[prev, i]
-                for j in range(n_states):
-                    pred[j] += a * transmat[i, j]
+    c = 0.0
+    for k in range(n_states):
+        v = startprob[k] * frame[t0, k]
+        cur[k] = v
+        c += v
+    if not c >= _TINY:
+        return np.nan
+    inv = 1.0 / c
+    for k in range(n_states):
+        alpha[base, k] = cur[k] * inv
+    scale_inv[base] = inv
+    loglik = rowmax[t0]
+    product = c  # of normalisers not yet in loglik, kept above _FOLD * _FOLD
+    for t in range(t0 + 1, t1):
+        _vecmat(cur, transmat, nxt, False)
         c = 0.0
         for j in range(n_states):
-            v = pred[j] * frame[t, j]
-            alpha[row, j] = v
+            v = nxt[j] * inv * frame[t, j]
+            cur[j] = v
             c += v
-        if c == 0.0:
-            return -np.inf
+        if not c >= _TINY:
+            return np.nan
         inv = 1.0 / c
+        row = base + ((t - t0) & mask)
         for j in range(n_states):
-            alpha[row, j] *= inv
-        scale[row] = c
-        loglik += np.log(c) + rowmax[t]
-        prev = row
-    return loglik
+            alpha[row, j] = cur[j] * inv
+        scale_inv[row] = inv
+        loglik += rowmax[t]
+        if c < _FOLD:
+            loglik += np.log(c)
+        else:
+            product *= c
+            if product < _FOLD:
+                loglik += np.log(product)
+                product = 1.0
+    return loglik + np.log(product)
 
 
 @numba.njit(**_JIT)
-def _normalise_row(post, t):
-    """Divide row ``t`` of ``post`` by its sum (left alone if the sum is zero)."""
-    total = 0.0
-    for k in range(post.shape[1]):
-        total += post[t, k]
-    if total > 0.0:
-        inv = 1.0 / total
-        for k in range(post.shape[1]):
-            post[t, k] *= inv
+def _backward(
+    frame, t0, t1, transmat_t, post, scale_inv, xi, beta, block
+):  # pragma: no cover - compiled
+    """Scaled backward pass: ``post`` rows turn from alpha_hat into gamma.
 
+    Adds ``sum_t alpha_hat[t, i] * w[t+1, j]`` to ``xi``. The rows of ``frame`` are
+    overwritten by ``w = b * beta_hat / c``. Rows go backwards in blocks of
+    ``len(block)``: the recursion (one product by ``transmat`` per row) keeps each
+    row's beta_hat in ``block``; then the block's share of ``xi`` is one product
+    ``alpha_hat[block].T @ w[block + 1]`` with the sums in registers, and only then
+    are the block's alpha_hat rows turned into gamma.
 
-@numba.njit(**_JIT)
-def _forward_backward_one(
-    frame, rowmax, t0, t1, startprob, transmat, transmat_t, post, scale, xi, pred, beta, w
-):
-    """Forward-backward of rows ``t0:t1``: posteriors into ``post``, xi sums added to ``xi``.
-
-    ``xi[i, j]`` accumulates ``sum_t alpha_hat[t, i] * w[t+1, j]`` (without the factor
-    ``transmat[i, j]``). Returns the log-likelihood; an impossible sequence gets
-    ``-inf``, zero posteriors and adds nothing to ``xi``.
+    Returns False if a row of posteriors does not sum to about one (an overflow of
+    beta_hat): the caller then discards ``xi`` and redoes the sequence in log space.
     """
     n_states = frame.shape[1]
-    loglik = _forward(frame, rowmax, t0, t1, startprob, transmat, post, scale, t0, -1, pred)
+    for k in range(n_states):
+        beta[k] = 1.0
+    hi = t1 - 2
+    while hi >= t0:
+        lo = max(t0, hi - block.shape[0] + 1)
+        for t in range(hi, lo - 1, -1):
+            inv = scale_inv[t + 1]
+            for j in range(n_states):
+                frame[t + 1, j] *= beta[j] * inv
+            _vecmat(frame[t + 1], transmat_t, beta, False)
+            for j in range(n_states):
+                block[t - lo, j] = beta[j]
+        for i in range(n_states):
+            _vecmat(post[lo : hi + 1, i], frame[lo + 1 : hi + 2], xi[i], True)
+        for t in range(lo, hi + 1):
+            total = 0.0
+            for i in range(n_states):
+                g = post[t, i] * block[t - lo, i]
+                post[t, i] = g
+                total += g
+            if not 0.5 < total < 2.0:
+                return False
+            inv = 1.0 / total
+            for i in range(n_states):
+                post[t, i] *= inv
+        hi = lo - 1
+    return True
+
+
+# ---------------------------------------------------------------------- log-space recursions
+@numba.njit(**_JIT)
+def _forward_log(
+    log_frame, t0, t1, log_start, log_trans, la, base, mask
+):  # pragma: no cover - compiled
+    """Log-space forward pass (rows of ``la`` indexed as in :func:`_forward`)."""
+    n_states = log_frame.shape[1]
+    for k in range(n_states):
+        la[base, k] = log_start[k] + log_frame[t0, k]
+    prev = base
+    for t in range(t0 + 1, t1):
+        row = base + ((t - t0) & mask)
+        for j in range(n_states):
+            m = -np.inf
+            for i in range(n_states):
+                m = _max(m, la[prev, i] + log_trans[i, j])
+            if m == -np.inf:
+                la[row, j] = m
+                continue
+            s = 0.0
+            for i in range(n_states):
+                s += np.exp(la[prev, i] + log_trans[i, j] - m)
+            la[row, j] = m + np.log(s) + log_frame[t, j]
+        prev = row
+    return _logsumexp(la[prev])
+
+
+@numba.njit(**_JIT)
+def _forward_backward_log(
+    log_frame, t0, t1, log_start, log_trans, post, xi, lb, lb_new, tmp
+):  # pragma: no cover - compiled
+    """Forward-backward of rows ``t0:t1`` in log space, the scaled recursion's fallback.
+
+    Posteriors go to ``post``; ``xi`` gets the expected transition counts themselves
+    (the factor ``transmat`` included). Returns the log-likelihood; an impossible
+    sequence gets ``-inf``, zero posteriors and adds nothing.
+    """
+    n_states = log_frame.shape[1]
+    loglik = _forward_log(log_frame, t0, t1, log_start, log_trans, post, t0, -1)
     if loglik == -np.inf:
         for t in range(t0, t1):
             for k in range(n_states):
                 post[t, k] = 0.0
         return loglik
-    _normalise_row(post, t1 - 1)  # gamma = alpha_hat at the last row (beta_hat = 1)
     for k in range(n_states):
-        beta[k] = 1.0
+        lb[k] = 0.0
+        post[t1 - 1, k] = np.exp(post[t1 - 1, k] - loglik)
     for t in range(t1 - 2, t0 - 1, -1):
-        inv = 1.0 / scale[t + 1]
         for j in range(n_states):
-            w[j] = frame[t + 1, j] * beta[j] * inv
+            tmp[j] = log_frame[t + 1, j] + lb[j]
         for i in range(n_states):
-            a = post[t, i]
+            a = post[t, i] - loglik  # post[t] still holds log alpha[t]
+            m = -np.inf
             for j in range(n_states):
-                xi[i, j] += a * w[j]
+                v = log_trans[i, j] + tmp[j]
+                xi[i, j] += np.exp(a + v)
+                m = _max(m, v)
+            s = 0.0
+            if m > -np.inf:
+                for j in range(n_states):
+                    s += np.exp(log_trans[i, j] + tmp[j] - m)
+            lb_new[i] = m + np.log(s) if m > -np.inf else m
         for i in range(n_states):
-            beta[i] = 0.0
-        for j in range(n_states):
-            wj = w[j]
-            for i in range(n_states):
-                beta[i] += transmat_t[j, i] * wj
-        for i in range(n_states):
-            post[t, i] *= beta[i]
-        _normalise_row(post, t)
+            post[t, i] = np.exp(post[t, i] + lb_new[i] - loglik)
+            lb[i] = lb_new[i]
     return loglik
+
+
+# ---------------------------------------------------------------------- forward-backward
+@numba.njit(**_JIT)
+def _forward_backward_one(
+    frame, rowmax, log_frame, t0, t1, params, post, scale_inv, xi_raw, xi_direct, scratch
+):  # pragma: no cover - compiled
+    """Forward-backward of rows ``t0:t1``, scaled, or in log space where that fails.
+
+    ``params`` is ``(startprob, transmat, transmat.T, log startprob, log transmat)``;
+    ``scratch`` is ``(xi_seq (K, K), cur, nxt, w, block (B, K))``. Scaled xi sums (without the
+    factor ``transmat``) go to ``xi_raw``, log-space counts to ``xi_direct``.
+    """
+    startprob, transmat, transmat_t, log_start, log_trans = params
+    xi_seq, cur, nxt, w, block = scratch
+    loglik = _forward(frame, rowmax, t0, t1, startprob, transmat, post, scale_inv, t0, -1, cur, nxt)
+    if not np.isnan(loglik):
+        if t1 - t0 == 1:
+            return loglik
+        xi_seq[:] = 0.0
+        if _backward(frame, t0, t1, transmat_t, post, scale_inv, xi_seq, cur, block):
+            xi_raw += xi_seq
+            return loglik
+    return _forward_backward_log(
+        log_frame, t0, t1, log_start, log_trans, post, xi_direct, cur, nxt, w
+    )
 
 
 @numba.njit(parallel=True, **_JIT)
 def _forward_backward_kernel(
-    frame, rowmax, offsets, bounds, startprob, transmat, post, scale, logliks, xi_chunks
+    frame, rowmax, log_frame, offsets, bounds, params, post, scale_inv, logliks, xi_raw, xi_direct
 ):  # pragma: no cover - compiled
     """Forward-backward of every sequence, chunks of sequences in parallel."""
     n_states = frame.shape[1]
-    transmat_t = np.ascontiguousarray(transmat.T)
     for ch in numba.prange(bounds.shape[0] - 1):
-        pred = np.empty(n_states)
-        beta = np.empty(n_states)
-        w = np.empty(n_states)
-        xi = xi_chunks[ch]
+        scratch = (
+            np.zeros((n_states, n_states)),
+            np.empty(n_states),
+            np.empty(n_states),
+            np.empty(n_states),
+            np.empty((_BACKWARD_BLOCK, n_states)),
+        )
         for s in range(bounds[ch], bounds[ch + 1]):
             logliks[s] = _forward_backward_one(
                 frame,
                 rowmax,
+                log_frame,
                 offsets[s],
                 offsets[s + 1],
-                startprob,
-                transmat,
-                transmat_t,
+                params,
                 post,
-                scale,
-                xi,
-                pred,
-                beta,
-                w,
+                scale_inv,
+                xi_raw[ch],
+                xi_direct[ch],
+                scratch,
             )
 
 
 @numba.njit(parallel=True, **_JIT)
 def _forward_loglik_kernel(
-    frame, rowmax, offsets, bounds, startprob, transmat, logliks
+    frame, rowmax, log_frame, offsets, bounds, params, logliks
 ):  # pragma: no cover - compiled
     """Forward log-likelihood of every sequence, chunks of sequences in parallel."""
+    startprob, transmat, _, log_start, log_trans = params
     n_states = frame.shape[1]
     for ch in numba.prange(bounds.shape[0] - 1):
         alpha = np.empty((2, n_states))
-        scale = np.empty(2)
-        pred = np.empty(n_states)
+        scale_inv = np.empty(2)
+        cur = np.empty(n_states)
+        nxt = np.empty(n_states)
         for s in range(bounds[ch], bounds[ch + 1]):
-            logliks[s] = _forward(
-                frame,
-                rowmax,
-                offsets[s],
-                offsets[s + 1],
-                startprob,
-                transmat,
-                alpha,
-                scale,
-                0,
-                1,
-                pred,
+            t0, t1 = offsets[s], offsets[s + 1]
+            loglik = _forward(
+                frame, rowmax, t0, t1, startprob, transmat, alpha, scale_inv, 0, 1, cur, nxt
             )
+            if np.isnan(loglik):
+                loglik = _forward_log(log_frame, t0, t1, log_start, log_trans, alpha, 0, 1)
+            logliks[s] = loglik
 
 
 def forward_backward(
@@ -342,18 +754,29 @@ def forward_backward(
     >>> bool(np.isclose(trans.sum(), 1.0)), bool(np.isclose(start.sum(), 1.0))
     (True, True)
     """
-    frame, rowmax, offsets, bounds, startprob, transmat = _prepare(
-        log_frame, offsets, startprob, transmat
-    )
-    n_rows, n_states = frame.shape
+    log_frame, offsets, startprob, transmat = _check_inputs(log_frame, offsets, startprob, transmat)
+    frame, rowmax = _emission_factors(log_frame)
+    bounds = _chunk_bounds(offsets)
+    n_rows, n_states = log_frame.shape
+    n_chunks = bounds.shape[0] - 1
     posteriors = np.empty((n_rows, n_states))
-    scale = np.empty(n_rows)
     logliks = np.empty(offsets.shape[0] - 1)
-    xi_chunks = np.zeros((bounds.shape[0] - 1, n_states, n_states))
+    xi_raw = np.zeros((n_chunks, n_states, n_states))
+    xi_direct = np.zeros((n_chunks, n_states, n_states))
     _forward_backward_kernel(
-        frame, rowmax, offsets, bounds, startprob, transmat, posteriors, scale, logliks, xi_chunks
+        frame,
+        rowmax,
+        log_frame,
+        offsets,
+        bounds,
+        _kernel_params(startprob, transmat),
+        posteriors,
+        np.empty(n_rows),
+        logliks,
+        xi_raw,
+        xi_direct,
     )
-    trans_counts = xi_chunks.sum(axis=0) * transmat
+    trans_counts = xi_raw.sum(axis=0) * transmat + xi_direct.sum(axis=0)
     start_counts = posteriors[offsets[:-1]].sum(axis=0)
     return logliks, posteriors, trans_counts, start_counts
 
@@ -371,79 +794,78 @@ def forward_loglik(
     logliks : ndarray of shape (S,)
         ``log p(x_s)`` of each sequence (``-inf`` where it is impossible).
     """
-    frame, rowmax, offsets, bounds, startprob, transmat = _prepare(
-        log_frame, offsets, startprob, transmat
-    )
+    log_frame, offsets, startprob, transmat = _check_inputs(log_frame, offsets, startprob, transmat)
+    frame, rowmax = _emission_factors(log_frame)
     logliks = np.empty(offsets.shape[0] - 1)
-    _forward_loglik_kernel(frame, rowmax, offsets, bounds, startprob, transmat, logliks)
+    _forward_loglik_kernel(
+        frame,
+        rowmax,
+        log_frame,
+        offsets,
+        _chunk_bounds(offsets),
+        _kernel_params(startprob, transmat),
+        logliks,
+    )
     return logliks
+
+
+def _kernel_params(startprob: np.ndarray, transmat: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``(startprob, transmat, transmat.T, log startprob, log transmat)``, contiguous."""
+    log_start, log_trans = _log_params(startprob, transmat)
+    return startprob, transmat, np.ascontiguousarray(transmat.T), log_start, log_trans
 
 
 # ---------------------------------------------------------------------- Viterbi
 @numba.njit(**_JIT)
-def _viterbi_one(log_frame, t0, t1, log_start, log_trans, path, backptr, delta, best, arg):
+def _viterbi_one(
+    log_frame, t0, t1, log_start, log_trans, path, delta
+):  # pragma: no cover - compiled
     """Viterbi of rows ``t0:t1`` in log space; the path goes to ``path[t0:t1]``.
 
-    ``backptr`` rows ``t0:t1`` are scratch. Ties go to the lower state index.
-    Returns the path's log-probability (``-inf``, with a path of zeros, if every
-    path is impossible).
+    ``delta`` rows ``t0:t1`` are scratch: the max-plus forward sweep stores them and
+    the back-tracking recomputes the argmax of the one column it follows. Ties go
+    to the lower state index. Returns the path's log-probability (``-inf``, with a
+    path of zeros, if every path is impossible).
     """
     n_states = log_frame.shape[1]
     for k in range(n_states):
-        delta[k] = log_start[k] + log_frame[t0, k]
+        delta[t0, k] = log_start[k] + log_frame[t0, k]
     for t in range(t0 + 1, t1):
-        d0 = delta[0]
-        for j in range(n_states):
-            best[j] = d0 + log_trans[0, j]
-            arg[j] = 0
-        for i in range(1, n_states):
-            d = delta[i]
-            for j in range(n_states):
-                v = d + log_trans[i, j]
-                if v > best[j]:
-                    best[j] = v
-                    arg[j] = i
-        for j in range(n_states):
-            delta[j] = best[j] + log_frame[t, j]
-            backptr[t, j] = arg[j]
+        _maxplus(delta[t - 1], log_trans, delta[t])
+        for k in range(n_states):
+            delta[t, k] += log_frame[t, k]
     state = 0
     for k in range(1, n_states):
-        if delta[k] > delta[state]:
+        if delta[t1 - 1, k] > delta[t1 - 1, state]:
             state = k
-    logprob = delta[state]
+    logprob = delta[t1 - 1, state]
     if logprob == -np.inf:
         for t in range(t0, t1):
             path[t] = 0
         return logprob
     path[t1 - 1] = state
     for t in range(t1 - 1, t0, -1):
-        state = backptr[t, state]
+        best = -np.inf
+        arg = 0
+        for i in range(n_states):
+            v = delta[t - 1, i] + log_trans[i, state]
+            if v > best:
+                best = v
+                arg = i
+        state = arg
         path[t - 1] = state
     return logprob
 
 
 @numba.njit(parallel=True, **_JIT)
 def _viterbi_kernel(
-    log_frame, offsets, bounds, log_start, log_trans, logprobs, path, backptr
+    log_frame, offsets, bounds, log_start, log_trans, logprobs, path, delta
 ):  # pragma: no cover - compiled
     """Viterbi of every sequence, chunks of sequences in parallel."""
-    n_states = log_frame.shape[1]
     for ch in numba.prange(bounds.shape[0] - 1):
-        delta = np.empty(n_states)
-        best = np.empty(n_states)
-        arg = np.empty(n_states, dtype=np.int32)
         for s in range(bounds[ch], bounds[ch + 1]):
             logprobs[s] = _viterbi_one(
-                log_frame,
-                offsets[s],
-                offsets[s + 1],
-                log_start,
-                log_trans,
-                path,
-                backptr,
-                delta,
-                best,
-                arg,
+                log_frame, offsets[s], offsets[s + 1], log_start, log_trans, path, delta
             )
 
 
@@ -462,18 +884,23 @@ def viterbi(
         impossible).
     path : ndarray of shape (T_total,), dtype int64
         The most likely paths, stacked like ``log_frame``; among equally likely
-        paths the one that prefers lower state indices from the end backwards. An
+        paths, the back-tracking takes the lower state index at every step. An
         impossible sequence gets a path of zeros.
     """
     log_frame, offsets, startprob, transmat = _check_inputs(log_frame, offsets, startprob, transmat)
     if not np.all(log_frame < np.inf):
         raise ValueError("log_frame must not contain NaN or +inf")
-    with np.errstate(divide="ignore"):
-        log_start = np.log(startprob)
-        log_trans = np.log(transmat)
-    bounds = _chunk_bounds(offsets)
+    log_start, log_trans = _log_params(startprob, transmat)
     logprobs = np.empty(offsets.shape[0] - 1)
     path = np.empty(log_frame.shape[0], dtype=np.int64)
-    backptr = np.empty(log_frame.shape, dtype=np.int32)
-    _viterbi_kernel(log_frame, offsets, bounds, log_start, log_trans, logprobs, path, backptr)
+    _viterbi_kernel(
+        log_frame,
+        offsets,
+        _chunk_bounds(offsets),
+        log_start,
+        log_trans,
+        logprobs,
+        path,
+        np.empty(log_frame.shape),
+    )
     return logprobs, path
