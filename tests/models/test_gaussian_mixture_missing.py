@@ -351,6 +351,8 @@ def test_engine_options_work_with_nan(cov_type):
     assert squarem.loglik_ == pytest.approx(plain.loglik_, rel=1e-7)
     restarts = fit(X, 3, cov_type, n_init=3, random_state=0, tol=1e-8, max_iter=500)
     assert restarts.loglik_ >= plain.loglik_ - 1e-6 * abs(plain.loglik_)
+    threads = fit(X, 3, cov_type, n_init=3, random_state=0, tol=1e-8, max_iter=500, n_jobs=2)
+    assert threads.loglik_ == restarts.loglik_
     online = fit(X, 3, cov_type, init=start, variant="online", batch_size=100, max_iter=30)
     assert online.loglik_ == pytest.approx(plain.loglik_, rel=1e-3)
     hard = fit(X, 3, cov_type, init=start, variant="hard", check_monotone="raise")
