@@ -373,6 +373,27 @@ def test_recovers_parameters_from_sampled_sequences():
     assert np.mean(relabel[model.predict(X, lengths)] == np.array(perm).argsort()[z]) > 0.9
 
 
+def test_categorical_default_start_reaches_the_optimum_of_the_truth():
+    """From its own start (clustered windows of symbols), EM ends at least as high as EM
+    started at the true parameters, and recovers the emission probabilities."""
+    rng = np.random.default_rng(20)
+    X, lengths, _, K = categorical_data(rng, lengths=[500] * 8)
+    emit = np.array(
+        [[0.6, 0.3, 0.1, 0.0, 0.0], [0.0, 0.1, 0.3, 0.6, 0.0], [0.2, 0.0, 0.0, 0.2, 0.6]]
+    )
+    truth = {
+        "startprob": np.ones(K) / K,
+        "transmat": np.array([[0.8, 0.15, 0.05], [0.1, 0.8, 0.1], [0.2, 0.1, 0.7]]),
+        "emissionprob": emit,
+    }
+    kw = {"emission": "categorical", "tol": 1e-7, "max_iter": 500}
+    from_truth = HMM(K, init=truth, **kw).fit(X, lengths)
+    model = HMM(K, random_state=0, **kw).fit(X, lengths)
+    assert model.loglik_ >= from_truth.loglik_ - 1e-6 * abs(from_truth.loglik_)
+    order = [int(np.argmax(model.emissionprob_[:, c])) for c in (0, 3, 4)]
+    np.testing.assert_allclose(model.emissionprob_[order], emit, atol=0.05)
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [

@@ -314,7 +314,13 @@ class Emission:
         return np.nan_to_num(self.dist.init_features(np.asarray(data, dtype=np.float64)))
 
     def init_labels(
-        self, data: Any, rows: np.ndarray, K: int, method: str, rng: np.random.Generator
+        self,
+        data: Any,
+        rows: np.ndarray,
+        K: int,
+        method: str,
+        rng: np.random.Generator,
+        offsets: np.ndarray | None = None,
     ) -> np.ndarray:
         """A state label for every row, from K centres of the features of ``rows``."""
         feats = np.asarray(self.init_features(data), dtype=np.float64).reshape(_n_rows(data), -1)
@@ -609,15 +615,52 @@ class CategoricalEmission(Emission):
     def init_features(self, data: Any) -> np.ndarray:
         return np.eye(self.n_categories)[data]
 
+    #: half-width of the window of neighbouring symbols that describes a time step
+    #: when the HMM starts from clustered labels
+    init_window = 5
+
     def init_labels(
-        self, data: Any, rows: np.ndarray, K: int, method: str, rng: np.random.Generator
+        self,
+        data: Any,
+        rows: np.ndarray,
+        K: int,
+        method: str,
+        rng: np.random.Generator,
+        offsets: np.ndarray | None = None,
     ) -> np.ndarray:
-        # Centres in one-hot space; the nearest centre of a symbol c minimises
-        # |centre|^2 - 2 centre[c], so the labels are a lookup table by symbol (no
-        # (T, n_categories) array).
-        centres = _centres(self.init_features(data[_subsample(rows, rng)]), K, method, rng)
-        table = np.argmin(np.sum(centres**2, axis=1)[:, None] - 2.0 * centres, axis=0)
-        return table[data]
+        """Labels from clustering the symbol frequencies in a window around each step.
+
+        One symbol says little about the state; the frequencies of the symbols within
+        ``init_window`` steps either side (within the sequence) say more, because
+        states persist. The centres are fitted to the windows of a subsample of rows;
+        every row then gets the centre nearest to its window, which only needs the
+        moving average of ``centres[:, x_t]`` (no (T, n_categories) array).
+        """
+        T, C, W = len(data), self.n_categories, self.init_window
+        if offsets is None:
+            offsets = np.array([0, T])
+        observed = np.zeros(T, dtype=bool)
+        observed[rows] = True
+        seq = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+        lo, hi = offsets[seq], offsets[seq + 1]
+        sample = _subsample(rows, rng)
+        idx = sample[:, None] + np.arange(-W, W + 1)
+        inside = (idx >= lo[sample, None]) & (idx < hi[sample, None])
+        idx = np.clip(idx, 0, T - 1)
+        inside &= observed[idx]
+        hist = np.zeros((len(sample), C))
+        np.add.at(hist, (np.nonzero(inside)[0], data[idx][inside]), 1.0)
+        centres = _centres(hist / hist.sum(axis=1, keepdims=True), K, method, rng)
+        # Nearest centre of a window h: argmin_k |c_k|^2 - 2 h.c_k, and h.c_k is the
+        # window's average of c_k[x_s].
+        look = np.where(observed[:, None], centres.T[data], 0.0)
+        cum = np.zeros((T + 1, K))
+        np.cumsum(look, axis=0, out=cum[1:])
+        n_obs = np.concatenate([[0], np.cumsum(observed)])
+        t = np.arange(T)
+        a, b = np.maximum(t - W, lo), np.minimum(t + W + 1, hi)
+        avg = (cum[b] - cum[a]) / np.maximum(n_obs[b] - n_obs[a], 1)[:, None]
+        return np.argmin(np.sum(centres**2, axis=1) - 2.0 * avg, axis=1)
 
     def init_params(self, data: Any, resp: np.ndarray, rng: np.random.Generator) -> Any:
         return self.mstep(self.suff_stats(data, resp, None), None)

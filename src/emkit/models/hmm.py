@@ -119,7 +119,7 @@ class HMMModel:
             raise ValueError(
                 f"n_states = {K} is larger than the number of observations ({rows.size})"
             )
-        labels = self.emission.init_labels(X, rows, K, self.init, rng)
+        labels = self.emission.init_labels(X, rows, K, self.init, rng, offsets)
         resp = np.full((T, K), _INIT_SMOOTHING / K)
         resp[np.arange(T), labels] += 1.0 - _INIT_SMOOTHING
         resp[~observed] = 0.0
