@@ -11,6 +11,7 @@ __all__ = [
     "ALL_MISSING",
     "check_array",
     "check_int",
+    "check_observed_values",
     "check_real",
     "check_sample_weight",
     "drop_all_missing_rows",
@@ -147,3 +148,25 @@ def drop_all_missing_rows(
     if w is not None and not w[keep].sum() > 0:
         raise ValueError("the rows with observed values all have zero sample_weight")
     return keep
+
+
+def check_observed_values(
+    X: np.ndarray, w: np.ndarray | None, n_params: int | None, model: str = "the model"
+) -> None:
+    """Check that data with NaN can estimate ``model``: every column has an observed value
+    and there are at least ``n_params`` observed values (among rows with positive weight).
+    Raises a ValueError that names the columns or the counts."""
+    observed = ~np.isnan(X if w is None else X[w > 0])
+    per_column = observed.sum(axis=0)
+    if np.any(per_column == 0):
+        cols = np.flatnonzero(per_column == 0).tolist()
+        raise ValueError(
+            f"column(s) {cols} of X have every value missing (among rows with positive "
+            "weight): their distribution cannot be estimated; drop them"
+        )
+    n_values = int(observed.sum())
+    if n_params is not None and n_values < n_params:
+        raise ValueError(
+            f"X has {n_values} observed values, fewer than the {n_params} parameters "
+            f"of {model}; provide more data or a smaller model"
+        )

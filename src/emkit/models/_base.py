@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from emkit._validation import check_observed_values
 from emkit.exceptions import NotFittedError
 from emkit.models.gaussian_mixture_model import (
     MissingBatch,
@@ -23,7 +24,7 @@ from emkit.models.gaussian_mixture_model import (
     nan_average,
 )
 
-__all__ = ["EMEstimator", "MixtureMixin", "check_observed_values"]
+__all__ = ["EMEstimator", "MixtureMixin"]
 
 try:  # scikit-learn is optional: with it, emkit estimators are scikit-learn estimators
     from sklearn.base import BaseEstimator as _SklearnBase
@@ -145,28 +146,6 @@ class EMEstimator(_SklearnBase):
         from emkit.io import save
 
         save(self, path)
-
-
-def check_observed_values(
-    X: np.ndarray, w: np.ndarray | None, n_params: int | None, model: str = "the model"
-) -> None:
-    """Check that data with NaN can estimate ``model``: every column has an observed value
-    and there are at least ``n_params`` observed values (among rows with positive weight).
-    Raises a ValueError that names the columns or the counts."""
-    observed = ~np.isnan(X if w is None else X[w > 0])
-    per_column = observed.sum(axis=0)
-    if np.any(per_column == 0):
-        cols = np.flatnonzero(per_column == 0).tolist()
-        raise ValueError(
-            f"column(s) {cols} of X have every value missing (among rows with positive "
-            "weight): their distribution cannot be estimated; drop them"
-        )
-    n_values = int(observed.sum())
-    if n_params is not None and n_values < n_params:
-        raise ValueError(
-            f"X has {n_values} observed values, fewer than the {n_params} free parameters "
-            f"of {model}; provide more data or a smaller model"
-        )
 
 
 def _print_iteration(info) -> None:

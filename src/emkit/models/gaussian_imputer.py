@@ -33,6 +33,7 @@ from emkit._validation import (
     ALL_MISSING,
     check_array,
     check_int,
+    check_observed_values,
     check_real,
     check_sample_weight,
     drop_all_missing_rows,
@@ -351,22 +352,10 @@ class GaussianImputer(EMEstimator):
             X, w = X[keep], None if w is None else w[keep]
         missing = np.isnan(X)
         positive = np.ones(len(X), dtype=bool) if w is None else w > 0
-        observed = ~missing[positive]
-        per_column = observed.sum(axis=0)
-        if np.any(per_column == 0):
-            cols = np.flatnonzero(per_column == 0).tolist()
-            raise ValueError(
-                f"column(s) {cols} of X have every value missing (among rows with positive "
-                "weight): their mean and variance cannot be estimated; drop them"
-            )
         D = X.shape[1]
-        n_params = D + D * (D + 1) // 2
-        n_values = int(observed.sum())
-        if n_values < n_params:
-            raise ValueError(
-                f"X has {n_values} observed values, fewer than the {n_params} parameters of a "
-                f"{D}-variate normal (mean and covariance); provide more data"
-            )
+        check_observed_values(
+            X, w, D + D * (D + 1) // 2, f"a {D}-variate normal (mean and covariance)"
+        )
         if self.reg_covar == 0 and np.count_nonzero(positive) <= D:
             raise ValueError(
                 f"X has {np.count_nonzero(positive)} rows (with positive weight) for {D} "
