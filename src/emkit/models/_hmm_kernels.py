@@ -68,8 +68,8 @@ __all__ = ["forward_backward", "forward_loglik", "viterbi"]
 
 #: Upper bound on the number of chunks the sequences are split into.
 _MAX_CHUNKS = 64
-#: Rows per parallel block of the exponentiation.
-_EXP_BLOCK = 2048
+#: Rows exponentiated at a time, just before the forward recursion reads them.
+_EMIT_BLOCK = 64
 #: Rows per block of the backward pass (see :func:`_backward`).
 _BACKWARD_BLOCK = 64
 #: A normaliser below this sends its sequence to the log-space recursions.
@@ -310,43 +310,32 @@ def _exp_nonpositive(x):  # pragma: no cover - compiled
         x[e] = p * _bits_float((_float_bits(y) << 52) + _EXP_BIAS) if keep else 0.0
 
 
-@numba.njit(parallel=True, **_JIT)
-def _emission_kernel(log_frame, frame, flat, rowmax):  # pragma: no cover - compiled
-    """``frame = exp(log_frame - rowmax)`` per row; return the number of NaN / +inf entries.
+@numba.njit(**_JIT)
+def _emit(log_frame, r0, r1, flat, f0):  # pragma: no cover - compiled
+    """Emission factors of rows ``r0:r1``: ``exp(log_frame[t] - max_k log_frame[t])``.
 
-    ``flat`` is ``frame`` viewed as 1-D. A row that is ``-inf`` everywhere gets
-    ``rowmax = 0`` so that it exponentiates to zeros (an impossible observation).
+    They go to ``flat[(f0 + t - r0) * K + k]``. Returns ``(sum of the row maxima,
+    number of NaN or +inf entries)``. A row that is ``-inf`` everywhere counts as
+    shifted by 0, so it becomes zeros (an impossible observation) rather than NaN.
     """
-    n_rows, n_states = log_frame.shape
-    n_blocks = (n_rows + _EXP_BLOCK - 1) // _EXP_BLOCK
-    bad = np.zeros(n_blocks, dtype=np.int64)
-    for blk in numba.prange(n_blocks):
-        r0 = blk * _EXP_BLOCK
-        r1 = min(r0 + _EXP_BLOCK, n_rows)
-        n_bad = 0
-        for t in range(r0, r1):
-            m = -np.inf
-            for k in range(n_states):
-                v = log_frame[t, k]
-                m = v if v > m else m
-                n_bad += not v < np.inf  # NaN or +inf
-            if m == -np.inf:
-                m = 0.0
-            rowmax[t] = m
-            for k in range(n_states):
-                frame[t, k] = log_frame[t, k] - m
-        bad[blk] = n_bad
-        _exp_nonpositive(flat[r0 * n_states : r1 * n_states])
-    return bad.sum()
-
-
-def _emission_factors(log_frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(exp(log_frame - rowmax), rowmax)``: emission factors in [0, 1] and row shifts."""
-    frame = np.empty_like(log_frame)
-    rowmax = np.empty(log_frame.shape[0])
-    if _emission_kernel(log_frame, frame, frame.reshape(-1), rowmax):
-        raise ValueError("log_frame must not contain NaN or +inf")
-    return frame, rowmax
+    n_states = log_frame.shape[1]
+    shift = 0.0
+    n_bad = 0
+    e = f0 * n_states
+    for t in range(r0, r1):
+        m = -np.inf
+        for k in range(n_states):
+            v = log_frame[t, k]
+            m = v if v > m else m
+            n_bad += not v < np.inf  # NaN or +inf
+        if m == -np.inf:
+            m = 0.0
+        shift += m
+        for k in range(n_states):
+            flat[e + k] = log_frame[t, k] - m
+        e += n_states
+    _exp_nonpositive(flat[f0 * n_states : e])
+    return shift, n_bad
 
 
 def _log_params(startprob: np.ndarray, transmat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -467,53 +456,56 @@ def _logsumexp(x):  # pragma: no cover - compiled
 # ---------------------------------------------------------------------- scaled recursions
 @numba.njit(**_JIT)
 def _forward(
-    frame, rowmax, t0, t1, startprob, transmat, alpha, scale_inv, base, mask, cur, nxt
+    log_frame, t0, t1, startprob, transmat, frame, flat, keep, alpha, scale_inv, cur, nxt, bad
 ):  # pragma: no cover - compiled
     """Scaled forward pass over rows ``t0:t1``; return the log-likelihood.
 
-    Row ``t`` of alpha_hat and ``1 / c[t]`` go to ``alpha[base + ((t - t0) & mask)]``
-    and ``scale_inv[...]`` at the same index: ``base = t0, mask = -1`` keeps every
-    row, ``base = 0, mask = 1`` two rolling rows (the log-likelihood alone). ``cur``
-    carries the unnormalised forward row, so the next product need not wait for the
-    division. Returns NaN as soon as a normaliser falls below ``_TINY`` (the caller
-    redoes the sequence in log space).
+    The emission factors are made ``_EMIT_BLOCK`` rows at a time, just before the
+    recursion reads them. With ``keep``, they stay for the backward pass: row ``t``
+    goes to ``frame[t - t0]`` (``flat`` is the same memory as 1-D), alpha_hat to
+    ``alpha[t]`` and ``1 / c[t]`` to ``scale_inv[t - t0]``; without, ``frame`` is one
+    block of scratch and ``alpha`` and ``scale_inv`` two rolling rows (the
+    log-likelihood alone). ``cur`` carries the unnormalised forward row,
+    so the next product need not wait for the division. NaN or +inf entries of
+    ``log_frame`` are counted into ``bad[0]``. Returns NaN as soon as a normaliser
+    falls below ``_TINY`` (the caller redoes the sequence in log space).
     """
-    n_states = frame.shape[1]
-    c = 0.0
-    for k in range(n_states):
-        v = startprob[k] * frame[t0, k]
-        cur[k] = v
-        c += v
-    if not c >= _TINY:
-        return np.nan
-    inv = 1.0 / c
-    for k in range(n_states):
-        alpha[base, k] = cur[k] * inv
-    scale_inv[base] = inv
-    loglik = rowmax[t0]
-    product = c  # of normalisers not yet in loglik, kept above _FOLD * _FOLD
-    for t in range(t0 + 1, t1):
-        _vecmat(cur, transmat, nxt, False)
-        c = 0.0
-        for j in range(n_states):
-            v = nxt[j] * inv * frame[t, j]
-            cur[j] = v
-            c += v
-        if not c >= _TINY:
-            return np.nan
-        inv = 1.0 / c
-        row = base + ((t - t0) & mask)
-        for j in range(n_states):
-            alpha[row, j] = cur[j] * inv
-        scale_inv[row] = inv
-        loglik += rowmax[t]
-        if c < _FOLD:
-            loglik += np.log(c)
-        else:
-            product *= c
-            if product < _FOLD:
-                loglik += np.log(product)
-                product = 1.0
+    n_states = log_frame.shape[1]
+    loglik = 0.0
+    product = 1.0  # of normalisers not yet in loglik, kept above _FOLD * _FOLD
+    inv = 1.0
+    for u in range(t0, t1, _EMIT_BLOCK):
+        v = min(u + _EMIT_BLOCK, t1)
+        f0 = u - t0 if keep else 0
+        shift, n_bad = _emit(log_frame, u, v, flat, f0)
+        loglik += shift
+        bad[0] += n_bad
+        for t in range(u, v):
+            if t == t0:
+                for k in range(n_states):
+                    nxt[k] = startprob[k]
+            else:
+                _vecmat(cur, transmat, nxt, False)
+            f = f0 + t - u
+            c = 0.0
+            for j in range(n_states):
+                x = nxt[j] * inv * frame[f, j]
+                cur[j] = x
+                c += x
+            if not c >= _TINY:
+                return np.nan
+            inv = 1.0 / c
+            row = t if keep else (t - t0) & 1
+            for j in range(n_states):
+                alpha[row, j] = cur[j] * inv
+            scale_inv[t - t0 if keep else row] = inv
+            if c < _FOLD:
+                loglik += np.log(c)
+            else:
+                product *= c
+                if product < _FOLD:
+                    loglik += np.log(product)
+                    product = 1.0
     return loglik + np.log(product)
 
 
@@ -523,8 +515,9 @@ def _backward(
 ):  # pragma: no cover - compiled
     """Scaled backward pass: ``post`` rows turn from alpha_hat into gamma.
 
-    Adds ``sum_t alpha_hat[t, i] * w[t+1, j]`` to ``xi``. The rows of ``frame`` are
-    overwritten by ``w = b * beta_hat / c``. Rows go backwards in blocks of
+    Adds ``sum_t alpha_hat[t, i] * w[t+1, j]`` to ``xi``. ``frame`` and ``scale_inv``
+    are those of :func:`_forward` (row ``t`` at ``t - t0``); the rows of ``frame``
+    are overwritten by ``w = b * beta_hat / c``. Rows go backwards in blocks of
     ``len(block)``: the recursion (one product by ``transmat`` per row) keeps each
     row's beta_hat in ``block``; then the block's share of ``xi`` is one product
     ``alpha_hat[block].T @ w[block + 1]`` with the sums in registers, and only then
@@ -540,14 +533,15 @@ def _backward(
     while hi >= t0:
         lo = max(t0, hi - block.shape[0] + 1)
         for t in range(hi, lo - 1, -1):
-            inv = scale_inv[t + 1]
+            f = t + 1 - t0
+            inv = scale_inv[f]
             for j in range(n_states):
-                frame[t + 1, j] *= beta[j] * inv
-            _vecmat(frame[t + 1], transmat_t, beta, False)
+                frame[f, j] *= beta[j] * inv
+            _vecmat(frame[f], transmat_t, beta, False)
             for j in range(n_states):
                 block[t - lo, j] = beta[j]
         for i in range(n_states):
-            _vecmat(post[lo : hi + 1, i], frame[lo + 1 : hi + 2], xi[i], True)
+            _vecmat(post[lo : hi + 1, i], frame[lo + 1 - t0 : hi + 2 - t0], xi[i], True)
         for t in range(lo, hi + 1):
             total = 0.0
             for i in range(n_states):
@@ -566,16 +560,24 @@ def _backward(
 # ---------------------------------------------------------------------- log-space recursions
 @numba.njit(**_JIT)
 def _forward_log(
-    log_frame, t0, t1, log_start, log_trans, la, base, mask
+    log_frame, t0, t1, log_start, log_trans, la, keep, bad
 ):  # pragma: no cover - compiled
-    """Log-space forward pass (rows of ``la`` indexed as in :func:`_forward`)."""
+    """Log-space forward pass (rows of ``la`` as ``alpha`` in :func:`_forward`).
+
+    Counts NaN or +inf entries of ``log_frame`` into ``bad[0]`` (the scaled pass may
+    have stopped before it saw them all).
+    """
     n_states = log_frame.shape[1]
+    n_bad = 0
+    row = t0 if keep else 0
     for k in range(n_states):
-        la[base, k] = log_start[k] + log_frame[t0, k]
-    prev = base
+        la[row, k] = log_start[k] + log_frame[t0, k]
+        n_bad += not log_frame[t0, k] < np.inf
     for t in range(t0 + 1, t1):
-        row = base + ((t - t0) & mask)
+        prev = row
+        row = t if keep else (t - t0) & 1
         for j in range(n_states):
+            n_bad += not log_frame[t, j] < np.inf
             m = -np.inf
             for i in range(n_states):
                 m = _max(m, la[prev, i] + log_trans[i, j])
@@ -586,13 +588,13 @@ def _forward_log(
             for i in range(n_states):
                 s += np.exp(la[prev, i] + log_trans[i, j] - m)
             la[row, j] = m + np.log(s) + log_frame[t, j]
-        prev = row
-    return _logsumexp(la[prev])
+    bad[0] += n_bad
+    return _logsumexp(la[row])
 
 
 @numba.njit(**_JIT)
 def _forward_backward_log(
-    log_frame, t0, t1, log_start, log_trans, post, xi, lb, lb_new, tmp
+    log_frame, t0, t1, log_start, log_trans, post, xi, lb, lb_new, tmp, bad
 ):  # pragma: no cover - compiled
     """Forward-backward of rows ``t0:t1`` in log space, the scaled recursion's fallback.
 
@@ -601,7 +603,7 @@ def _forward_backward_log(
     sequence gets ``-inf``, zero posteriors and adds nothing.
     """
     n_states = log_frame.shape[1]
-    loglik = _forward_log(log_frame, t0, t1, log_start, log_trans, post, t0, -1)
+    loglik = _forward_log(log_frame, t0, t1, log_start, log_trans, post, True, bad)
     if loglik == -np.inf:
         for t in range(t0, t1):
             for k in range(n_states):
@@ -634,17 +636,20 @@ def _forward_backward_log(
 # ---------------------------------------------------------------------- forward-backward
 @numba.njit(**_JIT)
 def _forward_backward_one(
-    frame, rowmax, log_frame, t0, t1, params, post, scale_inv, xi_raw, xi_direct, scratch
+    log_frame, t0, t1, params, frame, flat, post, scale_inv, xi_raw, xi_direct, scratch, bad
 ):  # pragma: no cover - compiled
     """Forward-backward of rows ``t0:t1``, scaled, or in log space where that fails.
 
     ``params`` is ``(startprob, transmat, transmat.T, log startprob, log transmat)``;
-    ``scratch`` is ``(xi_seq (K, K), cur, nxt, w, block (B, K))``. Scaled xi sums (without the
-    factor ``transmat``) go to ``xi_raw``, log-space counts to ``xi_direct``.
+    ``scratch`` is ``(xi_seq (K, K), cur, nxt, w, block (B, K))``. Scaled xi sums
+    (without the factor ``transmat``) go to ``xi_raw``, log-space counts to
+    ``xi_direct``.
     """
     startprob, transmat, transmat_t, log_start, log_trans = params
     xi_seq, cur, nxt, w, block = scratch
-    loglik = _forward(frame, rowmax, t0, t1, startprob, transmat, post, scale_inv, t0, -1, cur, nxt)
+    loglik = _forward(
+        log_frame, t0, t1, startprob, transmat, frame, flat, True, post, scale_inv, cur, nxt, bad
+    )
     if not np.isnan(loglik):
         if t1 - t0 == 1:
             return loglik
@@ -653,17 +658,27 @@ def _forward_backward_one(
             xi_raw += xi_seq
             return loglik
     return _forward_backward_log(
-        log_frame, t0, t1, log_start, log_trans, post, xi_direct, cur, nxt, w
+        log_frame, t0, t1, log_start, log_trans, post, xi_direct, cur, nxt, w, bad
     )
 
 
 @numba.njit(parallel=True, **_JIT)
 def _forward_backward_kernel(
-    frame, rowmax, log_frame, offsets, bounds, params, post, scale_inv, logliks, xi_raw, xi_direct
+    log_frame, offsets, bounds, params, post, logliks, xi_raw, xi_direct, bad
 ):  # pragma: no cover - compiled
-    """Forward-backward of every sequence, chunks of sequences in parallel."""
-    n_states = frame.shape[1]
+    """Forward-backward of every sequence, chunks of sequences in parallel.
+
+    Each chunk has its own emission factors and normalisers, as long as its longest
+    sequence, reused (and warm in cache) from one sequence to the next.
+    """
+    n_states = log_frame.shape[1]
     for ch in numba.prange(bounds.shape[0] - 1):
+        longest = 0
+        for s in range(bounds[ch], bounds[ch + 1]):
+            longest = max(longest, offsets[s + 1] - offsets[s])
+        flat = np.empty(longest * n_states)
+        frame = flat.reshape((longest, n_states))
+        scale_inv = np.empty(longest)
         scratch = (
             np.zeros((n_states, n_states)),
             np.empty(n_states),
@@ -673,40 +688,61 @@ def _forward_backward_kernel(
         )
         for s in range(bounds[ch], bounds[ch + 1]):
             logliks[s] = _forward_backward_one(
-                frame,
-                rowmax,
                 log_frame,
                 offsets[s],
                 offsets[s + 1],
                 params,
+                frame,
+                flat,
                 post,
                 scale_inv,
                 xi_raw[ch],
                 xi_direct[ch],
                 scratch,
+                bad[ch : ch + 1],
             )
 
 
 @numba.njit(parallel=True, **_JIT)
 def _forward_loglik_kernel(
-    frame, rowmax, log_frame, offsets, bounds, params, logliks
+    log_frame, offsets, bounds, params, logliks, bad
 ):  # pragma: no cover - compiled
     """Forward log-likelihood of every sequence, chunks of sequences in parallel."""
     startprob, transmat, _, log_start, log_trans = params
-    n_states = frame.shape[1]
+    n_states = log_frame.shape[1]
     for ch in numba.prange(bounds.shape[0] - 1):
+        flat = np.empty(_EMIT_BLOCK * n_states)
+        frame = flat.reshape((_EMIT_BLOCK, n_states))
         alpha = np.empty((2, n_states))
         scale_inv = np.empty(2)
         cur = np.empty(n_states)
         nxt = np.empty(n_states)
+        flag = bad[ch : ch + 1]
         for s in range(bounds[ch], bounds[ch + 1]):
             t0, t1 = offsets[s], offsets[s + 1]
             loglik = _forward(
-                frame, rowmax, t0, t1, startprob, transmat, alpha, scale_inv, 0, 1, cur, nxt
+                log_frame,
+                t0,
+                t1,
+                startprob,
+                transmat,
+                frame,
+                flat,
+                False,
+                alpha,
+                scale_inv,
+                cur,
+                nxt,
+                flag,
             )
             if np.isnan(loglik):
-                loglik = _forward_log(log_frame, t0, t1, log_start, log_trans, alpha, 0, 1)
+                loglik = _forward_log(log_frame, t0, t1, log_start, log_trans, alpha, False, flag)
             logliks[s] = loglik
+
+
+def _raise_if_bad(bad: np.ndarray) -> None:
+    if bad.any():
+        raise ValueError("log_frame must not contain NaN or +inf")
 
 
 def forward_backward(
@@ -755,7 +791,6 @@ def forward_backward(
     (True, True)
     """
     log_frame, offsets, startprob, transmat = _check_inputs(log_frame, offsets, startprob, transmat)
-    frame, rowmax = _emission_factors(log_frame)
     bounds = _chunk_bounds(offsets)
     n_rows, n_states = log_frame.shape
     n_chunks = bounds.shape[0] - 1
@@ -763,19 +798,19 @@ def forward_backward(
     logliks = np.empty(offsets.shape[0] - 1)
     xi_raw = np.zeros((n_chunks, n_states, n_states))
     xi_direct = np.zeros((n_chunks, n_states, n_states))
+    bad = np.zeros(n_chunks, dtype=np.int64)
     _forward_backward_kernel(
-        frame,
-        rowmax,
         log_frame,
         offsets,
         bounds,
         _kernel_params(startprob, transmat),
         posteriors,
-        np.empty(n_rows),
         logliks,
         xi_raw,
         xi_direct,
+        bad,
     )
+    _raise_if_bad(bad)
     trans_counts = xi_raw.sum(axis=0) * transmat + xi_direct.sum(axis=0)
     start_counts = posteriors[offsets[:-1]].sum(axis=0)
     return logliks, posteriors, trans_counts, start_counts
@@ -786,8 +821,9 @@ def forward_loglik(
 ) -> np.ndarray:
     """Log-likelihood ``log p(x_s)`` of every sequence by the scaled forward pass.
 
-    Parameters and input rules are those of :func:`forward_backward`; only two rows
-    of forward variables are kept per chunk of sequences.
+    Parameters and input rules are those of :func:`forward_backward`; only a block
+    of emission factors and two rows of forward variables are kept per chunk of
+    sequences (no array of the size of ``log_frame`` is allocated).
 
     Returns
     -------
@@ -795,17 +831,13 @@ def forward_loglik(
         ``log p(x_s)`` of each sequence (``-inf`` where it is impossible).
     """
     log_frame, offsets, startprob, transmat = _check_inputs(log_frame, offsets, startprob, transmat)
-    frame, rowmax = _emission_factors(log_frame)
+    bounds = _chunk_bounds(offsets)
     logliks = np.empty(offsets.shape[0] - 1)
+    bad = np.zeros(bounds.shape[0] - 1, dtype=np.int64)
     _forward_loglik_kernel(
-        frame,
-        rowmax,
-        log_frame,
-        offsets,
-        _chunk_bounds(offsets),
-        _kernel_params(startprob, transmat),
-        logliks,
+        log_frame, offsets, bounds, _kernel_params(startprob, transmat), logliks, bad
     )
+    _raise_if_bad(bad)
     return logliks
 
 
@@ -818,22 +850,27 @@ def _kernel_params(startprob: np.ndarray, transmat: np.ndarray) -> tuple[np.ndar
 # ---------------------------------------------------------------------- Viterbi
 @numba.njit(**_JIT)
 def _viterbi_one(
-    log_frame, t0, t1, log_start, log_trans, path, delta
+    log_frame, t0, t1, log_start, log_trans, path, delta, bad
 ):  # pragma: no cover - compiled
     """Viterbi of rows ``t0:t1`` in log space; the path goes to ``path[t0:t1]``.
 
     ``delta`` rows ``t0:t1`` are scratch: the max-plus forward sweep stores them and
     the back-tracking recomputes the argmax of the one column it follows. Ties go
     to the lower state index. Returns the path's log-probability (``-inf``, with a
-    path of zeros, if every path is impossible).
+    path of zeros, if every path is impossible). NaN or +inf entries of
+    ``log_frame`` are counted into ``bad[0]``.
     """
     n_states = log_frame.shape[1]
+    n_bad = 0
     for k in range(n_states):
         delta[t0, k] = log_start[k] + log_frame[t0, k]
+        n_bad += not log_frame[t0, k] < np.inf
     for t in range(t0 + 1, t1):
         _maxplus(delta[t - 1], log_trans, delta[t])
         for k in range(n_states):
             delta[t, k] += log_frame[t, k]
+            n_bad += not log_frame[t, k] < np.inf
+    bad[0] += n_bad
     state = 0
     for k in range(1, n_states):
         if delta[t1 - 1, k] > delta[t1 - 1, state]:
@@ -859,13 +896,20 @@ def _viterbi_one(
 
 @numba.njit(parallel=True, **_JIT)
 def _viterbi_kernel(
-    log_frame, offsets, bounds, log_start, log_trans, logprobs, path, delta
+    log_frame, offsets, bounds, log_start, log_trans, logprobs, path, delta, bad
 ):  # pragma: no cover - compiled
     """Viterbi of every sequence, chunks of sequences in parallel."""
     for ch in numba.prange(bounds.shape[0] - 1):
         for s in range(bounds[ch], bounds[ch + 1]):
             logprobs[s] = _viterbi_one(
-                log_frame, offsets[s], offsets[s + 1], log_start, log_trans, path, delta
+                log_frame,
+                offsets[s],
+                offsets[s + 1],
+                log_start,
+                log_trans,
+                path,
+                delta,
+                bad[ch : ch + 1],
             )
 
 
@@ -888,19 +932,21 @@ def viterbi(
         impossible sequence gets a path of zeros.
     """
     log_frame, offsets, startprob, transmat = _check_inputs(log_frame, offsets, startprob, transmat)
-    if not np.all(log_frame < np.inf):
-        raise ValueError("log_frame must not contain NaN or +inf")
     log_start, log_trans = _log_params(startprob, transmat)
+    bounds = _chunk_bounds(offsets)
     logprobs = np.empty(offsets.shape[0] - 1)
     path = np.empty(log_frame.shape[0], dtype=np.int64)
+    bad = np.zeros(bounds.shape[0] - 1, dtype=np.int64)
     _viterbi_kernel(
         log_frame,
         offsets,
-        _chunk_bounds(offsets),
+        bounds,
         log_start,
         log_trans,
         logprobs,
         path,
         np.empty(log_frame.shape),
+        bad,
     )
+    _raise_if_bad(bad)
     return logprobs, path
