@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from emkit.models._hmm_kernels import forward_backward, forward_loglik, viterbi
+from emkit.models._hmm_kernels import (
+    _exp_nonpositive,
+    forward_backward,
+    forward_loglik,
+    viterbi,
+)
 
 _hmmc = pytest.importorskip("hmmlearn._hmmc")
 
@@ -263,6 +268,89 @@ def test_impossible_sequence_gives_minus_inf_and_zero_statistics():
     assert_array_equal(path[offsets[1] : offsets[3]], 0)
     assert np.isfinite(logprobs[[0, 3]]).all()
     assert np.all(np.diff(path[offsets[0] : offsets[1]]) >= 0)  # left-right path
+
+
+def _hmmlearn_log(log_frame, startprob, transmat):
+    """hmmlearn's log-space kernels on one sequence: (loglik, posteriors, trans counts)."""
+    loglik, fwd = _hmmc.forward_log(startprob, transmat, log_frame)
+    bwd = _hmmc.backward_log(startprob, transmat, log_frame)
+    post = np.exp(fwd + bwd - loglik)
+    with np.errstate(under="ignore"):
+        trans = np.exp(_hmmc.compute_log_xi_sum(fwd, transmat, bwd, log_frame))
+    return loglik, post, trans
+
+
+@pytest.mark.parametrize("gap", [720.0, 800.0])
+def test_underflow_of_the_scaled_recursion_falls_back_to_log_space(gap):
+    """The only reachable state is ``gap`` nats worse than the best one: exp underflows.
+
+    ``exp(-720)`` is subnormal and ``exp(-800)`` is zero, so the scaled normaliser is
+    (nearly) zero although the sequence is possible; the answer must be the exact
+    log-space one, not -inf.
+    """
+    startprob = np.array([1.0, 0.0])
+    transmat = np.array([[0.6, 0.4], [0.0, 1.0]])  # left-right
+    log_frame = np.array([[-gap, 0.0], [-1.0, -2.0], [-3.0, -0.5], [-2.0, -1.0]])
+    offsets = np.array([0, 4])
+    logliks, post, trans, start = forward_backward(log_frame, offsets, startprob, transmat)
+    loglik, gamma, xi, top, path = _enumerate(log_frame, startprob, transmat)
+    assert_allclose(logliks, [loglik], rtol=1e-13)
+    assert_allclose(forward_loglik(log_frame, offsets, startprob, transmat), [loglik], rtol=1e-13)
+    assert_allclose(post, gamma, rtol=1e-12, atol=1e-15)
+    assert_allclose(trans, xi, rtol=1e-12, atol=1e-15)
+    assert_allclose(start, gamma[0], rtol=1e-12)
+    vit_logprob, vit_path = viterbi(log_frame, offsets, startprob, transmat)
+    assert_allclose(vit_logprob, [top], rtol=1e-13)
+    assert_array_equal(vit_path, path)
+
+
+def test_overflow_of_beta_falls_back_to_log_space():
+    """A state with prior 1e-320 that the next 40 observations favour by e^23 each.
+
+    Its filtered probability stays near 1e-320 for some 30 steps while its smoothed
+    probability is about 1, so the scaled beta_hat exceeds the float64 range.
+    """
+    startprob = np.array([1.0, 1e-320])
+    transmat = np.eye(2)
+    log_frame = np.zeros((41, 2))
+    log_frame[1:, 0] = -23.0
+    offsets = np.array([0, 41])
+    logliks, post, trans, _ = forward_backward(log_frame, offsets, startprob, transmat)
+    loglik, gamma, xi = _hmmlearn_log(log_frame, startprob, transmat)
+    assert np.all(np.isfinite(post)) and np.all(np.isfinite(trans))
+    assert_allclose(logliks, [loglik], rtol=1e-12)
+    assert_allclose(post, gamma, rtol=1e-10, atol=1e-14)
+    assert_allclose(trans, xi, rtol=1e-10, atol=1e-14)
+    assert post[0, 1] > 0.99  # the smoothed start is the unlikely state
+
+
+def test_polynomial_exp_is_within_two_ulp_of_libm():
+    rng = np.random.default_rng(2)
+    x = np.concatenate(
+        (
+            -np.abs(rng.normal(scale=30.0, size=20_000)),
+            -rng.uniform(0, 1e-3, size=1000),
+            [0.0, -0.0, -1e-300, -707.9, -708.0, -708.1, -745.2, -1e6, -np.inf],
+        )
+    )
+    got = x.copy()
+    _exp_nonpositive(got)
+    ref = np.exp(x)
+    ref[x < -708.0] = 0.0  # documented flush below -708
+    tol = 2 * np.spacing(ref)
+    assert np.all(np.abs(got - ref) <= np.maximum(tol, 0.0))
+    assert got[-1] == 0.0 and got[np.flatnonzero(x == 0.0)].tolist() == [1.0, 1.0]
+
+
+def test_inputs_are_left_unchanged():
+    rng = np.random.default_rng(9)
+    log_frame, offsets, startprob, transmat = _random_problem(rng, 3, [5, 70, 1])
+    before = [a.copy() for a in (log_frame, offsets, startprob, transmat)]
+    forward_backward(log_frame, offsets, startprob, transmat)
+    forward_loglik(log_frame, offsets, startprob, transmat)
+    viterbi(log_frame, offsets, startprob, transmat)
+    for a, b in zip(before, (log_frame, offsets, startprob, transmat)):
+        assert_array_equal(a, b)
 
 
 def test_viterbi_ties_go_to_the_lower_state():
