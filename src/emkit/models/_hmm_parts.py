@@ -53,6 +53,7 @@ __all__ = [
     "MixtureParams",
     "PoissonEmission",
     "ProbabilityRows",
+    "check_alpha",
 ]
 
 _TINY = np.finfo(np.float64).tiny
@@ -67,7 +68,7 @@ _SMOOTHING = 0.1
 
 
 # --------------------------------------------------------------------------- rows
-def _check_alpha(alpha: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
+def check_alpha(alpha: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
     a = np.asarray(1.0 if alpha is None else alpha, dtype=np.float64)
     try:
         a = np.broadcast_to(a, shape)
@@ -142,7 +143,7 @@ class ProbabilityRows:
 
     def mstep(self, counts: np.ndarray, current: np.ndarray) -> np.ndarray:
         current = np.asarray(current, dtype=np.float64)
-        alpha = _check_alpha(self.alpha, current.shape, self.name + "_prior")
+        alpha = check_alpha(self.alpha, current.shape, self.name + "_prior")
         num = np.where(current > 0, np.maximum(np.asarray(counts) + (alpha - 1.0), 0.0), 0.0)
         total = num.sum(axis=-1, keepdims=True)
         ok = total > 0
@@ -150,7 +151,7 @@ class ProbabilityRows:
 
     def log_prior(self, p: np.ndarray) -> float:
         p = np.asarray(p, dtype=np.float64)
-        alpha = _check_alpha(self.alpha, p.shape, self.name + "_prior")
+        alpha = check_alpha(self.alpha, p.shape, self.name + "_prior")
         positive = p > 0
         return float(np.sum((alpha - 1.0)[positive] * np.log(p[positive])))
 

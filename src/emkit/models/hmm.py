@@ -40,6 +40,7 @@ from emkit.models._hmm_parts import (
     GaussianMixtureEmission,
     PoissonEmission,
     ProbabilityRows,
+    check_alpha,
 )
 
 __all__ = ["HMM", "HMMModel", "HMMParams", "HMMStats"]
@@ -349,6 +350,7 @@ class HMM(EMEstimator):
     """
 
     _extra_attributes = ("fit_time_", "lower_bound_")
+    _allow_nan = True  # missing observations are integrated out
 
     def __init__(
         self,
@@ -459,9 +461,7 @@ class HMM(EMEstimator):
         for name, shape in (("startprob_prior", (K,)), ("transmat_prior", (K, K))):
             value = getattr(self, name)
             if value is not None:
-                from emkit.models._hmm_parts import _check_alpha
-
-                _check_alpha(value, shape, name)
+                check_alpha(value, shape, name)
 
     def _emission_part(self, X: np.ndarray | None = None, shift=None) -> Emission:
         """The emission part; ``X`` (training data) fixes the number of symbols."""
@@ -475,8 +475,10 @@ class HMM(EMEstimator):
         if e == "categorical":
             C = self.n_categories
             if C is None:
-                if hasattr(self, "emissionprob_") and X is None:
+                if X is None:  # a fitted model
                     C = self.emissionprob_.shape[1]
+                elif isinstance(self.init, Mapping) and "emissionprob" in self.init:
+                    C = int(np.shape(self.init["emissionprob"])[-1])
                 else:
                     C = _infer_categories(X)
             return CategoricalEmission(C)
