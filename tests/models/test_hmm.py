@@ -274,6 +274,7 @@ def test_gmm_emission_step_matches_expanded_gaussian_hmm(cov_type):
     )
     counts = post.sum(axis=0).reshape(K, M)
     np.testing.assert_allclose(one.weights_, counts / counts.sum(axis=1, keepdims=True), atol=1e-8)
+    assert one.covars_ is one.covariances_  # hmmlearn's name
 
 
 # ------------------------------------------------------------------- brute force

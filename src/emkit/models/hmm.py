@@ -317,11 +317,14 @@ class HMM(EMEstimator):
     covariances_ : ndarray
         Gaussian emissions: (K, D, D) full, (K, D) diag, (D, D) tied, (K,) spherical
         (as :class:`emkit.GaussianMixture`); "gmm": (K, M, D, D) full, (K, M, D) diag,
-        (K, D, D) tied, (K, M) spherical (as hmmlearn).
+        (K, D, D) tied, (K, M) spherical (as hmmlearn's GMMHMM, which calls them
+        ``covars_``: an alias here too).
     weights_ : ndarray of shape (n_states, n_mix)
         "gmm" emissions.
     emissionprob_ : ndarray of shape (n_states, n_categories)
         Categorical emissions.
+    n_categories_ : int
+        Categorical emissions: the number of symbols.
     rates_ : ndarray of shape (n_states, n_features)
         Poisson emissions.
     emission_params_ : pytree
@@ -349,7 +352,7 @@ class HMM(EMEstimator):
     True
     """
 
-    _extra_attributes = ("fit_time_", "lower_bound_")
+    _extra_attributes = ("fit_time_", "lower_bound_", "n_categories_")
     _allow_nan = True  # missing observations are integrated out
 
     def __init__(
@@ -424,6 +427,15 @@ class HMM(EMEstimator):
             "loglik_",
             "n_features_in_",
         )
+
+    @property
+    def covars_(self) -> np.ndarray:
+        """hmmlearn's name for ``covariances_`` of "gmm" emissions (the same array)."""
+        if self.emission != "gmm" or not hasattr(self, "covariances_"):
+            raise AttributeError(
+                "covars_ is the GMM-HMM name of covariances_ (emission='gmm', fitted)"
+            )
+        return self.covariances_
 
     # ------------------------------------------------------------------ hyper-parameters
     def _check_hyperparameters(self) -> None:
