@@ -53,8 +53,9 @@ Three things make these kernels several times faster than hmmlearn's C++ ones:
   reads them (in cache, not a separate pass over memory);
 * the ``K x K`` products keep their partial sums in registers, four lanes of an
   explicit 4 x float64 vector type at a time (LLVM will not vectorise these
-  reductions itself without ``fastmath``, which stays off: every lane does the same
-  IEEE operations in the same order as scalar code);
+  reductions itself without ``fastmath``, which stays off: every lane does the
+  IEEE operations of scalar code in the same order, multiply-adds fused where the
+  CPU has FMA);
 * the backward pass runs in blocks of 64 rows, and a block's share of the
   transition counts is one ``(K, 64) x (64, K)`` product instead of 64 outer
   products added into memory.
@@ -131,9 +132,9 @@ def _bits_float(typingctx, x):
 # LLVM does not vectorise the register-blocked products below by itself (the partial
 # sums of a column are a reduction, and the SLP vectoriser declines them), so they
 # are written with an explicit 4 x float64 vector type: a Numba value that lowers to
-# LLVM's <4 x double> (one AVX register, or two SSE ones). Each lane does the same
-# IEEE operations in the same order as the scalar code would, so results are the
-# same bits; fastmath stays off.
+# LLVM's <4 x double> (one AVX register, or two SSE ones). Each lane does the IEEE
+# operations of the scalar code in the same order (multiply-adds fused where the CPU
+# has FMA), so inf and NaN behave as without vectors; fastmath stays off.
 _V4 = ir.VectorType(ir.DoubleType(), 4)
 
 
@@ -267,11 +268,14 @@ def _v4_sum(typingctx, v):
 
 @intrinsic
 def _v4_muladd(typingctx, acc, a, v):
-    """``acc + a * v`` lane by lane (a multiply, then an add: no fused rounding)."""
+    """``acc + a * v`` lane by lane (``llvm.fmuladd``: one fused rounding where the CPU
+    has FMA, a multiply then an add where it has not)."""
 
     def codegen(context, builder, signature, args):
         acc, a, v = args
-        return builder.fadd(acc, builder.fmul(_v4_splat(builder, a), v))
+        fnty = ir.FunctionType(_V4, [_V4, _V4, _V4])
+        fmuladd = cgutils.get_or_insert_function(builder.module, fnty, "llvm.fmuladd.v4f64")
+        return builder.call(fmuladd, [_v4_splat(builder, a), v, acc])
 
     return _vec4(_vec4, types.float64, _vec4), codegen
 
