@@ -500,6 +500,32 @@ def test_left_right_zeros_stay_zero():
     assert model._n_parameters() == 0 + 2 + 2 * K + 2 * K
 
 
+@pytest.mark.parametrize("emission", ["gaussian", "gmm", "categorical", "poisson"])
+def test_unreachable_state_is_not_an_error(emission):
+    """A state that no path can visit has no statistics; any emission parameters then
+    maximise the expected log-likelihood, and EM goes on (monotone) instead of failing."""
+    rng = np.random.default_rng(21)
+    X, lengths, _, K = categorical_data(rng) if emission == "categorical" else gaussian_data(rng)
+    if emission == "poisson":
+        X = rng.poisson(np.exp(X / 2))
+    init = {
+        "startprob": [0.5, 0.5, 0.0],
+        "transmat": [[0.9, 0.1, 0.0], [0.2, 0.8, 0.0], [0.3, 0.3, 0.4]],
+    }
+    model = HMM(
+        K,
+        emission=emission,
+        n_mix=2,
+        init=init,
+        max_iter=15,
+        random_state=0,
+        check_monotone="raise",
+    ).fit(X, lengths)
+    assert np.all(model.predict_proba(X, lengths)[:, 2] == 0)
+    assert np.all(model.transmat_[:2, 2] == 0) and model.startprob_[2] == 0
+    np.testing.assert_array_equal(model.transmat_[2], [0.3, 0.3, 0.4])  # never left: kept
+
+
 # ------------------------------------------------------------------- missing data
 def test_missing_rows_and_entries_are_integrated_out():
     rng = np.random.default_rng(13)

@@ -275,12 +275,17 @@ class HMM(EMEstimator):
         maximises log-likelihood + log-prior). Pseudo-counts never make a zero
         probability positive.
     init : {"kmeans", "random"} or dict, default "kmeans"
-        How to start: label the observations by k-means (or by the nearest of K
-        random observations) and estimate every part from the labels. A dict gives
-        starting parameters keyed like the fitted attributes without the trailing
-        underscore, e.g. ``{"startprob", "transmat", "means", "covariances"}``; a
-        subset is completed as with "kmeans". Zeros in a given ``transmat`` or
-        ``startprob`` stay zero (left-right models).
+        How to start: cluster the observations by k-means (or around K random
+        observations) and estimate every part from the labels. Categorical emissions
+        cluster the symbol frequencies in a window of 11 steps around each
+        observation instead of single symbols. A dict gives starting parameters keyed
+        like the fitted attributes without the trailing underscore: ``startprob``,
+        ``transmat`` and the emission's (``means`` and ``covariances``; ``weights``,
+        ``means`` and ``covariances`` for "gmm"; ``emissionprob``; ``rates``;
+        ``emission_params``, a dict of the distribution's parameter arrays). A
+        subset is completed as with "kmeans" (the emission's parameters go
+        together). Zeros in a given ``transmat`` or ``startprob`` stay zero
+        (left-right models).
     tol : float, default 1e-4
         Stop when the log-likelihood (plus log-prior) per observation rises by less.
     max_iter : int, default 100
