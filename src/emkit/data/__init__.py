@@ -1,5 +1,7 @@
-"""Where batches come from: in-memory arrays now; files and Dask collections plug in here."""
+"""Where batches come from: in-memory arrays and sets of sequences; files and Dask
+collections plug in here."""
 
+from emkit.data.sequences import SequenceSource
 from emkit.data.sources import ArraySource, DataSource, as_source
 
-__all__ = ["ArraySource", "DataSource", "as_source"]
+__all__ = ["ArraySource", "DataSource", "SequenceSource", "as_source"]
