@@ -705,6 +705,15 @@ def _forward_backward_log(
 
 # ---------------------------------------------------------------------- forward-backward
 @numba.njit(**_JIT)
+def _longest(offsets, bounds, ch):  # pragma: no cover - compiled
+    """Length of the longest sequence of chunk ``ch`` (the size of its scratch)."""
+    longest = 0
+    for s in range(bounds[ch], bounds[ch + 1]):
+        longest = max(longest, offsets[s + 1] - offsets[s])
+    return longest
+
+
+@numba.njit(**_JIT)
 def _forward_backward_one(
     log_frame, t0, t1, params, frame, flat, post, scale_inv, xi_raw, xi_direct, scratch, bad
 ):  # pragma: no cover - compiled
@@ -743,9 +752,7 @@ def _forward_backward_kernel(
     """
     n_states = log_frame.shape[1]
     for ch in numba.prange(bounds.shape[0] - 1):
-        longest = 0
-        for s in range(bounds[ch], bounds[ch + 1]):
-            longest = max(longest, offsets[s + 1] - offsets[s])
+        longest = _longest(offsets, bounds, ch)
         flat = np.empty(longest * n_states)
         frame = flat.reshape((longest, n_states))
         scale_inv = np.empty(longest)
@@ -924,7 +931,7 @@ def _viterbi_one(
 ):  # pragma: no cover - compiled
     """Viterbi of rows ``t0:t1`` in log space; the path goes to ``path[t0:t1]``.
 
-    ``delta`` rows ``t0:t1`` are scratch: the max-plus forward sweep stores them and
+    ``delta`` (at least ``t1 - t0`` rows) is scratch: the max-plus forward sweep stores them and
     the back-tracking recomputes the argmax of the one column it follows. Ties go
     to the lower state index. Returns the path's log-probability (``-inf``, with a
     path of zeros, if every path is impossible). NaN or +inf entries of
@@ -933,19 +940,19 @@ def _viterbi_one(
     n_states = log_frame.shape[1]
     n_bad = 0
     for k in range(n_states):
-        delta[t0, k] = log_start[k] + log_frame[t0, k]
+        delta[0, k] = log_start[k] + log_frame[t0, k]
         n_bad += not log_frame[t0, k] < np.inf
     for t in range(t0 + 1, t1):
-        _maxplus(delta[t - 1], log_trans, delta[t])
+        _maxplus(delta[t - 1 - t0], log_trans, delta[t - t0])
         for k in range(n_states):
-            delta[t, k] += log_frame[t, k]
+            delta[t - t0, k] += log_frame[t, k]
             n_bad += not log_frame[t, k] < np.inf
     bad[0] += n_bad
     state = 0
     for k in range(1, n_states):
-        if delta[t1 - 1, k] > delta[t1 - 1, state]:
+        if delta[t1 - 1 - t0, k] > delta[t1 - 1 - t0, state]:
             state = k
-    logprob = delta[t1 - 1, state]
+    logprob = delta[t1 - 1 - t0, state]
     if logprob == -np.inf:
         for t in range(t0, t1):
             path[t] = 0
@@ -955,7 +962,7 @@ def _viterbi_one(
         best = -np.inf
         arg = 0
         for i in range(n_states):
-            v = delta[t - 1, i] + log_trans[i, state]
+            v = delta[t - 1 - t0, i] + log_trans[i, state]
             if v > best:
                 best = v
                 arg = i
@@ -966,10 +973,12 @@ def _viterbi_one(
 
 @numba.njit(parallel=True, **_JIT)
 def _viterbi_kernel(
-    log_frame, offsets, bounds, log_start, log_trans, logprobs, path, delta, bad
+    log_frame, offsets, bounds, log_start, log_trans, logprobs, path, bad
 ):  # pragma: no cover - compiled
     """Viterbi of every sequence, chunks of sequences in parallel."""
+    n_states = log_frame.shape[1]
     for ch in numba.prange(bounds.shape[0] - 1):
+        delta = np.empty((_longest(offsets, bounds, ch), n_states))
         for s in range(bounds[ch], bounds[ch + 1]):
             logprobs[s] = _viterbi_one(
                 log_frame,
@@ -1015,7 +1024,6 @@ def viterbi(
         log_trans,
         logprobs,
         path,
-        np.empty(log_frame.shape),
         bad,
     )
     _raise_if_bad(bad)
