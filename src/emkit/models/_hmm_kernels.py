@@ -292,6 +292,16 @@ def _v4_addmax(typingctx, acc, a, v):
     return _vec4(_vec4, types.float64, _vec4), codegen
 
 
+@numba.njit(**_JIT)
+def _v4_muladd_f(acc, a, v):  # pragma: no cover - compiled
+    return _v4_muladd(acc, a, v)
+
+
+@numba.njit(**_JIT)
+def _v4_addmax_f(acc, a, v):  # pragma: no cover - compiled
+    return _v4_addmax(acc, a, v)
+
+
 # ---------------------------------------------------------------------- validation
 def _check_inputs(
     log_frame: np.ndarray, offsets: np.ndarray, startprob: np.ndarray, transmat: np.ndarray
@@ -403,52 +413,80 @@ def _log_params(startprob: np.ndarray, transmat: np.ndarray) -> tuple[np.ndarray
 
 # ---------------------------------------------------------------------- small dense products
 @numba.njit(**_JIT)
-def _vecmat(x, mat, out, accumulate):  # pragma: no cover - compiled
-    """``out[j] (+)= sum_i x[i] * mat[i, j]``, the partial sums in vector registers.
+def _max(a, b):  # pragma: no cover - compiled
+    return a if a >= b else b
 
-    Sixteen, eight or four columns at a time (then one by one): no store per step,
-    so the loop runs at the multiply-add throughput rather than at its latency. With
-    ``accumulate`` the sums start from ``out`` instead of zero.
+
+@numba.njit(**_JIT)
+def _add_product(s, a, m):  # pragma: no cover - compiled
+    return s + a * m
+
+
+@numba.njit(**_JIT)
+def _max_sum(s, a, m):  # pragma: no cover - compiled
+    return _max(s, a + m)
+
+
+@numba.njit(**_JIT)
+def _fold_columns(x, mat, out, accumulate, init, step, step4):  # pragma: no cover - compiled
+    """``out[j] = step(...step(step(s, x[0], mat[0, j]), x[1], mat[1, j])..., x[n-1], mat[n-1, j])``.
+
+    ``s`` is ``out[j]`` with ``accumulate``, else ``init``; ``step4`` is ``step`` on
+    four columns at once. Sixteen, eight or four columns at a time (then one by
+    one), their running values in vector registers: no store per step, so the loop
+    runs at the machine's throughput rather than at its latency.
     """
     n_rows, n_cols = mat.shape
     j = 0
     while j + 16 <= n_cols:
-        s0 = _v4_load1(out, j) if accumulate else _v4_fill(0.0)
-        s1 = _v4_load1(out, j + 4) if accumulate else _v4_fill(0.0)
-        s2 = _v4_load1(out, j + 8) if accumulate else _v4_fill(0.0)
-        s3 = _v4_load1(out, j + 12) if accumulate else _v4_fill(0.0)
+        s0 = _v4_load1(out, j) if accumulate else _v4_fill(init)
+        s1 = _v4_load1(out, j + 4) if accumulate else _v4_fill(init)
+        s2 = _v4_load1(out, j + 8) if accumulate else _v4_fill(init)
+        s3 = _v4_load1(out, j + 12) if accumulate else _v4_fill(init)
         for i in range(n_rows):
             a = x[i]
-            s0 = _v4_muladd(s0, a, _v4_load(mat, i, j))
-            s1 = _v4_muladd(s1, a, _v4_load(mat, i, j + 4))
-            s2 = _v4_muladd(s2, a, _v4_load(mat, i, j + 8))
-            s3 = _v4_muladd(s3, a, _v4_load(mat, i, j + 12))
+            s0 = step4(s0, a, _v4_load(mat, i, j))
+            s1 = step4(s1, a, _v4_load(mat, i, j + 4))
+            s2 = step4(s2, a, _v4_load(mat, i, j + 8))
+            s3 = step4(s3, a, _v4_load(mat, i, j + 12))
         _v4_store1(out, j, s0)
         _v4_store1(out, j + 4, s1)
         _v4_store1(out, j + 8, s2)
         _v4_store1(out, j + 12, s3)
         j += 16
     if j + 8 <= n_cols:
-        s0 = _v4_load1(out, j) if accumulate else _v4_fill(0.0)
-        s1 = _v4_load1(out, j + 4) if accumulate else _v4_fill(0.0)
+        s0 = _v4_load1(out, j) if accumulate else _v4_fill(init)
+        s1 = _v4_load1(out, j + 4) if accumulate else _v4_fill(init)
         for i in range(n_rows):
             a = x[i]
-            s0 = _v4_muladd(s0, a, _v4_load(mat, i, j))
-            s1 = _v4_muladd(s1, a, _v4_load(mat, i, j + 4))
+            s0 = step4(s0, a, _v4_load(mat, i, j))
+            s1 = step4(s1, a, _v4_load(mat, i, j + 4))
         _v4_store1(out, j, s0)
         _v4_store1(out, j + 4, s1)
         j += 8
     if j + 4 <= n_cols:
-        s0 = _v4_load1(out, j) if accumulate else _v4_fill(0.0)
+        s0 = _v4_load1(out, j) if accumulate else _v4_fill(init)
         for i in range(n_rows):
-            s0 = _v4_muladd(s0, x[i], _v4_load(mat, i, j))
+            s0 = step4(s0, x[i], _v4_load(mat, i, j))
         _v4_store1(out, j, s0)
         j += 4
     for jj in range(j, n_cols):
-        s = out[jj] if accumulate else 0.0
+        s = out[jj] if accumulate else init
         for i in range(n_rows):
-            s += x[i] * mat[i, jj]
+            s = step(s, x[i], mat[i, jj])
         out[jj] = s
+
+
+@numba.njit(**_JIT)
+def _vecmat(x, mat, out, accumulate):  # pragma: no cover - compiled
+    """``out[j] (+)= sum_i x[i] * mat[i, j]`` (with ``accumulate`` the sums start from ``out``)."""
+    _fold_columns(x, mat, out, accumulate, 0.0, _add_product, _v4_muladd_f)
+
+
+@numba.njit(**_JIT)
+def _maxplus(x, mat, out):  # pragma: no cover - compiled
+    """``out[j] = max_i (x[i] + mat[i, j])``, the max-plus twin of :func:`_vecmat`."""
+    _fold_columns(x, mat, out, False, -np.inf, _max_sum, _v4_addmax_f)
 
 
 @numba.njit(**_JIT)
@@ -471,51 +509,6 @@ def _product_sum(x, a, y, out):  # pragma: no cover - compiled
         out[j] = v
         total += v
     return total
-
-
-@numba.njit(**_JIT)
-def _max(a, b):  # pragma: no cover - compiled
-    return a if a >= b else b
-
-
-@numba.njit(**_JIT)
-def _maxplus(x, mat, out):  # pragma: no cover - compiled
-    """``out[j] = max_i (x[i] + mat[i, j])``, the max-plus twin of :func:`_vecmat`."""
-    n_rows, n_cols = mat.shape
-    j = 0
-    while j + 16 <= n_cols:
-        s0 = s1 = s2 = s3 = _v4_fill(-np.inf)
-        for i in range(n_rows):
-            a = x[i]
-            s0 = _v4_addmax(s0, a, _v4_load(mat, i, j))
-            s1 = _v4_addmax(s1, a, _v4_load(mat, i, j + 4))
-            s2 = _v4_addmax(s2, a, _v4_load(mat, i, j + 8))
-            s3 = _v4_addmax(s3, a, _v4_load(mat, i, j + 12))
-        _v4_store1(out, j, s0)
-        _v4_store1(out, j + 4, s1)
-        _v4_store1(out, j + 8, s2)
-        _v4_store1(out, j + 12, s3)
-        j += 16
-    if j + 8 <= n_cols:
-        s0 = s1 = _v4_fill(-np.inf)
-        for i in range(n_rows):
-            a = x[i]
-            s0 = _v4_addmax(s0, a, _v4_load(mat, i, j))
-            s1 = _v4_addmax(s1, a, _v4_load(mat, i, j + 4))
-        _v4_store1(out, j, s0)
-        _v4_store1(out, j + 4, s1)
-        j += 8
-    if j + 4 <= n_cols:
-        s0 = _v4_fill(-np.inf)
-        for i in range(n_rows):
-            s0 = _v4_addmax(s0, x[i], _v4_load(mat, i, j))
-        _v4_store1(out, j, s0)
-        j += 4
-    for jj in range(j, n_cols):
-        s = -np.inf
-        for i in range(n_rows):
-            s = _max(s, x[i] + mat[i, jj])
-        out[jj] = s
 
 
 @numba.njit(**_JIT)
