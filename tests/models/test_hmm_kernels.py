@@ -353,6 +353,20 @@ def test_inputs_are_left_unchanged():
         assert_array_equal(a, b)
 
 
+def test_single_state_model():
+    log_frame = np.array([[-1.0], [-2.5], [0.0], [-0.5], [-np.inf]])
+    offsets = np.array([0, 3, 4, 5])
+    one, trans1 = np.ones(1), np.ones((1, 1))
+    logliks, post, trans, start = forward_backward(log_frame, offsets, one, trans1)
+    assert_allclose(logliks, [-3.5, -0.5, -np.inf])
+    assert_array_equal(post[:, 0], [1, 1, 1, 1, 0])
+    assert_allclose(trans, [[2.0]])
+    assert_allclose(start, [2.0])
+    logprobs, path = viterbi(log_frame, offsets, one, trans1)
+    assert_allclose(logprobs, [-3.5, -0.5, -np.inf])
+    assert_array_equal(path, 0)
+
+
 def test_viterbi_ties_go_to_the_lower_state():
     log_frame = np.zeros((4, 3))
     startprob = np.full(3, 1 / 3)
