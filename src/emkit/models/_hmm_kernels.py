@@ -345,7 +345,9 @@ def _chunk_bounds(offsets: np.ndarray) -> np.ndarray:
     transition counts are summed, and hence the result, is fixed.
     """
     n_seq = offsets.shape[0] - 1
-    n_chunks = min(n_seq, _MAX_CHUNKS)
+    if n_seq <= _MAX_CHUNKS:
+        return np.arange(n_seq + 1, dtype=np.int64)  # a chunk per sequence
+    n_chunks = _MAX_CHUNKS
     targets = offsets[-1] * np.arange(1, n_chunks) / n_chunks
     inner = np.searchsorted(offsets, targets, side="right")
     return np.unique(np.concatenate(([0], np.clip(inner, 0, n_seq), [n_seq]))).astype(np.int64)
