@@ -140,6 +140,28 @@ class EMEstimator(_SklearnBase):
         """Model summary for the verbose report (subclasses add their size)."""
         return ""
 
+    def _run_engine(self, model, data, init, n_obs: float, **options):
+        """``emkit.em`` with the options every estimator shares; ``options`` add or override.
+
+        A given ``init`` is one start, so restarts only apply without one; ``tol`` is per
+        unit of ``n_obs`` (the total sample weight, or the number of observations).
+        """
+        from emkit.engine import em
+
+        shared = {
+            "max_iter": self.max_iter,
+            "tol": self.tol,
+            "n_init": 1 if init is not None else getattr(self, "n_init", 1),
+            "random_state": getattr(self, "random_state", None),
+            "batch_size": getattr(self, "batch_size", None),
+            "progress": self.progress,
+            "callback": _print_iteration if self.verbose >= 2 else None,
+            "check_monotone": self.check_monotone,
+            "tol_scale": float(n_obs),
+            "n_jobs": getattr(self, "n_jobs", None),
+        }
+        return em(model, data, init=init, **{**shared, **options})
+
     # -------------------------------------------------------------- persistence
     def save(self, path) -> None:
         """Write the fitted estimator to ``path`` (see :func:`emkit.load`)."""
@@ -189,7 +211,6 @@ class MixtureMixin:
         """
         from emkit._random import seed_sequence
         from emkit._validation import check_array, check_sample_weight
-        from emkit.engine import em
 
         X = check_array(X, min_samples=2, allow_nan=self._allow_nan)
         w = check_sample_weight(sample_weight, len(X))
@@ -210,21 +231,12 @@ class MixtureMixin:
         rng = np.random.default_rng(seed_sequence(self.random_state))
         init = self._starting_params(model, data[0], data[1], shift, rng)
         n_obs = float(len(X) if w is None else w.sum())
-        result = em(
+        result = self._run_engine(
             model,
             data,
-            init=init,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            n_init=1 if init is not None else self.n_init,
-            random_state=self.random_state,
-            batch_size=self.batch_size,
-            progress=self.progress,
-            callback=_print_iteration if self.verbose >= 2 else None,
-            check_monotone=self.check_monotone,
+            init,
+            n_obs,
             monotone_rtol=1e-9 if X.dtype == np.float64 else 1e-5,
-            tol_scale=n_obs,
-            n_jobs=self.n_jobs,
             **options,
         )
         return result, shift, X, n_obs
@@ -307,7 +319,8 @@ class MixtureMixin:
 
         check_int(self.n_components, "n_components", 1)
         check_real(self.tol, "tol", 0.0)
-        check_real(self.reg_covar, "reg_covar", 0.0)
+        if hasattr(self, "reg_covar"):
+            check_real(self.reg_covar, "reg_covar", 0.0)
         check_int(self.max_iter, "max_iter", 0)
         check_int(self.n_init, "n_init", 1)
         if isinstance(self.init, str):

@@ -41,7 +41,7 @@ import numpy as np
 from emkit._random import seed_sequence
 from emkit._validation import check_array, check_int, check_real, check_sample_weight
 from emkit.distributions._missing import missing_patterns
-from emkit.models._base import EMEstimator, _print_iteration
+from emkit.models._base import EMEstimator
 from emkit.models.gaussian_imputer import MVNMissingModel
 
 __all__ = ["FAParams", "FAStats", "FactorAnalysis", "FactorAnalysisModel"]
@@ -522,7 +522,6 @@ class FactorAnalysis(EMEstimator):
         -------
         self
         """
-        from emkit.engine import em
 
         X, w = self._validate_training_data(X, sample_weight)
         # Centre at the observed means (the model is translation-equivariant): the raw
@@ -543,21 +542,7 @@ class FactorAnalysis(EMEstimator):
         )
         rng = np.random.default_rng(seed_sequence(self.random_state))
         init = self._starting_params(model, Xc, w, shift, rng)
-        result = em(
-            model,
-            (Xc, w),
-            init=init,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            n_init=1 if init is not None else self.n_init,
-            random_state=self.random_state,
-            batch_size=self.batch_size,
-            progress=self.progress,
-            callback=_print_iteration if self.verbose >= 2 else None,
-            check_monotone=self.check_monotone,
-            tol_scale=float(weights.sum()),
-            accel=self.accel,
-        )
+        result = self._run_engine(model, (Xc, w), init, weights.sum(), accel=self.accel)
         # Everything is computed; only now is the estimator changed.
         p = result.params
         psi = np.asarray(p.noise_variance, dtype=np.float64).copy()

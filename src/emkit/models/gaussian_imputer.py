@@ -39,7 +39,7 @@ from emkit._validation import (
     drop_all_missing_rows,
 )
 from emkit.distributions._missing import condition, missing_patterns
-from emkit.models._base import EMEstimator, _print_iteration
+from emkit.models._base import EMEstimator
 
 __all__ = ["GaussianImputer", "MVNMissingModel", "MVNParams", "MVNStats"]
 
@@ -411,7 +411,6 @@ class GaussianImputer(EMEstimator):
         -------
         self
         """
-        from emkit.engine import em
 
         self._check_hyperparameters()
         X, w = self._validate_training_data(X, sample_weight)
@@ -428,20 +427,8 @@ class GaussianImputer(EMEstimator):
         rng = np.random.default_rng(seed_sequence(self.random_state))
         init = self._starting_params(model, Xc, w, shift, rng)
         n_obs = float(len(X) if w is None else w.sum())
-        result = em(
-            model,
-            (Xc, w),
-            init=init,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            random_state=0,  # nothing in the fit is random
-            batch_size=self.batch_size,
-            progress=self.progress,
-            callback=_print_iteration if self.verbose >= 2 else None,
-            check_monotone=self.check_monotone,
-            tol_scale=n_obs,
-            accel=self.accel,
-        )
+        # nothing in the fit is random
+        result = self._run_engine(model, (Xc, w), init, n_obs, random_state=0, accel=self.accel)
         # Everything is computed; only now is the estimator changed.
         p = result.params
         self.mean_ = np.asarray(p.mean, dtype=np.float64) + shift

@@ -32,7 +32,7 @@ from emkit.data.sequences import SequenceBatch, SequenceSource, offsets_from_len
 from emkit.distributions.covariance import get_structure
 from emkit.distributions.exponential_family import Distribution
 from emkit.models import _hmm_kernels as kernels
-from emkit.models._base import EMEstimator, _print_iteration
+from emkit.models._base import EMEstimator
 from emkit.models._hmm_parts import (
     CategoricalEmission,
     Emission,
@@ -554,7 +554,6 @@ class HMM(EMEstimator):
         -------
         self
         """
-        from emkit.engine import em
 
         self._check_hyperparameters()
         X, offsets = _as_sequences(X, lengths)
@@ -573,24 +572,16 @@ class HMM(EMEstimator):
         if self.batch_size is not None:
             check_int(self.batch_size, "batch_size", 1)
         source = SequenceSource((data, missing), offsets, None if online else self.batch_size)
-        result = em(
+        result = self._run_engine(
             model,
             source,
-            init=init,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            n_init=1 if init is not None else self.n_init,
-            random_state=self.random_state,
+            init,
+            len(X),
             batch_size=self.batch_size if online else None,
             variant=self.variant,
             accel=self.accel,
             kappa=self.kappa,
             t0=self.t0,
-            progress=self.progress,
-            callback=_print_iteration if self.verbose >= 2 else None,
-            check_monotone=self.check_monotone,
-            tol_scale=float(len(X)),
-            n_jobs=self.n_jobs,
         )
         # Everything is computed; only now is the estimator changed.
         p = result.params

@@ -30,9 +30,8 @@ from emkit._random import seed_sequence
 from emkit._validation import check_int, check_real, check_sample_weight, drop_all_missing_rows
 from emkit.distributions.exponential_family import Distribution, component, from_spec
 from emkit.engine.pytree import tree_map
-from emkit.models._base import EMEstimator, MixtureMixin, _print_iteration
+from emkit.models._base import EMEstimator, MixtureMixin
 from emkit.models.gaussian_mixture_model import (
-    INIT_METHODS,
     _posterior,
     initial_responsibilities,
 )
@@ -337,24 +336,9 @@ class Mixture(MixtureMixin, EMEstimator):
         )
 
     def _check_hyperparameters(self, n_samples: int) -> None:
-        check_int(self.n_components, "n_components", 1)
-        check_real(self.tol, "tol", 0.0)
-        check_int(self.max_iter, "max_iter", 0)
-        check_int(self.n_init, "n_init", 1)
+        self._check_mixture_options(n_samples)
         if check_real(self.weight_concentration, "weight_concentration", 0.0) < 1.0:
             raise ValueError(f"weight_concentration must be >= 1, got {self.weight_concentration}")
-        if isinstance(self.init, str):
-            if self.init not in INIT_METHODS:
-                raise ValueError(
-                    f"init must be one of {INIT_METHODS} or a dict of parameters, got {self.init!r}"
-                )
-        elif not isinstance(self.init, Mapping):
-            raise TypeError(f"init must be a string or a dict, got {type(self.init).__name__}")
-        if self.n_components > n_samples:
-            raise ValueError(
-                f"Expected n_samples >= n_components but got n_components = "
-                f"{self.n_components}, n_samples = {n_samples}"
-            )
 
     def _starting_params(self, model: MixtureModel, data, rng) -> MixtureParams | None:
         if not isinstance(self.init, Mapping):
@@ -407,7 +391,6 @@ class Mixture(MixtureMixin, EMEstimator):
         -------
         self
         """
-        from emkit.engine import em
 
         dist = self._distribution()
         X = dist.validate(X)
@@ -430,20 +413,11 @@ class Mixture(MixtureMixin, EMEstimator):
         rng = np.random.default_rng(seed_sequence(self.random_state))
         init = self._starting_params(model, data, rng)
         n_obs = float(len(X) if w is None else w.sum())
-        result = em(
+        result = self._run_engine(
             model,
             data,
-            init=init,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            n_init=1 if init is not None else self.n_init,
-            random_state=self.random_state,
-            batch_size=self.batch_size,
-            progress=self.progress,
-            callback=_print_iteration if self.verbose >= 2 else None,
-            check_monotone=self.check_monotone,
-            tol_scale=n_obs,
-            n_jobs=self.n_jobs,
+            init,
+            n_obs,
             accel=self.accel,
             variant=self.variant,
             anneal=self.anneal,
