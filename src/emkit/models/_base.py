@@ -355,6 +355,30 @@ class MixtureMixin:
         """The most probable component of each sample."""
         return self._log_joint(self._validated(X)).argmax(axis=1)
 
+    def _sample_component(self, rng: np.random.Generator, k: int, n: int) -> np.ndarray:
+        """``n`` draws (n, n_features) from fitted component ``k``."""
+        raise NotImplementedError
+
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Draw samples from the fitted mixture (seeded by ``random_state``).
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        labels : ndarray of shape (n_samples,)
+            The component of each sample (samples are grouped by component).
+        """
+        from emkit._random import seed_sequence
+        from emkit._validation import check_int
+
+        self._check_is_fitted()
+        n_samples = check_int(n_samples, "n_samples", 1)
+        rng = np.random.default_rng(seed_sequence(self.random_state))
+        weights = np.asarray(self.weights_, dtype=np.float64)
+        counts = rng.multinomial(n_samples, weights / weights.sum())
+        X = np.vstack([self._sample_component(rng, k, int(c)) for k, c in enumerate(counts)])
+        return X, np.repeat(np.arange(len(counts)), counts)
+
     def fit_predict(self, X, y=None, **fit_params) -> np.ndarray:
         """``fit(X)`` then ``predict(X)``."""
         return self.fit(X, y, **fit_params).predict(X)

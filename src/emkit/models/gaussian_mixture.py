@@ -434,23 +434,9 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         filled = self._model().impute(p._replace(means=p.means - centre), Xc)
         return np.where(np.isnan(X), filled + centre, X).astype(X.dtype, copy=False)
 
-    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Draw samples from the fitted mixture.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-        labels : ndarray of shape (n_samples,)
-            The component of each sample (samples are grouped by component).
-        """
-        self._check_is_fitted()
-        n_samples = check_int(n_samples, "n_samples", 1)
-        rng = np.random.default_rng(seed_sequence(self.random_state))
+    def _sample_component(self, rng: np.random.Generator, k: int, n: int) -> np.ndarray:
         p = self._params()
         K, D = p.means.shape
         st = get_structure(self.covariance_type)
-        full = st.to_full(p.covariances, K, D)
-        counts = rng.multinomial(n_samples, p.weights / p.weights.sum())
-        X = np.vstack([st.sample(rng, p.means[k], full[k], int(c)) for k, c in enumerate(counts)])
-        labels = np.repeat(np.arange(K), counts)
-        return X.astype(self.means_.dtype), labels
+        cov_k = st.to_full(p.covariances, K, D)[k]
+        return st.sample(rng, p.means[k], cov_k, n).astype(self.means_.dtype)

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from emkit._random import seed_sequence
-from emkit._validation import check_int, check_real, check_sample_weight, drop_all_missing_rows
+from emkit._validation import check_real, check_sample_weight, drop_all_missing_rows
 from emkit.distributions.exponential_family import Distribution, component, from_spec
 from emkit.engine.pytree import tree_map
 from emkit.models._base import EMEstimator, MixtureMixin
@@ -475,24 +475,6 @@ class Mixture(MixtureMixin, EMEstimator):
             self.n_components, self.n_features_in_
         )
 
-    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Draw samples from the fitted mixture.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-        labels : ndarray of shape (n_samples,)
-            The component of each sample (samples are grouped by component).
-        """
-        n_samples = check_int(n_samples, "n_samples", 1)
+    def _sample_component(self, rng: np.random.Generator, k: int, n: int) -> np.ndarray:
         p = self._params()
-        dist = self._distribution()
-        rng = np.random.default_rng(seed_sequence(self.random_state))
-        counts = rng.multinomial(n_samples, p.weights / p.weights.sum())
-        X = np.vstack(
-            [
-                dist.sample(component(p.components, k), int(c), rng).reshape(int(c), -1)
-                for k, c in enumerate(counts)
-            ]
-        )
-        return X, np.repeat(np.arange(len(counts)), counts)
+        return self._distribution().sample(component(p.components, k), n, rng).reshape(n, -1)

@@ -47,7 +47,6 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy import special
 
-from emkit._random import seed_sequence
 from emkit._validation import check_array, check_int
 from emkit.distributions.covariance import CovarianceStructure, block_rows, get_structure
 from emkit.distributions.student_t import DOF_BOUNDS, log_t_normaliser, solve_dofs
@@ -838,28 +837,11 @@ class StudentTMixture(MixtureMixin, EMEstimator):
         n_dofs = K if _check_dof(self.dof) is None else 0
         return (K - 1) + K * D + get_structure(self.covariance_type).n_parameters(K, D) + n_dofs
 
-    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Draw samples from the fitted mixture: ``mean + z / sqrt(g)``, ``z ~ N(0, scale)``,
-        ``g ~ chi2(dof) / dof``.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-        labels : ndarray of shape (n_samples,)
-            The component of each sample (samples are grouped by component).
-        """
-        self._check_is_fitted()
-        n_samples = check_int(n_samples, "n_samples", 1)
-        rng = np.random.default_rng(seed_sequence(self.random_state))
+    def _sample_component(self, rng: np.random.Generator, k: int, n: int) -> np.ndarray:
+        """``mean + z / sqrt(g)``, ``z ~ N(0, scale)``, ``g ~ chi2(dof) / dof``."""
         p = self._params()
         K, D = p.means.shape
-        st = get_structure(self.covariance_type)
-        full = st.to_full(p.covariances, K, D)
-        counts = rng.multinomial(n_samples, p.weights / p.weights.sum())
-        parts = []
-        for k, c in enumerate(counts):
-            z = rng.multivariate_normal(np.zeros(D), full[k], size=int(c), method="cholesky")
-            g = rng.chisquare(p.dofs[k], size=int(c)) / p.dofs[k]
-            parts.append(p.means[k] + z / np.sqrt(g)[:, None])
-        labels = np.repeat(np.arange(K), counts)
-        return np.vstack(parts).astype(self.means_.dtype), labels
+        cov_k = get_structure(self.covariance_type).to_full(p.covariances, K, D)[k]
+        z = rng.multivariate_normal(np.zeros(D), cov_k, size=n, method="cholesky")
+        g = rng.chisquare(p.dofs[k], size=n) / p.dofs[k]
+        return (p.means[k] + z / np.sqrt(g)[:, None]).astype(self.means_.dtype)
