@@ -27,6 +27,10 @@ one or two large matrix products, never from K small ones:
   raw moments of data that the estimator has centred at their mean, so a variance
   loses at most about ``eps * |mu_k|^2 / sigma_k^2`` of relative precision
   (scikit-learn's diag and spherical kernels make the same trade).
+* diag and spherical E-steps over complete rows (``estep_stats``) skip both products:
+  one compiled pass per block of rows forms the residuals, responsibilities and
+  moments in cache (:mod:`emkit.distributions._diag_kernels`); the expansion above
+  still serves ``log_density`` (prediction, scoring, HMM emissions).
 * full with a large dimension and few components, and full float32 data: whitened
   residuals ``z = (x - mu_k) U_k`` for all components in one product, whose moments
   are centred at the current means (accurate in float32) and are turned into raw
@@ -92,6 +96,20 @@ class CovarianceStructure(abc.ABC):
         (packed ``sum r x x'`` for full and tied, ``sum r x**2`` for diag, ``sum r |x|^2``
         for spherical), so they do not depend on the parameters.
         """
+
+    def estep_stats(
+        self, X: np.ndarray, w: np.ndarray | None, cache: Any, beta: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
+        """The whole E-step of complete rows in one compiled pass, where the structure has one.
+
+        Returns ``(counts, first moments, second moments, objective)`` as the sums of
+        ``block_stats`` over responsibilities proportional to ``(w_k p_k(x))**beta``
+        times the sample weights ``w``, with the objective
+        ``sum_n w_n (1/beta) log sum_k (w_k p_k(x_n))**beta``; or ``None`` when the
+        structure has no such kernel (then the caller uses ``log_density`` and
+        ``block_stats`` block by block).
+        """
+        return None
 
     @abc.abstractmethod
     def pack_second_moments(self, s2: np.ndarray) -> np.ndarray:
@@ -447,8 +465,26 @@ class Tied(CovarianceStructure):
         return np.ones(n_components, dtype=bool)
 
 
+class _VarianceCache:
+    """What an E-step with per-feature variances needs: the expansion for
+    ``log_density`` and the raw parameters for the one-pass kernel."""
+
+    __slots__ = ("expanded", "means", "offset", "precisions")
+
+    def __init__(self, expanded: _Expanded, means, precisions, offset):
+        self.expanded = expanded
+        self.means = means
+        self.precisions = precisions  # (K, D) inverse variances
+        self.offset = offset
+
+
 class _Variances(CovarianceStructure):
-    """Diagonal and spherical structures: precisions are ``1 / sqrt(variance)``."""
+    """Diagonal and spherical structures: precisions are ``1 / sqrt(variance)``.
+
+    Their E-step over complete rows is one compiled pass
+    (:mod:`emkit.distributions._diag_kernels`): log-densities from residuals,
+    responsibilities and the moments in cache, no ``(N, K)`` array in memory.
+    """
 
     squares: str
 
@@ -459,7 +495,29 @@ class _Variances(CovarianceStructure):
         return 1.0 / np.sqrt(cov)
 
     def log_density(self, X, cache):
-        return cache.log_density(X)
+        return cache.expanded.log_density(X)
+
+    def block_stats(self, X, resp, phi):
+        return _Expanded.moments(phi, resp, X.shape[1])
+
+    def _feature_precisions(self, prec_chol, D) -> np.ndarray:
+        """(K, D) inverse variances."""
+        raise NotImplementedError
+
+    def _prepare(self, means, prec_chol, offset, expanded):
+        D = means.shape[1]
+        prec = self._feature_precisions(np.asarray(prec_chol, dtype=np.float64), D)
+        return _VarianceCache(expanded, means, prec, np.asarray(offset, dtype=np.float64))
+
+    def estep_stats(self, X, w, cache, beta=1.0):
+        from emkit.distributions._diag_kernels import diag_estep
+
+        nk, s1, s2, value = diag_estep(X, w, cache.means, cache.precisions, cache.offset, beta)
+        return nk, s1, self._pack_diagonal(s2), value
+
+    def _pack_diagonal(self, s2_diag: np.ndarray) -> np.ndarray:
+        """(K, D) sums of ``r x**2`` in the layout of ``block_stats``."""
+        raise NotImplementedError
 
 
 class Diag(_Variances):
@@ -480,10 +538,14 @@ class Diag(_Variances):
 
     def prepare(self, means, prec_chol, offset, dtype):
         prec2 = prec_chol**2
-        return _Expanded.build("diag", prec2, means * prec2, means, offset, dtype)
+        expanded = _Expanded.build("diag", prec2, means * prec2, means, offset, dtype)
+        return self._prepare(means, prec_chol, offset, expanded)
 
-    def block_stats(self, X, resp, phi):
-        return _Expanded.moments(phi, resp, X.shape[1])
+    def _feature_precisions(self, prec_chol, D):
+        return prec_chol**2
+
+    def _pack_diagonal(self, s2_diag):
+        return s2_diag
 
     def pack_second_moments(self, s2):
         return np.diagonal(s2, axis1=1, axis2=2).copy()
@@ -518,10 +580,16 @@ class Spherical(_Variances):
 
     def prepare(self, means, prec_chol, offset, dtype):
         prec2 = prec_chol**2
-        return _Expanded.build("norm", prec2[:, None], means * prec2[:, None], means, offset, dtype)
+        expanded = _Expanded.build(
+            "norm", prec2[:, None], means * prec2[:, None], means, offset, dtype
+        )
+        return self._prepare(means, prec_chol, offset, expanded)
 
-    def block_stats(self, X, resp, phi):
-        return _Expanded.moments(phi, resp, X.shape[1])
+    def _feature_precisions(self, prec_chol, D):
+        return np.repeat((prec_chol**2)[:, None], D, axis=1)
+
+    def _pack_diagonal(self, s2_diag):
+        return s2_diag.sum(axis=1, keepdims=True)
 
     def pack_second_moments(self, s2):
         return np.trace(s2, axis1=1, axis2=2)[:, None]

@@ -268,6 +268,10 @@ class GaussianMixtureModel:
         K, D = params.means.shape
         st = self.structure
         cache = self._prepare(params, X.dtype)
+        if not hard:
+            fused = st.estep_stats(X, w, cache, beta)
+            if fused is not None:
+                return GMMStats(*fused[:3]), fused[3]
         totals, value = None, 0.0
         for sl in self._slices(len(X), K, D):
             resp, work = st.log_density(X[sl], cache)
