@@ -31,6 +31,7 @@ from emkit.distributions._missing import (
     expected_moments,
     missing_patterns,
 )
+from emkit.distributions._mixture_kernels import normalise_columns
 from emkit.distributions.covariance import CovarianceStructure, block_rows, get_structure
 from emkit.engine.protocol import Reseeded
 from emkit.exceptions import DegenerateComponentWarning
@@ -275,6 +276,11 @@ class GaussianMixtureModel:
         totals, value = None, 0.0
         for sl in self._slices(len(X), K, D):
             resp, work = st.log_density(X[sl], cache)
+            columns = resp.T  # the (K, B) product the structures compute
+            if not hard and columns.dtype == np.float64 and columns.flags.c_contiguous:
+                value += normalise_columns(columns, None if w is None else w[sl], beta)
+                totals = _add_moments(totals, st.block_stats(X[sl], resp, work))
+                continue
             rows = _posterior(resp, beta, hard)
             if w is not None:
                 resp *= w[sl, None]

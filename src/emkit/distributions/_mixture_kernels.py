@@ -1,4 +1,12 @@
-"""One-pass E-step of a diagonal (or spherical) Gaussian mixture, compiled with Numba.
+"""Compiled (Numba) E-step kernels of Gaussian mixtures.
+
+* :func:`diag_estep`: the whole E-step of a diagonal (or spherical) mixture in one
+  pass over the data;
+* :func:`normalise_columns`: log joints of any mixture, as the ``(K, B)`` block a
+  matrix product gives, into responsibilities and the block's log-likelihood
+  (the full and tied structures use it after their products).
+
+One-pass diagonal E-step.
 
 For a block of rows the kernel computes every component's log-density from the
 residuals, ``log w_k p_k(x) = c_k - 1/2 sum_d (x_d - mu_kd)^2 / var_kd``, turns each row
@@ -41,7 +49,7 @@ from emkit._simd import (
     exp_nonpositive,
 )
 
-__all__ = ["diag_estep"]
+__all__ = ["diag_estep", "normalise_columns"]
 
 #: rows per block: the block's copy, squares and responsibilities stay in L1
 _BLOCK = 64
@@ -267,3 +275,34 @@ def diag_estep(
         np.ascontiguousarray(const, dtype=np.float64),
         float(beta),
     )
+
+
+@numba.njit(**_JIT)
+def _normalise_columns_kernel(lp, beta, w, weighted):  # pragma: no cover - compiled
+    K, B = lp.shape
+    shift = np.empty((1, _BLOCK))
+    total = np.empty((1, _BLOCK))
+    value = 0.0
+    for b0 in range(0, B, _BLOCK):
+        nb = min(_BLOCK, B - b0)
+        block = lp[:, b0 : b0 + nb]
+        if nb % 4 == 0:
+            value += _normalise(block, nb, nb, beta, w, b0, weighted, shift, total)
+        else:  # the ragged end: through a padded copy
+            pad = np.full((K, _BLOCK), -np.inf)
+            pad[:, :nb] = block
+            value += _normalise(pad, nb, (nb + 3) & ~3, beta, w, b0, weighted, shift, total)
+            block[:, :] = pad[:, :nb]
+    return value
+
+
+def normalise_columns(lp: np.ndarray, w: np.ndarray | None = None, beta: float = 1.0) -> float:
+    """Columns of ``lp`` (K, B), log joints ``log w_k p_k(x_b)``, into responsibilities.
+
+    In place: ``lp[:, b]`` becomes ``w_b * softmax(beta * lp[:, b])``. Returns
+    ``sum_b w_b (1/beta) log sum_k exp(beta * lp[k, b])``. ``lp`` must be a
+    C-contiguous float64 array (the transpose of an estimator's (B, K) block).
+    """
+    weighted = w is not None
+    w_arr = np.asarray(w, dtype=np.float64) if weighted else np.empty(0)
+    return _normalise_columns_kernel(lp, float(beta), w_arr, weighted)
