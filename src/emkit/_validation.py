@@ -115,6 +115,24 @@ def check_real(value: Any, name: str, low: float | None = None) -> float:
     return float(value)
 
 
+def check_choice(value: Any, name: str, choices: tuple) -> Any:
+    """``value`` if it is one of ``choices``, else a ValueError naming both."""
+    if not isinstance(value, str | int | float | type(None)) or value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def check_init(init: Any, methods: tuple[str, ...]) -> None:
+    """``init`` must name one of ``methods`` or be a dict (mapping) of parameters."""
+    from collections.abc import Mapping
+
+    if isinstance(init, str):
+        if init not in methods:
+            raise ValueError(f"init must be one of {methods} or a dict of parameters, got {init!r}")
+    elif not isinstance(init, Mapping):
+        raise TypeError(f"init must be a string or a dict, got {type(init).__name__}")
+
+
 ALL_MISSING = ("error", "drop")
 
 
@@ -129,8 +147,7 @@ def drop_all_missing_rows(
     """
     import warnings
 
-    if all_missing not in ALL_MISSING:
-        raise ValueError(f"all_missing must be one of {ALL_MISSING}, got {all_missing!r}")
+    check_choice(all_missing, "all_missing", ALL_MISSING)
     empty_rows = np.isnan(X).all(axis=1)
     keep = ~empty_rows
     if not empty_rows.any():

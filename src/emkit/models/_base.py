@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from emkit._validation import check_observed_values
+from emkit._validation import check_init, check_observed_values
 from emkit.exceptions import NotFittedError
 from emkit.models.gaussian_mixture_model import (
     MissingBatch,
@@ -113,6 +113,16 @@ class EMEstimator(_SklearnBase):
 
     def _check_fitted_state(self) -> None:
         """Raise ValueError if the fitted attributes are inconsistent (used by ``load``)."""
+
+    def _check_float_arrays(self, names: tuple[str, ...], finite: bool = True) -> None:
+        """Each attribute in ``names`` must be a float ndarray (with finite values if
+        ``finite``); for ``_check_fitted_state``."""
+        for name in names:
+            value = getattr(self, name)
+            if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+                raise ValueError(f"{name} must be a float array, got {type(value).__name__}")
+            if finite and not np.all(np.isfinite(value)):
+                raise ValueError(f"{name} has non-finite values")
 
     def _finish_fit(self, result, what: str = "EM") -> None:
         """Record the run's bookkeeping, warn if it did not converge, report if verbose."""
@@ -323,13 +333,7 @@ class MixtureMixin:
             check_real(self.reg_covar, "reg_covar", 0.0)
         check_int(self.max_iter, "max_iter", 0)
         check_int(self.n_init, "n_init", 1)
-        if isinstance(self.init, str):
-            if self.init not in INIT_METHODS:
-                raise ValueError(
-                    f"init must be one of {INIT_METHODS} or a dict of parameters, got {self.init!r}"
-                )
-        elif not isinstance(self.init, Mapping):
-            raise TypeError(f"init must be a string or a dict, got {type(self.init).__name__}")
+        check_init(self.init, INIT_METHODS)
         if self.n_components > n_samples:
             raise ValueError(
                 f"Expected n_samples >= n_components but got n_components = "

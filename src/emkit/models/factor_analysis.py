@@ -39,7 +39,13 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from emkit._random import seed_sequence
-from emkit._validation import check_array, check_int, check_real, check_sample_weight
+from emkit._validation import (
+    check_array,
+    check_init,
+    check_int,
+    check_real,
+    check_sample_weight,
+)
 from emkit.distributions._missing import missing_patterns
 from emkit.models._base import EMEstimator
 from emkit.models.gaussian_imputer import MVNMissingModel
@@ -433,10 +439,7 @@ class FactorAnalysis(EMEstimator):
         check_int(self.max_iter, "max_iter", 0)
         check_int(self.n_init, "n_init", 1)
         check_int(self.verbose, "verbose", 0)
-        if not isinstance(self.init, (str, Mapping)):
-            raise TypeError(f"init must be a string or a dict, got {type(self.init).__name__}")
-        if isinstance(self.init, str) and self.init not in INIT_METHODS:
-            raise ValueError(f"init must be one of {INIT_METHODS} or a dict, got {self.init!r}")
+        check_init(self.init, INIT_METHODS)
 
     def _n_parameters(self, D: int) -> int:
         """Free parameters: mean, loadings up to rotation, noise."""
@@ -558,10 +561,9 @@ class FactorAnalysis(EMEstimator):
         return f"K={self.n_components} {self.noise} "
 
     def _check_fitted_state(self) -> None:
-        for name in ("components_", "noise_variance_", "mean_", "history_"):
-            value = getattr(self, name)
-            if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
-                raise ValueError(f"{name} must be a float array, got {type(value).__name__}")
+        self._check_float_arrays(
+            ("components_", "noise_variance_", "mean_", "history_"), finite=False
+        )
         D = self.n_features_in_
         if not isinstance(D, int) or self.mean_.shape != (D,) or self.noise_variance_.shape != (D,):
             raise ValueError("mean_ or noise_variance_ does not match n_features_in_")

@@ -32,6 +32,8 @@ from emkit._random import seed_sequence
 from emkit._validation import (
     ALL_MISSING,
     check_array,
+    check_choice,
+    check_init,
     check_int,
     check_observed_values,
     check_real,
@@ -334,15 +336,8 @@ class GaussianImputer(EMEstimator):
         check_int(self.max_iter, "max_iter", 0)
         check_real(self.reg_covar, "reg_covar", 0.0)
         check_int(self.verbose, "verbose", 0)
-        if self.all_missing not in ALL_MISSING:
-            raise ValueError(f"all_missing must be one of {ALL_MISSING}, got {self.all_missing!r}")
-        if isinstance(self.init, str):
-            if self.init not in INIT_METHODS:
-                raise ValueError(
-                    f"init must be one of {INIT_METHODS} or a dict of parameters, got {self.init!r}"
-                )
-        elif not isinstance(self.init, Mapping):
-            raise TypeError(f"init must be a string or a dict, got {type(self.init).__name__}")
+        check_choice(self.all_missing, "all_missing", ALL_MISSING)
+        check_init(self.init, INIT_METHODS)
 
     def _validate_training_data(self, X, sample_weight) -> tuple[np.ndarray, np.ndarray | None]:
         X = check_array(X, allow_nan=True, min_samples=2, dtype=np.float64)
@@ -439,10 +434,7 @@ class GaussianImputer(EMEstimator):
         return self
 
     def _check_fitted_state(self) -> None:
-        for name in ("mean_", "covariance_", "history_"):
-            value = getattr(self, name)
-            if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
-                raise ValueError(f"{name} must be a float array, got {type(value).__name__}")
+        self._check_float_arrays(("mean_", "covariance_", "history_"), finite=False)
         D = self.n_features_in_
         if not isinstance(D, int) or self.mean_.shape != (D,):
             raise ValueError("mean_ does not match n_features_in_")

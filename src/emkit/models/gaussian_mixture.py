@@ -11,6 +11,7 @@ from emkit._random import seed_sequence
 from emkit._validation import (
     ALL_MISSING,
     check_array,
+    check_choice,
     check_int,
     check_real,
     check_sample_weight,
@@ -200,8 +201,7 @@ class GaussianMixture(MixtureMixin, EMEstimator):
     def _check_hyperparameters(self, n_samples: int) -> None:
         check_int(self.n_components, "n_components", 1)
         get_structure(self.covariance_type)
-        if self.all_missing not in ALL_MISSING:
-            raise ValueError(f"all_missing must be one of {ALL_MISSING}, got {self.all_missing!r}")
+        check_choice(self.all_missing, "all_missing", ALL_MISSING)
         self._check_mixture_options(n_samples)
 
     def _params_from_dict(self, values: Mapping[str, Any], D: int) -> dict[str, np.ndarray]:
@@ -353,13 +353,7 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         return self
 
     def _check_fitted_state(self) -> None:
-        arrays = ("weights_", "means_", "covariances_", "precisions_cholesky_")
-        for name in arrays:
-            value = getattr(self, name)
-            if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
-                raise ValueError(f"{name} must be a float array, got {type(value).__name__}")
-            if not np.all(np.isfinite(value)):
-                raise ValueError(f"{name} has non-finite values")
+        self._check_float_arrays(("weights_", "means_", "covariances_", "precisions_cholesky_"))
         K, D = self.means_.shape if self.means_.ndim == 2 else (-1, -1)
         shape = get_structure(self.covariance_type).shape(K, D)
         if (

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from emkit._random import seed_sequence
-from emkit._validation import check_array, check_int, check_real
+from emkit._validation import check_array, check_init, check_int, check_real
 from emkit.data.sequences import SequenceBatch, SequenceSource, offsets_from_lengths
 from emkit.distributions.covariance import get_structure
 from emkit.distributions.exponential_family import Distribution
@@ -465,13 +465,7 @@ class HMM(EMEstimator):
             get_structure(self.covariance_type)
         if self.n_categories is not None:
             check_int(self.n_categories, "n_categories", 1)
-        if isinstance(self.init, str):
-            if self.init not in INIT_METHODS:
-                raise ValueError(
-                    f"init must be one of {INIT_METHODS} or a dict of parameters, got {self.init!r}"
-                )
-        elif not isinstance(self.init, Mapping):
-            raise TypeError(f"init must be a string or a dict, got {type(self.init).__name__}")
+        check_init(self.init, INIT_METHODS)
         if self.variant not in ("em", "online"):
             raise ValueError(f"variant must be 'em' or 'online', got {self.variant!r}")
         K = self.n_states

@@ -784,13 +784,9 @@ class StudentTMixture(MixtureMixin, EMEstimator):
         return self
 
     def _check_fitted_state(self) -> None:
-        arrays = ("weights_", "means_", "covariances_", "precisions_cholesky_", "dofs_")
-        for name in arrays:
-            value = getattr(self, name)
-            if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
-                raise ValueError(f"{name} must be a float array, got {type(value).__name__}")
-            if not np.all(np.isfinite(value)):
-                raise ValueError(f"{name} has non-finite values")
+        self._check_float_arrays(
+            ("weights_", "means_", "covariances_", "precisions_cholesky_", "dofs_")
+        )
         if self.covariance_type not in COVARIANCE_TYPES:
             raise ValueError(f"unknown covariance_type {self.covariance_type!r}")
         K, D = self.means_.shape if self.means_.ndim == 2 else (-1, -1)
