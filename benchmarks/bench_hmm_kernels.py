@@ -46,7 +46,7 @@ from hmmlearn import _hmmc
 from hmmlearn.utils import log_normalize
 
 from _common import comparison_row, time_interleaved
-from emkit.models._hmm_kernels import forward_backward, viterbi
+from emkit.models.hmm.kernels import forward_backward, viterbi
 
 __all__ = ["WORKLOADS", "KernelWorkload", "run"]
 

@@ -57,7 +57,7 @@ import emkit
 from _common import comparison_row, time_interleaved
 from bench_gmm import REG_COVAR, make_data, starting_point
 from emkit.distributions.covariance import get_structure
-from emkit.models.gaussian_mixture_model import GaussianMixtureModel, GMMParams
+from emkit.models.mixture.gaussian_model import GaussianMixtureModel, GMMParams
 
 __all__ = ["WORKLOADS", "OnlineWorkload", "run"]
 

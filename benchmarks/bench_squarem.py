@@ -39,7 +39,7 @@ import numpy as np
 
 import emkit
 from _common import comparison_row, time_interleaved
-from emkit.models.gaussian_mixture_model import GaussianMixtureModel, GMMParams
+from emkit.models.mixture.gaussian_model import GaussianMixtureModel, GMMParams
 
 __all__ = ["WORKLOADS", "SquaremWorkload", "run"]
 

@@ -18,12 +18,12 @@ from emkit.exceptions import (
     NotFittedError,
 )
 from emkit.io import load
-from emkit.models.factor_analysis import FactorAnalysis
-from emkit.models.gaussian_imputer import GaussianImputer
-from emkit.models.gaussian_mixture import GaussianMixture
-from emkit.models.hmm import HMM
-from emkit.models.mixture import Mixture
-from emkit.models.student_t_mixture import StudentTMixture
+from emkit.models.hmm.estimator import HMM
+from emkit.models.latent.factor_analysis import FactorAnalysis
+from emkit.models.latent.imputer import GaussianImputer
+from emkit.models.mixture.gaussian import GaussianMixture
+from emkit.models.mixture.generic import Mixture
+from emkit.models.mixture.student_t import StudentTMixture
 
 __version__ = "0.1.0"
 

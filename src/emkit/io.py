@@ -30,7 +30,7 @@ _META = "meta.json"
 
 def _estimator_classes() -> dict[str, type]:
     import emkit  # noqa: F401  (registers every estimator class by importing it)
-    from emkit.models._base import EMEstimator
+    from emkit.models.estimator import EMEstimator
 
     out, todo = {}, [EMEstimator]
     while todo:
@@ -64,7 +64,7 @@ def _plain_array(value: np.ndarray, name: str) -> np.ndarray:
 
 def save(estimator: Any, path: str | os.PathLike) -> None:
     """Write a fitted emkit estimator to ``path`` atomically."""
-    from emkit.models._base import EMEstimator
+    from emkit.models.estimator import EMEstimator
 
     if not isinstance(estimator, EMEstimator):
         raise TypeError(f"only emkit estimators can be saved, got {type(estimator).__name__}")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy import optimize, stats
 
+from emkit._pytree import tree_add, tree_leaves, tree_map
 from emkit.distributions.exponential_family import (
     Bernoulli,
     BernoulliParams,
@@ -33,7 +34,6 @@ from emkit.distributions.exponential_family import (
     component,
     gamma_shape_mle,
 )
-from emkit.engine.pytree import tree_add, tree_leaves, tree_map
 
 K, D, C = 2, 3, 4
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from emkit._pytree import tree_add
 from emkit.distributions import Gaussian, GaussianParams
-from emkit.engine.pytree import tree_add
 
 TYPES = ("full", "diag", "tied", "spherical")
 

@@ -6,9 +6,9 @@ import pytest
 from scipy import optimize, stats
 
 from emkit import Mixture, StudentTMixture
+from emkit._pytree import tree_add
 from emkit.distributions import StudentT, StudentTParams
 from emkit.distributions.student_t import solve_dofs
-from emkit.engine.pytree import tree_add
 
 pytestmark = pytest.mark.filterwarnings("ignore::emkit.ConvergenceWarning")
 

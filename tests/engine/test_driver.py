@@ -34,7 +34,7 @@ from emkit.engine import (
     Reseeded,
     ThreadExecutor,
 )
-from emkit.models.gaussian_mixture_model import GaussianMixtureModel
+from emkit.models.mixture.gaussian_model import GaussianMixtureModel
 
 # ----------------------------------------------------------------------------- linkage model
 

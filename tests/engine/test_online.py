@@ -26,7 +26,7 @@ from scipy import optimize, special, stats
 import emkit
 from emkit.data.sources import DataSource
 from emkit.engine.online import OnlineEM, online_step
-from emkit.models.gaussian_mixture_model import GaussianMixtureModel
+from emkit.models.mixture.gaussian_model import GaussianMixtureModel
 
 # ----------------------------------------------------------------------------- data
 

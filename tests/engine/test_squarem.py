@@ -22,10 +22,10 @@ import pytest
 from scipy import optimize, special
 
 import emkit
+from emkit._pytree import tree_ravel
 from emkit.engine import Reseeded
 from emkit.engine.accel import SQUAREM, flat_coordinates
-from emkit.engine.pytree import tree_ravel
-from emkit.models.gaussian_mixture_model import GaussianMixtureModel, GMMParams
+from emkit.models.mixture.gaussian_model import GaussianMixtureModel, GMMParams
 
 COV_TYPES = ["full", "diag", "tied", "spherical"]
 

@@ -9,7 +9,7 @@ from sklearn.cluster import KMeans
 import emkit
 from emkit import GaussianMixture
 from emkit.exceptions import ConvergenceWarning
-from emkit.models.gaussian_mixture_model import GaussianMixtureModel, GMMParams
+from emkit.models.mixture.gaussian_model import GaussianMixtureModel, GMMParams
 
 
 class FixedSphericalMixture(GaussianMixtureModel):

@@ -20,8 +20,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from emkit._pytree import tree_leaves, tree_map
 from emkit.data.sources import DataSource
-from emkit.engine.pytree import tree_leaves, tree_map
 
 __all__ = ["SequenceBatch", "SequenceSource", "offsets_from_lengths"]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from emkit.engine.pytree import tree_leaves, tree_map
+from emkit._pytree import tree_leaves, tree_map
 
 __all__ = ["ArraySource", "DataSource", "as_source"]
 

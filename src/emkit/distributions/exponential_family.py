@@ -57,8 +57,8 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy.special import digamma, gammaln, polygamma
 
+from emkit._pytree import tree_map
 from emkit._validation import check_int, check_real
-from emkit.engine.pytree import tree_map
 
 __all__ = [
     "Bernoulli",
@@ -360,7 +360,7 @@ class Distribution(abc.ABC):
         -------
         pytree
             Weighted sums over rows: the statistics of two parts of a data set add up
-            (:func:`emkit.engine.pytree.tree_add`) to those of the whole.
+            (:func:`emkit._pytree.tree_add`) to those of the whole.
         """
         missing = np.isnan(X)
         if not missing.any():

@@ -43,9 +43,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from emkit._validation import check_real
-from emkit.distributions._missing import condition, missing_moments, missing_patterns
 from emkit.distributions.covariance import CovarianceStructure, block_rows, get_structure
 from emkit.distributions.exponential_family import Distribution, _check_weights
+from emkit.distributions.missing import condition, missing_moments, missing_patterns
 
 __all__ = ["Gaussian", "GaussianParams", "GaussianStats"]
 

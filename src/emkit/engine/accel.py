@@ -18,8 +18,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from emkit._pytree import tree_ravel
 from emkit.engine.protocol import unwrap_reseeded
-from emkit.engine.pytree import tree_ravel
 from emkit.engine.schemes import RunContext, Scheme
 
 __all__ = ["SQUAREM", "flat_coordinates"]
@@ -42,7 +42,7 @@ def flat_coordinates(model: Any) -> tuple[Callable[[Any], np.ndarray], Callable[
 
     The model's own ``pack(params)`` and ``unpack(vec, like)`` when it defines both
     (they should map the parameter domain onto all of R^n, so that an extrapolated
-    vector is still valid parameters); otherwise :func:`emkit.engine.pytree.tree_ravel`
+    vector is still valid parameters); otherwise :func:`emkit._pytree.tree_ravel`
     of the parameter pytree and its inverse (``like`` gives the structure).
     """
     pack, unpack = getattr(model, "pack", None), getattr(model, "unpack", None)
@@ -127,7 +127,7 @@ class SQUAREM(Scheme):
     Examples
     --------
     >>> import numpy as np, emkit
-    >>> from emkit.models.gaussian_mixture_model import GaussianMixtureModel
+    >>> from emkit.models.mixture.gaussian_model import GaussianMixtureModel
     >>> X = np.random.default_rng(0).normal(size=(500, 2))
     >>> result = emkit.em(GaussianMixtureModel(2), (X, None), accel="squarem", random_state=0)
     >>> bool(np.all(np.diff(result.history) > -1e-9 * abs(result.loglik)))

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from emkit.engine.pytree import tree_add
+from emkit._pytree import tree_add
 
 __all__ = ["Executor", "SerialExecutor", "ThreadExecutor", "as_executor"]
 

@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
+from emkit._pytree import tree_map, tree_scale
 from emkit.data.sources import DataSource
 from emkit.engine.protocol import unwrap_reseeded
-from emkit.engine.pytree import tree_map, tree_scale
 from emkit.engine.schemes import RunContext, Scheme
 
 __all__ = ["OnlineEM", "online_step"]
@@ -198,7 +198,7 @@ class OnlineEM(Scheme):
     --------
     >>> import numpy as np
     >>> import emkit
-    >>> from emkit.models.gaussian_mixture_model import GaussianMixtureModel
+    >>> from emkit.models.mixture.gaussian_model import GaussianMixtureModel
     >>> rng = np.random.default_rng(0)
     >>> X = np.vstack([rng.normal(-3, 1, (500, 2)), rng.normal(3, 1, (500, 2))])
     >>> result = emkit.em(

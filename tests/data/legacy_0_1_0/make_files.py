@@ -1,7 +1,10 @@
 """Fit small models with emkit 0.1.0 (commit bd7d0b8) and save them, with the
 predictions they make, for the persistence compatibility test."""
-import json, warnings
+import json
+import warnings
+
 import numpy as np
+
 import emkit
 from emkit.distributions import Categorical, Gaussian, Independent, Poisson
 

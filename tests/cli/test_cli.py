@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import subprocess
@@ -200,7 +201,7 @@ def test_demo_writes_report(tmp_path, capsys):
 
 @pytest.mark.parametrize("n_features", [1, 3])
 def test_report_projects_or_histograms_other_dimensions(n_features, tmp_path):
-    from emkit.report import write_report
+    from emkit.cli.report import write_report
 
     rng = np.random.default_rng(1)
     X = np.vstack([rng.normal(-4, 1, (40, n_features)), rng.normal(4, 1, (40, n_features))])
@@ -225,7 +226,7 @@ def test_report_projects_or_histograms_other_dimensions(n_features, tmp_path):
 
 
 def test_principal_axes_project_covariances():
-    from emkit.report import principal_axes
+    from emkit.cli.report import principal_axes
 
     rng = np.random.default_rng(2)
     X = rng.normal(size=(500, 3)) * [5.0, 1.0, 0.1]
@@ -310,7 +311,7 @@ def test_parse_components(text, expected):
 
 @pytest.mark.parametrize("text", ["", "0", "5-2", "a", "1-", "-3", "2,,3"])
 def test_parse_components_rejects(text):
-    with pytest.raises(cli.argparse.ArgumentTypeError):
+    with pytest.raises(argparse.ArgumentTypeError):
         cli.parse_components(text)
 
 

@@ -16,7 +16,7 @@ from scipy import optimize, stats
 
 import emkit
 from emkit.exceptions import NotFittedError
-from emkit.models.factor_analysis import FactorAnalysis, FactorAnalysisModel
+from emkit.models.latent.factor_analysis import FactorAnalysis, FactorAnalysisModel
 
 sklearn_decomposition = pytest.importorskip("sklearn.decomposition")
 

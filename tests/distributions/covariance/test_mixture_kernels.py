@@ -9,8 +9,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy import stats
 from scipy.special import logsumexp
 
-from emkit.distributions._mixture_kernels import _CHUNK, diag_estep, normalise_columns
 from emkit.distributions.covariance import get_structure
+from emkit.distributions.covariance._kernels import _CHUNK, diag_estep, normalise_columns
 
 
 def _problem(n, d, k, seed=0):

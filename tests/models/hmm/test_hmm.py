@@ -13,11 +13,11 @@ from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 import emkit
 from emkit import HMM
+from emkit._pytree import tree_add, tree_leaves
 from emkit.data.sequences import SequenceSource
 from emkit.distributions import Poisson
-from emkit.engine.pytree import tree_add, tree_leaves
 from emkit.exceptions import ConvergenceWarning
-from emkit.models.hmm import HMMModel, HMMParams
+from emkit.models.hmm.estimator import HMMModel, HMMParams
 
 pytestmark = pytest.mark.filterwarnings("ignore::emkit.exceptions.ConvergenceWarning")
 

@@ -11,7 +11,7 @@ from scipy import optimize, stats
 import emkit
 from emkit import GaussianMixture, MonotonicityError
 from emkit.exceptions import ConvergenceWarning
-from emkit.models.student_t_mixture import (
+from emkit.models.mixture.student_t import (
     DOF_BOUNDS,
     ECME,
     StudentTMixture,

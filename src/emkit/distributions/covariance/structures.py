@@ -29,7 +29,7 @@ one or two large matrix products, never from K small ones:
   (scikit-learn's diag and spherical kernels make the same trade).
 * diag and spherical E-steps over complete rows (``estep_stats``) skip both products:
   one compiled pass per block of rows forms the residuals, responsibilities and
-  moments in cache (:mod:`emkit.distributions._mixture_kernels`); the expansion above
+  moments in cache (:mod:`emkit.distributions.covariance._kernels`); the expansion above
   still serves ``log_density`` (prediction, scoring, HMM emissions).
 * full with a large dimension and few components, and full float32 data: whitened
   residuals ``z = (x - mu_k) U_k`` for all components in one product, whose moments
@@ -482,7 +482,7 @@ class _Variances(CovarianceStructure):
     """Diagonal and spherical structures: precisions are ``1 / sqrt(variance)``.
 
     Their E-step over complete rows is one compiled pass
-    (:mod:`emkit.distributions._mixture_kernels`): log-densities from residuals,
+    (:mod:`emkit.distributions.covariance._kernels`): log-densities from residuals,
     responsibilities and the moments in cache, no ``(N, K)`` array in memory.
     """
 
@@ -510,7 +510,7 @@ class _Variances(CovarianceStructure):
         return _VarianceCache(expanded, means, prec, np.asarray(offset, dtype=np.float64))
 
     def estep_stats(self, X, w, cache, beta=1.0):
-        from emkit.distributions._mixture_kernels import diag_estep
+        from emkit.distributions.covariance._kernels import diag_estep
 
         nk, s1, s2, value = diag_estep(X, w, cache.means, cache.precisions, cache.offset, beta)
         return nk, s1, self._pack_diagonal(s2), value

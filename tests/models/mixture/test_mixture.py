@@ -14,6 +14,7 @@ from scipy.special import logsumexp
 
 import emkit
 from emkit import Mixture
+from emkit._pytree import tree_add
 from emkit.datasets import load_faithful
 from emkit.distributions import (
     Bernoulli,
@@ -23,8 +24,7 @@ from emkit.distributions import (
     Independent,
     Poisson,
 )
-from emkit.engine.pytree import tree_add
-from emkit.models.mixture import MixtureModel
+from emkit.models.mixture.generic import MixtureModel
 
 # Several fits run a fixed number of steps (tol=0) on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore::emkit.ConvergenceWarning")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["kmeans", "kmeans_plusplus", "nearest_center"]
+__all__ = ["INIT_METHODS", "initial_responsibilities", "kmeans", "kmeans_plusplus", "nearest_center"]
 
 _BLOCK = 65536
 
@@ -98,3 +98,36 @@ def kmeans(
         if shift <= tol * scale:
             break
     return centers, labels
+
+
+INIT_METHODS = ("kmeans++", "kmeans", "random", "random_from_data")
+
+
+
+def initial_responsibilities(method: str, X, w, n_components: int, rng) -> np.ndarray:
+    """Starting responsibilities (N, K) for one of :data:`INIT_METHODS`.
+
+    * ``"kmeans++"``: k-means++ seeds, every row assigned to its nearest seed;
+    * ``"kmeans"``: Lloyd's k-means from k-means++ seeds, hard labels;
+    * ``"random"``: uniform random responsibilities, normalised per row;
+    * ``"random_from_data"``: K distinct random rows as centres, nearest-centre labels.
+    """
+    n, K = len(X), n_components
+    Xd = np.asarray(X, dtype=np.float64)
+    if method == "kmeans++":
+        labels = nearest_center(Xd, Xd[kmeans_plusplus(Xd, K, rng, w)])[0]
+    elif method == "kmeans":
+        labels = kmeans(Xd, K, rng, w)[1]
+    elif method == "random_from_data":
+        labels = nearest_center(Xd, Xd[rng.choice(n, size=K, replace=False)])[0]
+    elif method == "random":
+        resp = rng.uniform(size=(n, K))
+        return resp / resp.sum(axis=1, keepdims=True)
+    else:
+        raise ValueError(
+            f"init must be one of {INIT_METHODS} or a dict of parameters, got {method!r}"
+        )
+    resp = np.zeros((n, K))
+    resp[np.arange(n), labels] = 1.0
+    return resp
+

@@ -31,6 +31,7 @@ import numpy as np
 import scipy.sparse
 from scipy.special import gammaln
 
+from emkit._pytree import tree_leaves, tree_ravel
 from emkit.distributions.covariance import block_rows, get_structure
 from emkit.distributions.exponential_family import (
     Categorical,
@@ -42,8 +43,7 @@ from emkit.distributions.exponential_family import (
     component,
 )
 from emkit.distributions.gaussian import Gaussian, GaussianParams, GaussianStats
-from emkit.engine.pytree import tree_leaves, tree_ravel
-from emkit.models._kmeans import kmeans, kmeans_plusplus, nearest_center
+from emkit.models.init import kmeans, kmeans_plusplus, nearest_center
 
 __all__ = [
     "CategoricalEmission",

@@ -26,15 +26,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from emkit._pytree import tree_map
 from emkit._random import seed_sequence
 from emkit._validation import check_real, check_sample_weight, drop_all_missing_rows
 from emkit.distributions.exponential_family import Distribution, component, from_spec
-from emkit.engine.pytree import tree_map
-from emkit.models._base import EMEstimator, MixtureMixin
-from emkit.models.gaussian_mixture_model import (
-    _posterior,
-    initial_responsibilities,
-)
+from emkit.models.estimator import EMEstimator
+from emkit.models.init import initial_responsibilities
+from emkit.models.mixture.base import MixtureMixin, posterior_in_place
 
 __all__ = ["Mixture", "MixtureModel", "MixtureParams", "MixtureStats"]
 
@@ -126,7 +124,7 @@ class MixtureModel:
         known = None if labels is None else np.flatnonzero(labels >= 0)
         if known is not None:
             known_rows = resp[known, labels[known]]
-        rows = _posterior(resp, beta, hard)
+        rows = posterior_in_place(resp, beta, hard)
         if known is not None:
             rows[known] = known_rows
             resp[known] = 0.0

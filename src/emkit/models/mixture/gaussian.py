@@ -17,8 +17,9 @@ from emkit._validation import (
     check_sample_weight,
 )
 from emkit.distributions.covariance import get_structure
-from emkit.models._base import EMEstimator, MixtureMixin
-from emkit.models.gaussian_mixture_model import GaussianMixtureModel, GMMParams
+from emkit.models.estimator import EMEstimator
+from emkit.models.mixture.base import MixtureMixin
+from emkit.models.mixture.gaussian_model import GaussianMixtureModel, GMMParams
 
 __all__ = ["GaussianMixture"]
 

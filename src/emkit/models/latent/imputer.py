@@ -40,8 +40,8 @@ from emkit._validation import (
     check_sample_weight,
     drop_all_missing_rows,
 )
-from emkit.distributions._missing import condition, missing_patterns
-from emkit.models._base import EMEstimator
+from emkit.distributions.missing import condition, missing_patterns
+from emkit.models.estimator import EMEstimator
 
 __all__ = ["GaussianImputer", "MVNMissingModel", "MVNParams", "MVNStats"]
 
@@ -266,7 +266,7 @@ class GaussianImputer(EMEstimator):
     Examples
     --------
     >>> import numpy as np
-    >>> from emkit.models.gaussian_imputer import GaussianImputer
+    >>> from emkit.models.latent.imputer import GaussianImputer
     >>> rng = np.random.default_rng(0)
     >>> X = rng.multivariate_normal([0.0, 1.0], [[1.0, 0.8], [0.8, 1.0]], size=500)
     >>> X[rng.random(500) < 0.3, 1] = np.nan

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from emkit.engine.pytree import (
+from emkit._pytree import (
     tree_add,
     tree_flatten,
     tree_leaves,

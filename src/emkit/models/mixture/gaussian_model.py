@@ -13,7 +13,7 @@ structure (full, diag, tied, spherical) is a strategy object from
 
 Missing values (NaN) are integrated out: a row's log-density is the marginal density
 of its observed coordinates, and its statistics are the expected moments given them
-under each component (:mod:`emkit.distributions._missing`). Data with NaN come as a
+under each component (:mod:`emkit.distributions.missing`). Data with NaN come as a
 :class:`MissingBatch` whose rows are sorted, complete rows first and then rows grouped
 by pattern of missing values, so complete rows go through the same block kernels as
 data without NaN and each pattern is conditioned once per E-step.
@@ -21,35 +21,31 @@ data without NaN and each pattern is conditioned once per E-step.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from emkit.distributions._missing import (
+from emkit.distributions.covariance import CovarianceStructure, block_rows, get_structure
+from emkit.distributions.covariance._kernels import normalise_columns
+from emkit.distributions.missing import (
+    MissingBatch,
     condition,
     expected_moments,
-    missing_patterns,
+    nan_average,
+    pattern_groups,
+    sort_by_pattern,
 )
-from emkit.distributions._mixture_kernels import normalise_columns
-from emkit.distributions.covariance import CovarianceStructure, block_rows, get_structure
 from emkit.engine.protocol import Reseeded
-from emkit.exceptions import DegenerateComponentWarning
-from emkit.models._kmeans import kmeans, kmeans_plusplus, nearest_center
+from emkit.models.init import initial_responsibilities
+from emkit.models.mixture.base import log_normalize, posterior_in_place, split_components
 
 __all__ = [
-    "DegenerateComponentWarning",
     "GMMParams",
     "GMMStats",
     "GaussianMixtureModel",
-    "MissingBatch",
-    "group_by_pattern",
-    "log_normalize",
-    "nan_average",
 ]
 
 _LOG_2PI = np.log(2.0 * np.pi)
-INIT_METHODS = ("kmeans++", "kmeans", "random", "random_from_data")
 
 
 class GMMParams(NamedTuple):
@@ -65,108 +61,6 @@ class GMMStats(NamedTuple):
     s2: np.ndarray  # raw second moments in the structure's layout (see covariance.py)
 
 
-class MissingBatch(NamedTuple):
-    """Data with missing values (NaN) in the order the E-step expects.
-
-    ``pattern`` is -1 for complete rows and a pattern number (>= 0) for rows with NaN;
-    rows are sorted by it (see :func:`group_by_pattern`), so every contiguous slice or
-    sorted subset of rows is sorted too. An unsorted batch is sorted by the E-step.
-    """
-
-    X: np.ndarray  # (N, D), NaN where missing
-    weights: np.ndarray | None  # (N,) sample weights, or None
-    pattern: np.ndarray  # (N,) int, -1 for complete rows, sorted
-
-
-def group_by_pattern(missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row order and pattern numbers for a boolean (N, D) mask of missing values.
-
-    Returns ``order`` (N,), complete rows first (in their order) and then the rows with
-    missing values grouped by pattern, and ``pattern`` (N,): -1 for complete rows and
-    0, 1, ... for the patterns, sorted, so ``pattern`` belongs to the rows ``order``
-    gives.
-    """
-    pattern = np.full(len(missing), -1, dtype=np.intp)
-    for p, (rows, _) in enumerate(_pattern_groups(missing, missing.any(axis=1))):
-        pattern[rows] = p
-    order = np.argsort(pattern, kind="stable")
-    return order, pattern[order]
-
-
-def nan_average(X: np.ndarray, w: np.ndarray | None) -> np.ndarray:
-    """Column means of the observed (non-NaN) values, weighted by ``w``; float64, (D,)."""
-    observed = ~np.isnan(X)
-    weights = np.ones(len(X)) if w is None else w
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (weights @ np.where(observed, X, 0.0)) / (weights @ observed)
-
-
-def log_normalize(log_prob: np.ndarray) -> np.ndarray:
-    """Turn (B, K) log joint probabilities into responsibilities, in place.
-
-    Returns the log marginal of each row; ``log_prob`` then holds the posteriors.
-    """
-    top = log_prob.max(axis=1, keepdims=True)
-    np.copyto(top, 0.0, where=~np.isfinite(top))
-    log_prob -= top
-    np.exp(log_prob, out=log_prob)
-    total = log_prob.sum(axis=1, keepdims=True)
-    log_prob /= total
-    return (np.log(total) + top)[:, 0]
-
-
-def split_components(weights, means, covs, bad, structure, reg_covar, what="covariance"):
-    """Replace each ``bad`` component by half of the heaviest good one.
-
-    The heaviest good component ``j`` is split along its main axis: the two halves sit
-    half a standard deviation either side of its mean, with its covariance and half
-    its weight each. Returns new (weights, means, covariances, {bad k: source j}) and
-    warns with :class:`DegenerateComponentWarning` for each re-seeded component.
-    """
-    K, D = means.shape
-    good = ~np.asarray(bad)
-    if not good.any():
-        raise ValueError(
-            f"every mixture component collapsed (empty or singular {what}); "
-            "decrease n_components, increase reg_covar, or scale the data"
-        )
-    weights, means = np.array(weights, dtype=np.float64), np.array(means, dtype=np.float64)
-    covs = np.array(covs, copy=True)
-    full = structure.to_full(covs, K, D)
-    sources = {}
-    for k in np.flatnonzero(~good):
-        j = int(np.argmax(np.where(good, weights, -np.inf)))
-        vals, vecs = np.linalg.eigh(full[j])
-        step = 0.5 * np.sqrt(max(vals[-1], reg_covar)) * vecs[:, -1]
-        means[k], means[j] = means[j] + step, means[j] - step
-        if not structure.shared:
-            covs[k] = covs[j]
-            full[k] = full[j]
-        weights[j] = weights[k] = 0.5 * (weights[j] + weights[k])
-        good[k] = True
-        sources[int(k)] = j
-        warnings.warn(
-            f"mixture component {k} collapsed (empty or singular {what}) and was "
-            f"re-seeded by splitting component {j}; if this repeats, decrease "
-            "n_components or increase reg_covar",
-            DegenerateComponentWarning,
-            stacklevel=4,
-        )
-    return weights / weights.sum(), means, covs, sources
-
-
-def _posterior(log_joint: np.ndarray, beta: float, hard: bool) -> np.ndarray:
-    """Turn (B, K) log joints into posteriors in place; return each row's objective."""
-    if hard:
-        best = log_joint.argmax(axis=1)
-        rows = log_joint[np.arange(len(best)), best]
-        log_joint[:] = 0.0
-        log_joint[np.arange(len(best)), best] = 1.0
-        return rows
-    if beta != 1.0:
-        log_joint *= beta
-        return log_normalize(log_joint) / beta
-    return log_normalize(log_joint)
 
 
 def _arithmetic(params: GMMParams, structure: CovarianceStructure, dtype) -> np.dtype:
@@ -254,7 +148,7 @@ class GaussianMixtureModel:
         """
         if not isinstance(batch, MissingBatch):
             return self._estep_complete(params, batch[0], batch[1], beta, hard)
-        X, w, pattern = _sorted(batch)
+        X, w, pattern = sort_by_pattern(batch)
         n = int(np.searchsorted(pattern, 0))  # complete rows come first
         w_complete, w_missing = (None, None) if w is None else (w[:n], w[n:])
         stats, value = self._estep_missing(params, X[n:], w_missing, pattern[n:], beta, hard)
@@ -281,7 +175,7 @@ class GaussianMixtureModel:
                 value += normalise_columns(columns, None if w is None else w[sl], beta)
                 totals = _add_moments(totals, st.block_stats(X[sl], resp, work))
                 continue
-            rows = _posterior(resp, beta, hard)
+            rows = posterior_in_place(resp, beta, hard)
             if w is not None:
                 resp *= w[sl, None]
                 value += float(np.dot(w[sl], rows))
@@ -302,7 +196,7 @@ class GaussianMixtureModel:
         runs = zip(np.r_[0, starts], np.r_[starts, len(pattern)])
         groups = ((slice(a, b), np.isnan(X[a])) for a, b in runs if b > a)
         for rows, miss, Xo, cond, resp in self._conditioned(params, X, groups):
-            objective = _posterior(resp, beta, hard)
+            objective = posterior_in_place(resp, beta, hard)
             if w is not None:
                 resp *= w[rows, None]
                 value += float(np.dot(w[rows], objective))
@@ -406,7 +300,7 @@ class GaussianMixtureModel:
         incomplete = missing.any(axis=1)
         if incomplete.any():
             for rows, _, _, _, log_joint in self._conditioned(
-                params, X, _pattern_groups(missing, incomplete)
+                params, X, pattern_groups(missing, incomplete)
             ):
                 out[rows] = log_joint
             complete = np.flatnonzero(~incomplete)
@@ -433,7 +327,7 @@ class GaussianMixtureModel:
         out = np.array(X, copy=True)
         missing = np.isnan(X)
         incomplete = missing.any(axis=1)
-        groups = _pattern_groups(missing, incomplete)
+        groups = pattern_groups(missing, incomplete)
         for rows, miss, _, cond, log_joint in self._conditioned(params, X, groups):
             log_normalize(log_joint)
             filled = out[rows]
@@ -524,46 +418,4 @@ class GaussianMixtureModel:
         return GMMParams(weights, means.reshape(K, D).copy(), covs, prec_chol)
 
 
-def _sorted(batch: MissingBatch) -> MissingBatch:
-    """The batch with its rows sorted by pattern (unchanged if they are already)."""
-    pattern = batch.pattern
-    if len(pattern) < 2 or np.all(pattern[1:] >= pattern[:-1]):
-        return batch
-    order = np.argsort(pattern, kind="stable")
-    w = None if batch.weights is None else batch.weights[order]
-    return MissingBatch(batch.X[order], w, pattern[order])
 
-
-def _pattern_groups(missing: np.ndarray, incomplete: np.ndarray):
-    """(row indices, missing mask) of each pattern among the ``incomplete`` rows."""
-    rows_nan = np.flatnonzero(incomplete)
-    for rows, miss in missing_patterns(missing[rows_nan]):
-        yield rows_nan[rows], miss
-
-
-def initial_responsibilities(method: str, X, w, n_components: int, rng) -> np.ndarray:
-    """Starting responsibilities (N, K) for one of :data:`INIT_METHODS`.
-
-    * ``"kmeans++"``: k-means++ seeds, every row assigned to its nearest seed;
-    * ``"kmeans"``: Lloyd's k-means from k-means++ seeds, hard labels;
-    * ``"random"``: uniform random responsibilities, normalised per row;
-    * ``"random_from_data"``: K distinct random rows as centres, nearest-centre labels.
-    """
-    n, K = len(X), n_components
-    Xd = np.asarray(X, dtype=np.float64)
-    if method == "kmeans++":
-        labels = nearest_center(Xd, Xd[kmeans_plusplus(Xd, K, rng, w)])[0]
-    elif method == "kmeans":
-        labels = kmeans(Xd, K, rng, w)[1]
-    elif method == "random_from_data":
-        labels = nearest_center(Xd, Xd[rng.choice(n, size=K, replace=False)])[0]
-    elif method == "random":
-        resp = rng.uniform(size=(n, K))
-        return resp / resp.sum(axis=1, keepdims=True)
-    else:
-        raise ValueError(
-            f"init must be one of {INIT_METHODS} or a dict of parameters, got {method!r}"
-        )
-    resp = np.zeros((n, K))
-    resp[np.arange(n), labels] = 1.0
-    return resp

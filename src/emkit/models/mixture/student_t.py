@@ -52,13 +52,10 @@ from emkit.distributions.covariance import CovarianceStructure, block_rows, get_
 from emkit.distributions.student_t import DOF_BOUNDS, log_t_normaliser, solve_dofs
 from emkit.engine.protocol import Reseeded, unwrap_reseeded
 from emkit.engine.schemes import RunContext, Scheme
-from emkit.models._base import EMEstimator, MixtureMixin
-from emkit.models.gaussian_mixture_model import (
-    GaussianMixtureModel,
-    initial_responsibilities,
-    log_normalize,
-    split_components,
-)
+from emkit.models.estimator import EMEstimator
+from emkit.models.init import initial_responsibilities
+from emkit.models.mixture.base import MixtureMixin, log_normalize, split_components
+from emkit.models.mixture.gaussian_model import GaussianMixtureModel
 
 __all__ = [
     "DOF_BOUNDS",
@@ -115,7 +112,7 @@ class StudentTMixtureModel:
         keep them all fixed at this positive value.
     init : str
         How ``init_params`` starts: one of "kmeans++", "kmeans", "random",
-        "random_from_data" (as :class:`~emkit.models.gaussian_mixture_model.GaussianMixtureModel`).
+        "random_from_data" (as :class:`~emkit.models.mixture.gaussian_model.GaussianMixtureModel`).
     dof_bounds : (float, float)
         Interval of the estimated degrees of freedom.
     """
@@ -610,7 +607,7 @@ class StudentTMixture(MixtureMixin, EMEstimator):
     Examples
     --------
     >>> import numpy as np
-    >>> from emkit.models.student_t_mixture import StudentTMixture
+    >>> from emkit.models.mixture.student_t import StudentTMixture
     >>> rng = np.random.default_rng(0)
     >>> X = np.vstack([rng.standard_t(3, (300, 2)) - 4, rng.standard_t(3, (300, 2)) + 4])
     >>> tm = StudentTMixture(n_components=2, random_state=0).fit(X)

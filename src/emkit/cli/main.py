@@ -554,7 +554,7 @@ def _selection(
     if args.out and not Path(args.out).resolve().parent.is_dir():
         raise FileNotFoundError(f"cannot save to {args.out}: its folder does not exist")
     if args.report:
-        from emkit.report import require_matplotlib
+        from emkit.cli.report import require_matplotlib
 
         require_matplotlib()
     print(f"data: {source}: {X.shape[0]} rows x {X.shape[1]} features ({', '.join(feature_names)})")
@@ -585,7 +585,7 @@ def _selection(
         chosen.model.save(args.out)
         print(f"model saved to {args.out}")
     if args.report:
-        from emkit.report import write_report
+        from emkit.cli.report import write_report
 
         rows = [c.row() for c in candidates]
         paths = write_report(args.report, X, feature_names, rows, chosen.model, args.criterion)

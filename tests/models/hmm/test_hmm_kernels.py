@@ -10,7 +10,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from emkit._simd import exp_nonpositive
-from emkit.models._hmm_kernels import forward_backward, forward_loglik, viterbi
+from emkit.models.hmm.kernels import forward_backward, forward_loglik, viterbi
 
 _hmmc = pytest.importorskip("hmmlearn._hmmc")
 

@@ -16,7 +16,8 @@ from scipy.special import logsumexp
 from emkit import GaussianMixture
 from emkit.distributions.covariance import get_structure
 from emkit.exceptions import ConvergenceWarning
-from emkit.models.gaussian_mixture_model import GaussianMixtureModel, MissingBatch
+from emkit.distributions.missing import MissingBatch
+from emkit.models.mixture.gaussian_model import GaussianMixtureModel
 
 COV_TYPES = ["full", "diag", "tied", "spherical"]
 

@@ -21,7 +21,18 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Conditional", "condition", "expected_moments", "missing_moments", "missing_patterns"]
+__all__ = [
+    "Conditional",
+    "MissingBatch",
+    "condition",
+    "expected_moments",
+    "group_by_pattern",
+    "missing_moments",
+    "missing_patterns",
+    "nan_average",
+    "pattern_groups",
+    "sort_by_pattern",
+]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -153,3 +164,61 @@ def expected_moments(
     if miss.any():
         s2[np.ix_(np.arange(K), miss, miss)] += weights.sum(axis=0)[:, None, None] * cond.cov_m
     return s1, s2
+
+
+class MissingBatch(NamedTuple):
+    """Data with missing values (NaN) in the order the E-step expects.
+
+    ``pattern`` is -1 for complete rows and a pattern number (>= 0) for rows with NaN;
+    rows are sorted by it (see :func:`group_by_pattern`), so every contiguous slice or
+    sorted subset of rows is sorted too. An unsorted batch is sorted by the E-step.
+    """
+
+    X: np.ndarray  # (N, D), NaN where missing
+    weights: np.ndarray | None  # (N,) sample weights, or None
+    pattern: np.ndarray  # (N,) int, -1 for complete rows, sorted
+
+
+
+def group_by_pattern(missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row order and pattern numbers for a boolean (N, D) mask of missing values.
+
+    Returns ``order`` (N,), complete rows first (in their order) and then the rows with
+    missing values grouped by pattern, and ``pattern`` (N,): -1 for complete rows and
+    0, 1, ... for the patterns, sorted, so ``pattern`` belongs to the rows ``order``
+    gives.
+    """
+    pattern = np.full(len(missing), -1, dtype=np.intp)
+    for p, (rows, _) in enumerate(pattern_groups(missing, missing.any(axis=1))):
+        pattern[rows] = p
+    order = np.argsort(pattern, kind="stable")
+    return order, pattern[order]
+
+
+
+def nan_average(X: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    """Column means of the observed (non-NaN) values, weighted by ``w``; float64, (D,)."""
+    observed = ~np.isnan(X)
+    weights = np.ones(len(X)) if w is None else w
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (weights @ np.where(observed, X, 0.0)) / (weights @ observed)
+
+
+
+def sort_by_pattern(batch: MissingBatch) -> MissingBatch:
+    """The batch with its rows sorted by pattern (unchanged if they are already)."""
+    pattern = batch.pattern
+    if len(pattern) < 2 or np.all(pattern[1:] >= pattern[:-1]):
+        return batch
+    order = np.argsort(pattern, kind="stable")
+    w = None if batch.weights is None else batch.weights[order]
+    return MissingBatch(batch.X[order], w, pattern[order])
+
+
+
+def pattern_groups(missing: np.ndarray, incomplete: np.ndarray):
+    """(row indices, missing mask) of each pattern among the ``incomplete`` rows."""
+    rows_nan = np.flatnonzero(incomplete)
+    for rows, miss in missing_patterns(missing[rows_nan]):
+        yield rows_nan[rows], miss
+

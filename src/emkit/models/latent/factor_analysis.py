@@ -46,9 +46,9 @@ from emkit._validation import (
     check_real,
     check_sample_weight,
 )
-from emkit.distributions._missing import missing_patterns
-from emkit.models._base import EMEstimator
-from emkit.models.gaussian_imputer import MVNMissingModel
+from emkit.distributions.missing import missing_patterns
+from emkit.models.estimator import EMEstimator
+from emkit.models.latent.imputer import MVNMissingModel
 
 __all__ = ["FAParams", "FAStats", "FactorAnalysis", "FactorAnalysisModel"]
 

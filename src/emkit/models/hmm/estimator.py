@@ -10,10 +10,10 @@ Generative model, for each sequence ``x_1 .. x_T``::
 batches of whole sequences (:class:`~emkit.data.sequences.SequenceBatch`); the E-step
 computes every state's emission log-density of every row (vectorised over rows),
 runs the scaled forward-backward recursion of all sequences of the batch in one
-Numba call (:mod:`emkit.models._hmm_kernels`, parallel over sequences), and returns
+Numba call (:mod:`emkit.models.hmm.kernels`, parallel over sequences), and returns
 the expected start counts, transition counts and posterior-weighted emission
 statistics, which add up over batches. The M-step lets each part
-(:mod:`emkit.models._hmm_parts`) update its own parameters.
+(:mod:`emkit.models.hmm.parts`) update its own parameters.
 
 Everything else, the loop, convergence, the monotonicity certificate, restarts,
 SQUAREM, online EM over mini-batches of sequences, is the engine's.
@@ -31,9 +31,9 @@ from emkit._validation import check_array, check_init, check_int, check_real
 from emkit.data.sequences import SequenceBatch, SequenceSource, offsets_from_lengths
 from emkit.distributions.covariance import get_structure
 from emkit.distributions.exponential_family import Distribution
-from emkit.models import _hmm_kernels as kernels
-from emkit.models._base import EMEstimator
-from emkit.models._hmm_parts import (
+from emkit.models.estimator import EMEstimator
+from emkit.models.hmm import kernels
+from emkit.models.hmm.parts import (
     CategoricalEmission,
     Emission,
     GaussianEmission,
@@ -72,7 +72,7 @@ class HMMModel:
     ----------
     n_states : int
     emission : Emission
-        The emission part (see :mod:`emkit.models._hmm_parts`).
+        The emission part (see :mod:`emkit.models.hmm.parts`).
     startprob_prior, transmat_prior : float or array-like, default 1.0
         Dirichlet pseudo-counts (1 = maximum likelihood).
     init : {"kmeans", "random"}

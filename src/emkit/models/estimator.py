@@ -1,0 +1,178 @@
+"""What every emkit estimator shares: scikit-learn conventions, engine options, persistence.
+
+The estimators are thin: they validate input, build a pure EM model, hand it to
+:func:`emkit.em`, and store the result as fitted attributes (ending in ``_``). Fitted
+attributes are assigned only after a fit succeeds, so a failed ``fit`` leaves an
+earlier fit untouched.
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from typing import Any
+
+import numpy as np
+
+from emkit.exceptions import NotFittedError
+
+__all__ = ["EMEstimator"]
+
+try:  # scikit-learn is optional: with it, emkit estimators are scikit-learn estimators
+    from sklearn.base import BaseEstimator as _SklearnBase
+except ImportError:  # pragma: no cover - exercised only without scikit-learn
+    _SklearnBase = object
+
+
+class EMEstimator(_SklearnBase):
+    """Base of emkit estimators: ``get_params``/``set_params``, tags, ``save``.
+
+    It follows scikit-learn's conventions by itself and is a subclass of
+    ``sklearn.base.BaseEstimator`` when scikit-learn is installed.
+    """
+
+    #: names of the fitted attributes that define a fitted estimator (saved by ``save``)
+    _fitted_attributes: tuple[str, ...] = ()
+    _estimator_type = "density_estimator"
+    _allow_nan = False
+
+    # -------------------------------------------------------------- scikit-learn protocol
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return sorted(
+            p.name
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        )
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Hyper-parameters of this estimator (scikit-learn protocol)."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params: Any) -> EMEstimator:
+        """Set hyper-parameters (scikit-learn protocol); returns ``self``."""
+        valid = self._get_param_names()
+        for key, value in params.items():
+            if key not in valid:
+                raise ValueError(
+                    f"Invalid parameter {key!r} for estimator {type(self).__name__}. "
+                    f"Valid parameters are: {valid!r}."
+                )
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self, N_CHAR_MAX: int = 700) -> str:
+        defaults = {
+            p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()
+        }
+        parts = []
+        for name, value in self.get_params().items():
+            default = defaults.get(name, inspect.Parameter.empty)
+            try:
+                same = value is default or bool(value == default)
+            except (ValueError, TypeError):
+                same = False
+            if not same:
+                parts.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import InputTags, Tags, TargetTags
+
+        return Tags(
+            estimator_type=self._estimator_type,
+            target_tags=TargetTags(required=False),
+            input_tags=InputTags(allow_nan=self._allow_nan),
+        )
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return all(hasattr(self, a) for a in self._fitted_attributes)
+
+    def _check_is_fitted(self) -> None:
+        if not self.__sklearn_is_fitted__():
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments before using this estimator."
+            )
+
+    def _check_n_features(self, X: np.ndarray) -> None:
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+
+    def _check_fitted_state(self) -> None:
+        """Raise ValueError if the fitted attributes are inconsistent (used by ``load``)."""
+
+    def _check_float_arrays(self, names: tuple[str, ...], finite: bool = True) -> None:
+        """Each attribute in ``names`` must be a float ndarray (with finite values if
+        ``finite``); for ``_check_fitted_state``."""
+        for name in names:
+            value = getattr(self, name)
+            if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+                raise ValueError(f"{name} must be a float array, got {type(value).__name__}")
+            if finite and not np.all(np.isfinite(value)):
+                raise ValueError(f"{name} has non-finite values")
+
+    def _finish_fit(self, result, what: str = "EM") -> None:
+        """Record the run's bookkeeping, warn if it did not converge, report if verbose."""
+        from emkit.exceptions import ConvergenceWarning
+
+        self.converged_ = bool(result.converged)
+        self.n_iter_ = int(result.n_iter)
+        self.history_ = result.history
+        self.fit_time_ = result.time
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                f"{what} did not converge in max_iter={self.max_iter} iterations "
+                f"(tol={self.tol}); increase max_iter or tol, or try another init",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        if self.verbose:
+            print(
+                f"{type(self).__name__}: {self._describe()}"
+                f"{what} loglik={self.loglik_:.6g} n_iter={self.n_iter_} "
+                f"converged={self.converged_} ({result.time:.3g} s)"
+            )
+
+    def _describe(self) -> str:
+        """Model summary for the verbose report (subclasses add their size)."""
+        return ""
+
+    def _run_engine(self, model, data, init, n_obs: float, **options):
+        """``emkit.em`` with the options every estimator shares; ``options`` add or override.
+
+        A given ``init`` is one start, so restarts only apply without one; ``tol`` is per
+        unit of ``n_obs`` (the total sample weight, or the number of observations).
+        """
+        from emkit.engine import em
+
+        shared = {
+            "max_iter": self.max_iter,
+            "tol": self.tol,
+            "n_init": 1 if init is not None else getattr(self, "n_init", 1),
+            "random_state": getattr(self, "random_state", None),
+            "batch_size": getattr(self, "batch_size", None),
+            "progress": self.progress,
+            "callback": _print_iteration if self.verbose >= 2 else None,
+            "check_monotone": self.check_monotone,
+            "tol_scale": float(n_obs),
+            "n_jobs": getattr(self, "n_jobs", None),
+        }
+        return em(model, data, init=init, **{**shared, **options})
+
+    # -------------------------------------------------------------- persistence
+    def save(self, path) -> None:
+        """Write the fitted estimator to ``path`` (see :func:`emkit.load`)."""
+        from emkit.io import save
+
+        save(self, path)
+
+
+def _print_iteration(info) -> None:
+    print(f"  iteration {info.iteration:4d}  loglik {info.loglik:.10g}  change {info.change:.3g}")
+
+
