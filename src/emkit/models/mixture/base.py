@@ -9,11 +9,12 @@ from typing import Any
 
 import numpy as np
 
+from emkit._logspace import log_normalize
 from emkit._validation import check_init, check_observed_values
 from emkit.distributions.missing import MissingBatch, group_by_pattern, nan_average
 from emkit.exceptions import DegenerateComponentWarning
 
-__all__ = ["MixtureMixin", "log_normalize", "split_components"]
+__all__ = ["MixtureMixin", "split_components"]
 class MixtureMixin:
     """Prediction methods of a finite mixture, given ``_log_joint(X) -> (N, K)``.
 
@@ -237,20 +238,6 @@ class MixtureMixin:
         return self.bic(X) + 2.0 * float(penalty)
 
 
-def log_normalize(log_prob: np.ndarray) -> np.ndarray:
-    """Turn (B, K) log joint probabilities into responsibilities, in place.
-
-    Returns the log marginal of each row; ``log_prob`` then holds the posteriors.
-    """
-    top = log_prob.max(axis=1, keepdims=True)
-    np.copyto(top, 0.0, where=~np.isfinite(top))
-    log_prob -= top
-    np.exp(log_prob, out=log_prob)
-    total = log_prob.sum(axis=1, keepdims=True)
-    log_prob /= total
-    return (np.log(total) + top)[:, 0]
-
-
 
 def split_components(weights, means, covs, bad, structure, reg_covar, what="covariance"):
     """Replace each ``bad`` component by half of the heaviest good one.
@@ -293,16 +280,4 @@ def split_components(weights, means, covs, bad, structure, reg_covar, what="cova
 
 
 
-def posterior_in_place(log_joint: np.ndarray, beta: float, hard: bool) -> np.ndarray:
-    """Turn (B, K) log joints into posteriors in place; return each row's objective."""
-    if hard:
-        best = log_joint.argmax(axis=1)
-        rows = log_joint[np.arange(len(best)), best]
-        log_joint[:] = 0.0
-        log_joint[np.arange(len(best)), best] = 1.0
-        return rows
-    if beta != 1.0:
-        log_joint *= beta
-        return log_normalize(log_joint) / beta
-    return log_normalize(log_joint)
 

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from emkit._logspace import log_normalize, posterior_in_place
 from emkit.distributions.covariance import CovarianceStructure, block_rows, get_structure
 from emkit.distributions.covariance._kernels import normalise_columns
 from emkit.distributions.missing import (
@@ -37,7 +38,7 @@ from emkit.distributions.missing import (
 )
 from emkit.engine.protocol import Reseeded
 from emkit.models.init import initial_responsibilities
-from emkit.models.mixture.base import log_normalize, posterior_in_place, split_components
+from emkit.models.mixture.base import split_components
 
 __all__ = [
     "GMMParams",

@@ -47,6 +47,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy import special
 
+from emkit._logspace import log_normalize
 from emkit._validation import check_array, check_int
 from emkit.distributions.covariance import CovarianceStructure, block_rows, get_structure
 from emkit.distributions.student_t import DOF_BOUNDS, log_t_normaliser, solve_dofs
@@ -54,7 +55,7 @@ from emkit.engine.protocol import Reseeded, unwrap_reseeded
 from emkit.engine.schemes import RunContext, Scheme
 from emkit.models.estimator import EMEstimator
 from emkit.models.init import initial_responsibilities
-from emkit.models.mixture.base import MixtureMixin, log_normalize, split_components
+from emkit.models.mixture.base import MixtureMixin, split_components
 from emkit.models.mixture.gaussian_model import GaussianMixtureModel
 
 __all__ = [
