@@ -179,6 +179,34 @@ def test_info_prints_class_hyperparameters_and_parameters(fitted, capsys):
     assert out.count("component ") == 3
 
 
+@pytest.mark.parametrize(
+    "cov_type, label, shared",
+    [
+        ("full", "covariance", False),
+        ("diag", "variances", False),
+        ("tied", "covariance", True),
+        ("spherical", "variance", False),
+    ],
+)
+def test_mixture_description_names_each_covariance_structure(cov_type, label, shared):
+    from emkit.cli.formatting import format_mixture
+
+    model = emkit.GaussianMixture(2, covariance_type=cov_type, random_state=0).fit(
+        sample_mixture(60)
+    )
+    lines = format_mixture(model, ["x", "y"]).splitlines()
+    assert lines[0] == "features: x, y"
+    # entries of a component are indented by two spaces (array continuations by more)
+    entries = [line for line in lines if line.startswith("  ") and not line.startswith("   ")]
+    per_component = [line.split()[0] for line in entries]
+    if shared:  # one matrix, printed once after the components
+        assert per_component == ["mean", "mean"]
+        assert lines[-2].split()[:2] == ["shared", label]
+    else:
+        assert per_component == ["mean", label, "mean", label]
+        assert not any(line.startswith("shared") for line in lines)
+
+
 # ---------------------------------------------------------------------- demo / report
 def test_demo_writes_report(tmp_path, capsys):
     report = tmp_path / "rep"
