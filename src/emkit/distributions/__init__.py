@@ -1,29 +1,22 @@
 """Building blocks with weighted, additive sufficient statistics.
 
-``covariance`` holds the Gaussian covariance structures that ``GaussianMixture`` uses;
-``gaussian`` wraps them as a distribution (missing values allowed);
-``exponential_family`` holds the other distributions (Categorical, Bernoulli,
-Poisson, Exponential, Gamma, LogNormal, diagonal Gaussian) and ``Independent``
-products over column groups, for mixtures and HMM emissions.
+``base`` holds the contract every distribution follows (:class:`Distribution`) and
+the priors; ``discrete`` the Categorical, Bernoulli and Poisson; ``continuous`` the
+Exponential, Gamma, LogNormal and diagonal Gaussian; ``independent`` products over
+column groups, for mixed-type tables; ``spec`` turns saved specs back into
+distributions. ``covariance`` holds the Gaussian covariance structures that
+``GaussianMixture`` uses; ``gaussian`` wraps them as a distribution (missing values
+allowed) and ``student_t`` as a multivariate t. All of them serve mixtures and HMM
+emissions.
 """
 
+from emkit.distributions.base import DirichletPrior, Distribution, GammaPrior, component
+from emkit.distributions.continuous import DiagGaussian, Exponential, Gamma, LogNormal
 from emkit.distributions.covariance import COVARIANCE_TYPES, CovarianceStructure, get_structure
-from emkit.distributions.exponential_family import (
-    Bernoulli,
-    Categorical,
-    DiagGaussian,
-    DirichletPrior,
-    Distribution,
-    Exponential,
-    Gamma,
-    GammaPrior,
-    Independent,
-    LogNormal,
-    Poisson,
-    component,
-    from_spec,
-)
+from emkit.distributions.discrete import Bernoulli, Categorical, Poisson
 from emkit.distributions.gaussian import Gaussian, GaussianParams, GaussianStats
+from emkit.distributions.independent import Independent
+from emkit.distributions.spec import from_spec
 from emkit.distributions.student_t import StudentT, StudentTParams
 
 __all__ = [

@@ -43,8 +43,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from emkit._validation import check_real
+from emkit.distributions.base import Distribution, check_weights
 from emkit.distributions.covariance import CovarianceStructure, block_rows, get_structure
-from emkit.distributions.exponential_family import Distribution, _check_weights
 from emkit.distributions.missing import condition, missing_moments, missing_patterns
 
 __all__ = ["Gaussian", "GaussianParams", "GaussianStats"]
@@ -159,7 +159,7 @@ class Gaussian(Distribution):
         self, X: np.ndarray, weights: Any, params: GaussianParams | None = None
     ) -> GaussianStats:
         """Weighted moments; rows with NaN give expected moments under ``params``."""
-        w = _check_weights(weights, len(X))
+        w = check_weights(weights, len(X))
         K, D = w.shape[1], X.shape[1]
         st = self.structure
         missing = np.isnan(X)
@@ -192,7 +192,9 @@ class Gaussian(Distribution):
             nk, s1, s2 = nk + m_nk, s1 + m_s1, s2 + st.pack_second_moments(m_s2)
         return GaussianStats(nk, s1, s2)
 
-    def mstep(self, stats: GaussianStats, prior: Any = None) -> GaussianParams:
+    def mstep(
+        self, stats: GaussianStats, prior: Any = None, previous: Any = None
+    ) -> GaussianParams:
         """Weighted means and covariances (plus ``reg_covar`` on the diagonal)."""
         if prior is not None:
             raise ValueError(f"{self.name}: conjugate priors are not supported; use reg_covar")

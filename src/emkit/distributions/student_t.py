@@ -37,8 +37,8 @@ import numpy as np
 from scipy import optimize, special
 
 from emkit._validation import check_real
+from emkit.distributions.base import Distribution, check_weights
 from emkit.distributions.covariance import CovarianceStructure, block_rows, get_structure
-from emkit.distributions.exponential_family import Distribution, _check_weights
 
 __all__ = [
     "DOF_BOUNDS",
@@ -220,7 +220,7 @@ class StudentT(Distribution):
                 f"{self.name}: the statistics are expectations of the latent precision "
                 "weights under the current parameters: pass params"
             )
-        w = _check_weights(weights, len(X))
+        w = check_weights(weights, len(X))
         st = self.structure
         nu = np.asarray(params.dof, dtype=np.float64)
         K, D = len(nu), X.shape[1]
@@ -243,7 +243,9 @@ class StudentT(Distribution):
             s2 = st.pack_second_moments(np.zeros((K, D, D)))
         return StudentTStats(nk, uk, s1, s2, term)
 
-    def mstep(self, stats: StudentTStats, prior: Any = None) -> StudentTParams:
+    def mstep(
+        self, stats: StudentTStats, prior: Any = None, previous: Any = None
+    ) -> StudentTParams:
         if prior is not None:
             raise ValueError(f"{self.name}: conjugate priors are not supported; use reg_covar")
         nk = np.asarray(stats.nk, dtype=np.float64)
@@ -282,7 +284,7 @@ class StudentT(Distribution):
     def init_params(self, X: Any, resp: Any, rng: np.random.Generator | None = None):
         """Gaussian moments of the responsibility-weighted data, with the starting dof."""
         X = self.validate(X)
-        w = _check_weights(resp, len(X))
+        w = check_weights(resp, len(X))
         K, D = w.shape[1], X.shape[1]
         start = StudentTParams(
             np.zeros((K, D)),

@@ -29,8 +29,8 @@ import numpy as np
 from emkit._random import seed_sequence
 from emkit._validation import check_array, check_init, check_int, check_real
 from emkit.data.sequences import SequenceBatch, SequenceSource, offsets_from_lengths
+from emkit.distributions.base import Distribution
 from emkit.distributions.covariance import get_structure
-from emkit.distributions.exponential_family import Distribution
 from emkit.models.estimator import EMEstimator
 from emkit.models.hmm import kernels
 from emkit.models.hmm.parts import (

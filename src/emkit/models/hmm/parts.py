@@ -32,16 +32,9 @@ import scipy.sparse
 from scipy.special import gammaln
 
 from emkit._pytree import tree_leaves, tree_ravel
+from emkit.distributions.base import CountStats, Distribution, component
 from emkit.distributions.covariance import block_rows, get_structure
-from emkit.distributions.exponential_family import (
-    Categorical,
-    CategoricalParams,
-    CountStats,
-    Distribution,
-    Poisson,
-    PoissonParams,
-    component,
-)
+from emkit.distributions.discrete import Categorical, CategoricalParams, Poisson, PoissonParams
 from emkit.distributions.gaussian import Gaussian, GaussianParams, GaussianStats
 from emkit.models.init import kmeans, kmeans_plusplus, nearest_center
 

@@ -30,7 +30,8 @@ from emkit._logspace import posterior_in_place
 from emkit._pytree import tree_map
 from emkit._random import seed_sequence
 from emkit._validation import check_real, check_sample_weight, drop_all_missing_rows
-from emkit.distributions.exponential_family import Distribution, component, from_spec
+from emkit.distributions.base import Distribution, component
+from emkit.distributions.spec import from_spec
 from emkit.models.estimator import EMEstimator
 from emkit.models.init import initial_responsibilities
 from emkit.models.mixture.base import MixtureMixin
