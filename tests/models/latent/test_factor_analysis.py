@@ -16,7 +16,8 @@ from scipy import optimize, stats
 
 import emkit
 from emkit.exceptions import NotFittedError
-from emkit.models.latent.factor_analysis import FactorAnalysis, FactorAnalysisModel
+from emkit.models.latent.factor_analysis import FactorAnalysis
+from emkit.models.latent.factor_model import FactorAnalysisModel
 
 sklearn_decomposition = pytest.importorskip("sklearn.decomposition")
 

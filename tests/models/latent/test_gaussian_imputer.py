@@ -14,7 +14,8 @@ from scipy import optimize, stats
 
 import emkit
 from emkit.exceptions import NotFittedError
-from emkit.models.latent.imputer import GaussianImputer, MVNMissingModel
+from emkit.models.latent.imputer import GaussianImputer
+from emkit.models.latent.mvn import MVNMissingModel
 
 MEAN = np.array([1.0, -2.0, 0.5])
 COV = np.array([[1.0, 0.7, 0.3], [0.7, 2.0, -0.4], [0.3, -0.4, 1.5]])
