@@ -42,12 +42,19 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from emkit._logspace import posterior_in_place
 from emkit._validation import check_real
 from emkit.distributions.base import Distribution, check_weights
 from emkit.distributions.covariance import CovarianceStructure, block_rows, get_structure
-from emkit.distributions.missing import condition, missing_moments, missing_patterns
+from emkit.distributions.covariance._kernels import normalise_columns
+from emkit.distributions.missing import (
+    condition,
+    expected_moments,
+    missing_moments,
+    pattern_groups,
+)
 
-__all__ = ["Gaussian", "GaussianParams", "GaussianStats"]
+__all__ = ["Gaussian", "GaussianKernel", "GaussianParams", "GaussianStats", "arithmetic"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -67,6 +74,223 @@ class GaussianStats(NamedTuple):
     s2: np.ndarray
 
 
+class GaussianKernel:
+    """K Gaussians with one covariance structure, evaluated on plain arrays.
+
+    The one place that turns means, covariances (in the structure's layout, see
+    :mod:`emkit.distributions.covariance`) and their precision Cholesky factors into
+    log-densities, posteriors and weighted moments. The Gaussian mixture, the
+    :class:`Gaussian` distribution (and through it :class:`emkit.Mixture`), the HMM's
+    Gaussian emissions and anything that comes next call it; none has a density of its
+    own.
+
+    Rows are processed in blocks small enough to stay in cache; a block's log-densities
+    come from one or two large matrix products (the structure's ``prepare`` /
+    ``log_density``), and its moments from the same work arrays (``block_stats``).
+    Moments are raw sums (``sum w``, ``sum w x``, ``sum w x x'`` in the structure's
+    layout): callers centre their data near the origin (the estimators do), which keeps
+    them free of cancellation.
+
+    Parameters
+    ----------
+    covariance_type : str
+        A registered covariance structure ("full", "diag", "tied", "spherical", ...).
+    reg_covar : float
+        Added to the diagonal of every covariance by :meth:`estimate`.
+    block_rows : int, optional
+        Rows per block (default: chosen from the structure's work per row).
+    """
+
+    def __init__(self, covariance_type: str = "full", reg_covar: float = 1e-6, block_rows=None):
+        self.structure: CovarianceStructure = get_structure(covariance_type)
+        self.reg_covar = reg_covar
+        self.block_rows = block_rows
+
+    def slices(self, n: int, K: int, D: int) -> list[slice]:
+        """Row blocks of an E-step over ``n`` rows."""
+        size = self.block_rows or block_rows(self.structure.work_per_row(K, D))
+        return [slice(s, s + size) for s in range(0, n, size)]
+
+    def prepare(self, means, prec_chol, log_weights=None, dtype=np.float64):
+        """Per-E-step constants: ``log_weights`` (K,) (or 0) plus the normalising constants.
+
+        float32 data get float32 log-densities only where the expansion stays accurate
+        (see :func:`arithmetic`).
+        """
+        means = np.asarray(means)
+        K, D = means.shape
+        st = self.structure
+        offset = st.log_det_precision_cholesky(prec_chol, D) - 0.5 * D * _LOG_2PI
+        offset = np.broadcast_to(offset, (K,)).astype(np.float64)
+        if log_weights is not None:
+            offset = offset + log_weights
+        return st.prepare(means, prec_chol, offset, arithmetic(means, prec_chol, st, dtype))
+
+    def log_densities(self, means, prec_chol, X, log_weights=None, keep_work=False):
+        """``log_weights_k + log N(x | mean_k, cov_k)`` (N, K) for complete rows ``X``.
+
+        With ``keep_work`` also returns each block's work arrays, from which
+        :meth:`moments` takes the statistics with one more product (None otherwise).
+        """
+        K, D = np.shape(means)
+        st = self.structure
+        cache = self.prepare(means, prec_chol, log_weights, X.dtype)
+        out = np.empty((len(X), K), dtype=X.dtype)
+        works = [] if keep_work else None
+        for sl in self.slices(len(X), K, D):
+            lp, work = st.log_density(X[sl], cache)
+            out[sl] = lp
+            if keep_work:
+                works.append((sl, work))
+        return out, works
+
+    def moments(self, X, weights, works=None) -> GaussianStats:
+        """Weighted moments of complete rows ``X`` (weights (N, K)).
+
+        ``works`` are the work arrays :meth:`log_densities` kept for the same rows; without
+        them the features are built here (at zero means and unit precisions the
+        structure's work arrays are the plain features of ``x``).
+        """
+        K, D = np.shape(weights)[1], X.shape[1]
+        st = self.structure
+        if works is None:
+            eye = st.precision_cholesky(st.identity(K, D))
+            cache = st.prepare(np.zeros((K, D)), eye, np.zeros(K), np.float64)
+            works = ((sl, st.log_density(X[sl], cache)[1]) for sl in self.slices(len(X), K, D))
+        totals = None
+        for sl, work in works:
+            totals = _add_moments(totals, st.block_stats(X[sl], weights[sl], work))
+        if totals is None:
+            return GaussianStats(
+                np.zeros(K), np.zeros((K, D)), st.pack_second_moments(np.zeros((K, D, D)))
+            )
+        return GaussianStats(*totals)
+
+    def estep(self, means, prec_chol, log_weights, X, w=None, beta=1.0, hard=False):
+        """Mixture E-step of complete rows: (statistics, objective).
+
+        Responsibilities are proportional to ``(w_k p_k(x))**beta`` (``hard``: one-hot at
+        the largest), times the sample weights ``w``; the objective is
+        ``sum_n w_n (1/beta) log sum_k (w_k p_k(x_n))**beta`` (``hard``: the
+        classification log-likelihood ``sum_n w_n max_k log w_k p_k(x_n)``).
+        """
+        K, D = np.shape(means)
+        st = self.structure
+        cache = self.prepare(means, prec_chol, log_weights, X.dtype)
+        if not hard:
+            fused = st.estep_stats(X, w, cache, beta)
+            if fused is not None:
+                return GaussianStats(*fused[:3]), fused[3]
+        totals, value = None, 0.0
+        for sl in self.slices(len(X), K, D):
+            resp, work = st.log_density(X[sl], cache)
+            columns = resp.T  # the (K, B) product the structures compute
+            if not hard and columns.dtype == np.float64 and columns.flags.c_contiguous:
+                value += normalise_columns(columns, None if w is None else w[sl], beta)
+                totals = _add_moments(totals, st.block_stats(X[sl], resp, work))
+                continue
+            rows = posterior_in_place(resp, beta, hard)
+            if w is not None:
+                resp *= w[sl, None]
+                value += float(np.dot(w[sl], rows))
+            else:
+                value += float(np.sum(rows, dtype=np.float64))
+            totals = _add_moments(totals, st.block_stats(X[sl], resp, work))
+        if totals is None:
+            return self.moments(X[:0], np.zeros((0, K))), 0.0
+        return GaussianStats(*totals), value
+
+    def conditioned(self, means, covariances, log_weights, X, groups):
+        """For each ``(rows, miss)`` of ``groups``: the rows' observed values (float64), the
+        components conditioned on them (:func:`~emkit.distributions.missing.condition`),
+        and the (B, K) log joints ``log_weights + log p(x_o)``."""
+        K, D = np.shape(means)
+        means = np.asarray(means, dtype=np.float64)
+        full = self.structure.to_full(np.asarray(covariances, dtype=np.float64), K, D)
+        for rows, miss in groups:
+            Xo = np.asarray(X[rows][:, ~miss], dtype=np.float64)
+            cond = condition(means, full, Xo, miss)
+            yield rows, miss, Xo, cond, cond.loglik.T + log_weights
+
+    def estep_missing(self, means, covariances, log_weights, X, w, pattern, beta=1.0, hard=False):
+        """Mixture E-step of rows with missing values sorted by ``pattern`` (float64).
+
+        Posteriors come from the marginal densities of the observed values; the
+        statistics are the expected moments given them, under each component.
+        """
+        K, D = np.shape(means)
+        nk, s1, s2, value = np.zeros(K), np.zeros((K, D)), np.zeros((K, D, D)), 0.0
+        starts = np.flatnonzero(np.diff(pattern)) + 1
+        runs = zip(np.r_[0, starts], np.r_[starts, len(pattern)])
+        groups = ((slice(a, b), np.isnan(X[a])) for a, b in runs if b > a)
+        for rows, miss, Xo, cond, resp in self.conditioned(
+            means, covariances, log_weights, X, groups
+        ):
+            objective = posterior_in_place(resp, beta, hard)
+            if w is not None:
+                resp *= w[rows, None]
+                value += float(np.dot(w[rows], objective))
+            else:
+                value += float(objective.sum())
+            b1, b2 = expected_moments(Xo, miss, resp, cond)
+            nk += resp.sum(axis=0)
+            s1 += b1
+            s2 += b2
+        return GaussianStats(nk, s1, self.structure.pack_second_moments(s2)), value
+
+    def log_joint(self, means, covariances, prec_chol, log_weights, X):
+        """``log_weights_k + log N(x_o | mean_k, cov_k)`` (N, K) for any rows; NaN entries
+        are integrated out (a row with nothing observed gets ``log_weights``)."""
+        missing = np.isnan(X)
+        incomplete = missing.any(axis=1)
+        if not incomplete.any():
+            return self.log_densities(means, prec_chol, X, log_weights)[0]
+        out = np.empty((len(X), np.shape(means)[0]), dtype=X.dtype)
+        groups = pattern_groups(missing, incomplete)
+        lw = np.zeros(len(out[0])) if log_weights is None else log_weights
+        for rows, _, _, _, joint in self.conditioned(means, covariances, lw, X, groups):
+            out[rows] = joint
+        complete = np.flatnonzero(~incomplete)
+        if len(complete):
+            out[complete] = self.log_densities(means, prec_chol, X[complete], log_weights)[0]
+        return out
+
+    def estimate(self, nk, s1, s2, means=None, prec_chol=None):
+        """M-step of the structure: new means and covariances (``reg_covar`` added);
+        ``means``/``prec_chol`` are the previous parameters, for iterative M-steps."""
+        return self.structure.estimate(nk, s1, s2, means, prec_chol, self.reg_covar)
+
+
+def arithmetic(means, prec_chol, structure: CovarianceStructure, dtype) -> np.dtype:
+    """float32 where it is accurate enough, else float64.
+
+    The log-densities come from an expansion whose cancellation costs about
+    ``kappa = max_k (|mu_k|^2 + tr S_k) / min_k lambda_min(S_k)`` units of round-off
+    (the data are centred at their mean). float32 data get float32 log-densities only
+    while ``kappa * eps(float32) < 1e-4``; tight clusters far apart switch to float64.
+    Statistics are accumulated in float64 in any case.
+    """
+    if np.dtype(dtype) != np.float32:
+        return np.dtype(np.float64)
+    means = np.asarray(means, dtype=np.float64)
+    K, D = means.shape
+    # Eigenvalues of the precisions are the inverse eigenvalues of the covariances.
+    eig = np.linalg.eigvalsh(structure.to_full(structure.precisions(prec_chol), K, D))
+    smallest = 1.0 / max(eig[:, -1].max(), np.finfo(np.float64).tiny)
+    spread = (np.einsum("kd,kd->k", means, means) + (1.0 / eig).sum(axis=1)).max()
+    kappa = spread / max(smallest, np.finfo(np.float64).tiny)
+    return np.dtype(np.float32 if kappa * np.finfo(np.float32).eps < 1e-4 else np.float64)
+
+
+def _add_moments(total, block):
+    """Add a block's (counts, first, second moments) to the running float64 totals."""
+    if total is None:
+        return [np.array(b, dtype=np.float64) for b in block]
+    for acc, b in zip(total, block):
+        acc += b
+    return total
+
+
 class Gaussian(Distribution):
     """K multivariate normal components over all D columns.
 
@@ -84,6 +308,7 @@ class Gaussian(Distribution):
         self.structure: CovarianceStructure = get_structure(covariance_type)
         self.covariance_type = covariance_type
         self.reg_covar = check_real(reg_covar, "reg_covar", 0.0)
+        self.kernel = GaussianKernel(covariance_type, self.reg_covar)
 
     def __repr__(self) -> str:
         return f"Gaussian(covariance_type={self.covariance_type!r}, reg_covar={self.reg_covar!r})"
@@ -131,66 +356,33 @@ class Gaussian(Distribution):
     def log_prob(self, params: GaussianParams, X: np.ndarray) -> np.ndarray:
         """Log-density (N, K) of each row's observed values under each component."""
         means = np.asarray(params.mean, dtype=np.float64)
-        K, D = means.shape
-        st = self.structure
-        missing = np.isnan(X)
-        incomplete = missing.any(axis=1)
-        out = np.empty((len(X), K))
-        complete = np.flatnonzero(~incomplete) if incomplete.any() else slice(None)
-        Xc = X[complete]
-        if len(Xc):
-            cov = self.storage(params.covariance)
-            prec_chol = st.precision_cholesky(cov)
-            offset = st.log_det_precision_cholesky(prec_chol, D) - 0.5 * D * _LOG_2PI
-            cache = st.prepare(means, prec_chol, np.broadcast_to(offset, (K,)), np.float64)
-            dens = np.empty((len(Xc), K))
-            for sl in self._slices(len(Xc), K, D):
-                dens[sl] = st.log_density(Xc[sl], cache)[0]
-            out[complete] = dens
-        if incomplete.any():
-            rows_nan = np.flatnonzero(incomplete)
-            full = self._full(params)
-            for rows, miss in missing_patterns(missing[rows_nan]):
-                idx = rows_nan[rows]
-                out[idx] = condition(means, full, X[np.ix_(idx, ~miss)], miss).loglik.T
-        return out
+        cov = self.storage(params.covariance)
+        prec_chol = (
+            None if np.isnan(X).all(axis=1).all() else self.structure.precision_cholesky(cov)
+        )
+        return self.kernel.log_joint(means, cov, prec_chol, None, X)
 
     def suff_stats(
         self, X: np.ndarray, weights: Any, params: GaussianParams | None = None
     ) -> GaussianStats:
         """Weighted moments; rows with NaN give expected moments under ``params``."""
         w = check_weights(weights, len(X))
-        K, D = w.shape[1], X.shape[1]
-        st = self.structure
         missing = np.isnan(X)
         incomplete = missing.any(axis=1)
-        complete = np.flatnonzero(~incomplete) if incomplete.any() else slice(None)
-        Xc, wc = X[complete], w[complete]
-        # Moments of complete rows through the structure's own feature kernel: at zero
-        # means and identity precisions its work arrays are the plain features of x.
-        eye = st.precision_cholesky(st.identity(K, D))
-        cache = st.prepare(np.zeros((K, D)), eye, np.zeros(K), np.float64)
-        nk, s1, s2 = np.zeros(K), np.zeros((K, D)), None
-        for sl in self._slices(len(Xc), K, D):
-            _, work = st.log_density(Xc[sl], cache)
-            b_nk, b_s1, b_s2 = st.block_stats(Xc[sl], wc[sl], work)
-            nk += b_nk
-            s1 += b_s1
-            s2 = np.array(b_s2, dtype=np.float64) if s2 is None else s2 + b_s2
-        if s2 is None:
-            s2 = st.pack_second_moments(np.zeros((K, D, D)))
-        if incomplete.any():
-            if params is None:
-                raise ValueError(
-                    f"{self.name}: X has missing values (NaN); their expected statistics "
-                    "depend on the parameters: pass params"
-                )
-            rows = np.flatnonzero(incomplete)
-            m_nk, m_s1, m_s2 = missing_moments(
-                X[rows], w[rows], np.asarray(params.mean, dtype=np.float64), self._full(params)
+        if not incomplete.any():
+            return self.kernel.moments(X, w)
+        if params is None:
+            raise ValueError(
+                f"{self.name}: X has missing values (NaN); their expected statistics "
+                "depend on the parameters: pass params"
             )
-            nk, s1, s2 = nk + m_nk, s1 + m_s1, s2 + st.pack_second_moments(m_s2)
-        return GaussianStats(nk, s1, s2)
+        complete = np.flatnonzero(~incomplete)
+        nk, s1, s2 = self.kernel.moments(X[complete], w[complete])
+        rows = np.flatnonzero(incomplete)
+        m_nk, m_s1, m_s2 = missing_moments(
+            X[rows], w[rows], np.asarray(params.mean, dtype=np.float64), self._full(params)
+        )
+        return GaussianStats(nk + m_nk, s1 + m_s1, s2 + self.structure.pack_second_moments(m_s2))
 
     def mstep(
         self, stats: GaussianStats, prior: Any = None, previous: Any = None
@@ -205,10 +397,8 @@ class Gaussian(Distribution):
                 f"component(s) {np.flatnonzero(empty).tolist()} have zero total weight, so "
                 "their mean is undefined; re-seed them or decrease n_components"
             )
-        K, D = np.shape(stats.s1)
-        means, covs = self.structure.estimate(
-            nk, np.asarray(stats.s1), np.asarray(stats.s2), np.zeros((K, D)), None, self.reg_covar
-        )
+        K = np.shape(stats.s1)[0]
+        means, covs = self.kernel.estimate(nk, np.asarray(stats.s1), np.asarray(stats.s2))
         bad = ~self.structure.valid_components(covs, K)
         if bad.any():
             raise ValueError(
@@ -220,10 +410,8 @@ class Gaussian(Distribution):
     def sample(self, params_k: GaussianParams, n: int, rng: np.random.Generator) -> np.ndarray:
         mean = np.asarray(params_k.mean, dtype=np.float64)
         cov = np.asarray(params_k.covariance, dtype=np.float64)
-        D = mean.shape[0]
-        if cov.ndim < 2:  # spherical () or diag (D,)
-            cov = np.broadcast_to(cov, (D,)) * np.eye(D)
-        return rng.multivariate_normal(mean, cov, size=n, method="cholesky")
+        full = self.structure.to_full(cov if self.structure.shared else cov[None], 1, len(mean))
+        return self.structure.sample(rng, mean, full[0], n)
 
     def n_parameters(self, n_components: int, n_features: int) -> int:
         return n_components * n_features + self.structure.n_parameters(n_components, n_features)
@@ -234,7 +422,3 @@ class Gaussian(Distribution):
         if np.isnan(X).any():
             X = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
         return self.mstep(self.suff_stats(X, resp))
-
-    def _slices(self, n: int, K: int, D: int) -> list[slice]:
-        size = block_rows(self.structure.work_per_row(K, D))
-        return [slice(s, s + size) for s in range(0, n, size)]

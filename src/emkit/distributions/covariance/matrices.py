@@ -158,7 +158,7 @@ class Full(_Matrices):
         return s2[:, iu[0], iu[1]]
 
     def estimate(self, nk, s1, s2, means, prec_chol, reg_covar):
-        D = means.shape[1]
+        D = s1.shape[1]
         new_means = s1 / nk[:, None]
         covs = unpack_symmetric(s2 / nk[:, None], D)
         covs -= new_means[:, :, None] * new_means[:, None, :]
@@ -209,7 +209,7 @@ class Tied(_Matrices):
         return s2.sum(axis=0)[iu]
 
     def estimate(self, nk, s1, s2, means, prec_chol, reg_covar):
-        D = means.shape[1]
+        D = s1.shape[1]
         new_means = s1 / nk[:, None]
         cov = unpack_symmetric(s2[None], D)[0]
         cov = (cov - (new_means * nk[:, None]).T @ new_means) / nk.sum()

@@ -159,7 +159,7 @@ class Spherical(_Variances):
         return np.trace(s2, axis1=1, axis2=2)[:, None]
 
     def estimate(self, nk, s1, s2, means, prec_chol, reg_covar):
-        D = means.shape[1]
+        D = s1.shape[1]
         new_means = s1 / nk[:, None]
         var = (s2[:, 0] / nk - (new_means**2).sum(axis=1)) / D
         return new_means, np.maximum(var, 0.0) + reg_covar
