@@ -17,7 +17,7 @@ from emkit._pytree import tree_add, tree_leaves
 from emkit.data.sequences import SequenceSource
 from emkit.distributions import Poisson
 from emkit.exceptions import ConvergenceWarning
-from emkit.models.hmm.estimator import HMMModel, HMMParams
+from emkit.models.hmm import HMMModel, HMMParams
 
 pytestmark = pytest.mark.filterwarnings("ignore::emkit.exceptions.ConvergenceWarning")
 

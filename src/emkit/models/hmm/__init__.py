@@ -1,6 +1,14 @@
-"""Hidden Markov models: compiled inference kernels (``kernels``), the parts an HMM is
-composed of (``parts``), the pure EM model and the ``HMM`` estimator."""
+"""Hidden Markov models.
 
-from emkit.models.hmm.estimator import HMM, HMMModel, HMMParams
+The layers, lowest first: the compiled inference kernels (``kernels``: forward-backward
+and Viterbi over stacked sequences), the parts an HMM is composed of (``rows``: the
+initial-state and transition probabilities; ``emissions``: the per-state observation
+densities), the pure EM model (``model``: :class:`HMMModel`, :class:`HMMParams`) and
+the scikit-learn-style estimator (``estimator``: :class:`HMM`, reading its input
+through ``input``).
+"""
+
+from emkit.models.hmm.estimator import HMM
+from emkit.models.hmm.model import HMMModel, HMMParams
 
 __all__ = ["HMM", "HMMModel", "HMMParams"]

@@ -1,237 +1,41 @@
 """``emkit.HMM``: hidden Markov models fitted by Baum-Welch on the EM engine.
 
-Generative model, for each sequence ``x_1 .. x_T``::
-
-    z_1 ~ Categorical(startprob)
-    z_t | z_{t-1} = i ~ Categorical(transmat[i])          (t = 2 .. T)
-    x_t | z_t = k ~ emission distribution of state k
-
-:class:`HMMModel` is Baum-Welch as the engine's three pure functions. Its data are
-batches of whole sequences (:class:`~emkit.data.sequences.SequenceBatch`); the E-step
-computes every state's emission log-density of every row (vectorised over rows),
-runs the scaled forward-backward recursion of all sequences of the batch in one
-Numba call (:mod:`emkit.models.hmm.kernels`, parallel over sequences), and returns
-the expected start counts, transition counts and posterior-weighted emission
-statistics, which add up over batches. The M-step lets each part
-(:mod:`emkit.models.hmm.parts`) update its own parameters.
-
-Everything else, the loop, convergence, the monotonicity certificate, restarts,
-SQUAREM, online EM over mini-batches of sequences, is the engine's.
+The estimator is thin: it validates the input and the hyper-parameters, builds the
+emission part (:mod:`emkit.models.hmm.emissions`) and the pure model
+(:class:`~emkit.models.hmm.model.HMMModel`), runs the engine, and keeps the fitted
+parameters as scikit-learn-style attributes; prediction runs the inference kernels
+(:mod:`emkit.models.hmm.kernels`) on them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from emkit._random import seed_sequence
-from emkit._validation import check_array, check_init, check_int, check_real
-from emkit.data.sequences import SequenceBatch, SequenceSource, offsets_from_lengths
+from emkit._validation import check_init, check_int, check_real
+from emkit.data.sequences import SequenceSource
 from emkit.distributions.base import Distribution
 from emkit.distributions.covariance import get_structure
 from emkit.models.estimator import EMEstimator
-from emkit.models.hmm import kernels
-from emkit.models.hmm.parts import (
+from emkit.models.hmm.emissions import (
     CategoricalEmission,
     Emission,
     GaussianEmission,
     GaussianMixtureEmission,
     PoissonEmission,
-    ProbabilityRows,
-    check_alpha,
 )
+from emkit.models.hmm.input import as_sequences, infer_categories
+from emkit.models.hmm.kernels import forward_backward, forward_loglik, viterbi
+from emkit.models.hmm.model import HMMModel, HMMParams
+from emkit.models.hmm.rows import ProbabilityRows, check_alpha
 
-__all__ = ["HMM", "HMMModel", "HMMParams", "HMMStats"]
+__all__ = ["HMM"]
 
 EMISSIONS = ("gaussian", "categorical", "poisson", "gmm")
 INIT_METHODS = ("kmeans", "random")
-#: Share of the uniform distribution mixed into the starting responsibilities, so
-#: every state starts with some weight on every observation.
-_INIT_SMOOTHING = 0.1
-
-
-class HMMParams(NamedTuple):
-    startprob: np.ndarray  # (K,)
-    transmat: np.ndarray  # (K, K), rows sum to 1
-    emission: Any  # the emission part's parameter pytree
-
-
-class HMMStats(NamedTuple):
-    start: np.ndarray  # (K,) expected number of sequences starting in each state
-    trans: np.ndarray  # (K, K) expected number of transitions
-    emission: Any  # posterior-weighted emission statistics
-
-
-class HMMModel:
-    """Baum-Welch as pure EM functions; batches are :class:`SequenceBatch` of
-    ``(prepared data, missing-row mask or None)``.
-
-    Parameters
-    ----------
-    n_states : int
-    emission : Emission
-        The emission part (see :mod:`emkit.models.hmm.parts`).
-    startprob_prior, transmat_prior : float or array-like, default 1.0
-        Dirichlet pseudo-counts (1 = maximum likelihood).
-    init : {"kmeans", "random"}
-        How ``init_params`` labels the observations before the first M-step:
-        Lloyd's k-means from k-means++ seeds, or the nearest of ``n_states`` random
-        observations.
-    given : dict, optional
-        Starting values that ``init_params`` keeps (``startprob``, ``transmat``,
-        ``emission``); the rest is drawn.
-    """
-
-    def __init__(
-        self,
-        n_states: int,
-        emission: Emission,
-        *,
-        startprob_prior: Any = 1.0,
-        transmat_prior: Any = 1.0,
-        init: str = "kmeans",
-        given: Mapping[str, Any] | None = None,
-    ):
-        self.n_states = n_states
-        self.emission = emission
-        self.start = ProbabilityRows("startprob", startprob_prior)
-        self.transitions = ProbabilityRows("transmat", transmat_prior)
-        self.init = init
-        self.given = dict(given or {})
-        self.generalized = emission.dist.generalized
-
-    # ------------------------------------------------------------------ the three steps
-    def init_params(self, data: SequenceBatch, rng: np.random.Generator) -> HMMParams:
-        """Label the observations by clustering, then estimate every part from the labels.
-
-        The state responsibilities are the one-hot labels mixed with 10 % of the
-        uniform distribution; the initial and transition probabilities are the label
-        frequencies at sequence starts and between consecutive observations, with one
-        pseudo-count each.
-        """
-        (X, missing), offsets = data
-        K = self.n_states
-        T = int(offsets[-1])
-        observed = np.ones(T, dtype=bool) if missing is None else ~missing
-        rows = np.flatnonzero(observed)
-        if rows.size < K:
-            raise ValueError(
-                f"n_states = {K} is larger than the number of observations ({rows.size})"
-            )
-        labels = self.emission.init_labels(X, rows, K, self.init, rng, offsets)
-        resp = np.full((T, K), _INIT_SMOOTHING / K)
-        resp[np.arange(T), labels] += 1.0 - _INIT_SMOOTHING
-        resp[~observed] = 0.0
-        given = self.given
-        start = given.get("startprob")
-        if start is None:
-            start = np.bincount(labels[offsets[:-1]], minlength=K) + 1.0
-            start = start / start.sum()
-        trans = given.get("transmat")
-        if trans is None:
-            inner = np.ones(len(labels), dtype=bool)
-            inner[offsets[1:] - 1] = False  # the last row of a sequence has no successor
-            pairs = labels[:-1][inner[:-1]] * K + labels[1:][inner[:-1]]
-            trans = np.bincount(pairs, minlength=K * K).reshape(K, K) + 1.0
-            trans = trans / trans.sum(axis=1, keepdims=True)
-        emission = given.get("emission")
-        if emission is None:
-            emission = self.emission.init_params(X, resp, rng)
-        return HMMParams(start, trans, emission)
-
-    def estep(self, params: HMMParams, batch: SequenceBatch) -> tuple[HMMStats, float]:
-        (X, missing), offsets = batch
-        frame, aux = self.emission.frame(params.emission, X)
-        if missing is not None:
-            frame[missing] = 0.0  # log 1: a missing observation is integrated out
-        logliks, post, trans, start = kernels.forward_backward(
-            frame, offsets, params.startprob, params.transmat
-        )
-        if missing is not None:
-            post[missing] = 0.0
-        stats = self.emission.suff_stats(X, post, params.emission, aux)
-        return HMMStats(start, trans, stats), float(logliks.sum())
-
-    def mstep(self, stats: HMMStats, params: HMMParams) -> HMMParams:
-        return HMMParams(
-            self.start.mstep(stats.start, params.startprob),
-            self.transitions.mstep(stats.trans, params.transmat),
-            self.emission.mstep(stats.emission, params.emission),
-        )
-
-    def log_prior(self, params: HMMParams) -> float:
-        return (
-            self.start.log_prior(params.startprob)
-            + self.transitions.log_prior(params.transmat)
-            + self.emission.log_prior(params.emission)
-        )
-
-    # ------------------------------------------------------------------ SQUAREM
-    def pack(self, params: HMMParams) -> np.ndarray:
-        """Unconstrained coordinates: log probabilities (an exact zero stays zero), and
-        the emission's own (log rates, log variances, log-Cholesky factors, ...)."""
-        return np.concatenate(
-            [
-                ProbabilityRows.pack(params.startprob),
-                ProbabilityRows.pack(params.transmat),
-                self.emission.pack(params.emission),
-            ]
-        )
-
-    def unpack(self, vec: np.ndarray, like: HMMParams) -> HMMParams:
-        K = self.n_states
-        vec = np.asarray(vec, dtype=np.float64)
-        if not np.all(np.isfinite(vec)):
-            raise ValueError("the parameter vector has non-finite entries")
-        return HMMParams(
-            ProbabilityRows.unpack(vec[:K], like.startprob),
-            ProbabilityRows.unpack(vec[K : K + K * K], like.transmat),
-            self.emission.unpack(vec[K + K * K :], like.emission),
-        )
-
-    # ------------------------------------------------------------------ inference
-    def frame(self, params: HMMParams, X: Any, missing: np.ndarray | None) -> np.ndarray:
-        frame = self.emission.frame(params.emission, X)[0]
-        if missing is not None:
-            frame[missing] = 0.0
-        return frame
-
-
-# ============================================================================ estimator
-def _as_sequences(X: Any, lengths: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(T, D) float array of all rows and the sequence offsets, from either input form."""
-    if (
-        isinstance(X, (list, tuple))
-        and X
-        and all(isinstance(s, np.ndarray) or np.ndim(s) == 2 for s in X)
-    ):
-        if lengths is not None:
-            raise ValueError("give either a list of sequences or X with lengths, not both")
-        seqs = []
-        for i, s in enumerate(X):
-            arr = np.asarray(s)
-            if arr.ndim == 1:
-                arr = arr[:, None]
-            if arr.ndim != 2:
-                raise ValueError(
-                    f"sequence {i} must be 1-D (one feature) or 2-D (T_i, n_features), "
-                    f"got shape {arr.shape}"
-                )
-            if len(arr) < 1:
-                raise ValueError(f"sequence {i} is empty; every sequence needs at least 1 row")
-            seqs.append(check_array(arr, name=f"sequence {i}", allow_nan=True, dtype=np.float64))
-        widths = {s.shape[1] for s in seqs}
-        if len(widths) != 1:
-            raise ValueError(f"all sequences must have the same number of features, got {widths}")
-        lengths = [len(s) for s in seqs]
-        X = np.concatenate(seqs) if len(seqs) > 1 else seqs[0]
-    else:
-        X = check_array(X, allow_nan=True, dtype=np.float64)
-        if lengths is None:
-            lengths = [len(X)]
-    return np.ascontiguousarray(X), offsets_from_lengths(lengths, len(X))
 
 
 class HMM(EMEstimator):
@@ -491,7 +295,7 @@ class HMM(EMEstimator):
                 elif isinstance(self.init, Mapping) and "emissionprob" in self.init:
                     C = int(np.shape(self.init["emissionprob"])[-1])
                 else:
-                    C = _infer_categories(X)
+                    C = infer_categories(X)
             return CategoricalEmission(C)
         return Emission(e)
 
@@ -550,7 +354,7 @@ class HMM(EMEstimator):
         """
 
         self._check_hyperparameters()
-        X, offsets = _as_sequences(X, lengths)
+        X, offsets = as_sequences(X, lengths)
         K = self.n_states
         part = self._emission_part(X)
         data, missing = part.prepare(X)
@@ -616,7 +420,7 @@ class HMM(EMEstimator):
 
     def _frame(self, X, lengths) -> tuple[np.ndarray, np.ndarray, HMMParams, np.ndarray | None]:
         model, params = self._fitted()
-        X, offsets = _as_sequences(X, lengths)
+        X, offsets = as_sequences(X, lengths)
         self._check_n_features(X)
         data, missing = model.emission.prepare(X)
         return model.frame(params, data, missing), offsets, params, missing
@@ -634,7 +438,7 @@ class HMM(EMEstimator):
         float
         """
         frame, offsets, p, _ = self._frame(X, lengths)
-        return float(kernels.forward_loglik(frame, offsets, p.startprob, p.transmat).sum())
+        return float(forward_loglik(frame, offsets, p.startprob, p.transmat).sum())
 
     def score_samples(self, X, lengths=None) -> tuple[float, np.ndarray]:
         """Total log-likelihood and the posterior state probabilities (as hmmlearn).
@@ -645,7 +449,7 @@ class HMM(EMEstimator):
         posteriors : ndarray of shape (n_samples, n_states)
         """
         frame, offsets, p, _ = self._frame(X, lengths)
-        logliks, post, _, _ = kernels.forward_backward(frame, offsets, p.startprob, p.transmat)
+        logliks, post, _, _ = forward_backward(frame, offsets, p.startprob, p.transmat)
         return float(logliks.sum()), post
 
     def predict_proba(self, X, lengths=None) -> np.ndarray:
@@ -679,7 +483,7 @@ class HMM(EMEstimator):
         if algorithm != "viterbi":
             raise ValueError(f"algorithm must be 'viterbi' or 'map', got {algorithm!r}")
         frame, offsets, p, _ = self._frame(X, lengths)
-        logprobs, path = kernels.viterbi(frame, offsets, p.startprob, p.transmat)
+        logprobs, path = viterbi(frame, offsets, p.startprob, p.transmat)
         return float(logprobs.sum()), path
 
     def predict(self, X, lengths=None) -> np.ndarray:
@@ -699,7 +503,7 @@ class HMM(EMEstimator):
         )
 
     def _n_observed(self, X, lengths) -> int:
-        X, _ = _as_sequences(X, lengths)
+        X, _ = as_sequences(X, lengths)
         return int(np.count_nonzero(~np.isnan(X).all(axis=1)))
 
     def bic(self, X, lengths=None) -> float:
@@ -733,13 +537,16 @@ class HMM(EMEstimator):
         states : ndarray of int, shape (n_samples,)
         """
         model, p = self._fitted()
-        return _sample(
-            model,
-            p,
-            n_samples,
-            self.random_state if random_state is None else random_state,
-            currstate,
-        )
+        n = check_int(n_samples, "n_samples", 1)
+        seed = self.random_state if random_state is None else random_state
+        rng = np.random.default_rng(seed_sequence(seed))
+        if currstate is not None:
+            currstate = check_int(currstate, "currstate", 0)
+            if currstate >= self.n_states:
+                raise ValueError(
+                    f"currstate must be below n_states = {self.n_states}, got {currstate}"
+                )
+        return model.sample(p, n, rng, currstate)
 
     def _check_fitted_state(self) -> None:
         K = self.n_states
@@ -747,36 +554,3 @@ class HMM(EMEstimator):
             ProbabilityRows(name).check(getattr(self, name), shape)
         if isinstance(self.emission, str):
             self._fitted()  # validates the emission attributes
-
-
-def _infer_categories(X: np.ndarray) -> int:
-    top = np.nanmax(X) if np.isfinite(X).any() else 0.0
-    if not np.isfinite(top) or top < 0:
-        return 1
-    return int(top) + 1
-
-
-def _sample(
-    model: HMMModel, p: HMMParams, n_samples: int, random_state: Any, currstate: int | None
-) -> tuple[np.ndarray, np.ndarray]:
-    n = check_int(n_samples, "n_samples", 1)
-    rng = np.random.default_rng(seed_sequence(random_state))
-    K = len(p.startprob)
-    states = np.empty(n, dtype=np.int64)
-    if currstate is None:
-        state = int(rng.choice(K, p=p.startprob))
-    else:
-        state = check_int(currstate, "currstate", 0)
-        if state >= K:
-            raise ValueError(f"currstate must be below n_states = {K}, got {state}")
-    cdf = np.cumsum(p.transmat, axis=1)
-    u = rng.random(n)
-    states[0] = state
-    for t in range(1, n):
-        state = min(int(np.searchsorted(cdf[state], u[t], side="right")), K - 1)
-        states[t] = state
-    X = model.emission.sample(p.emission, states, rng)
-    shift = getattr(model.emission, "shift", None)
-    if shift is not None and model.emission.kind in ("gaussian", "gmm"):
-        X = X + shift
-    return X, states
