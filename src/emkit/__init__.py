@@ -4,6 +4,7 @@ One engine (:func:`emkit.em`) that any model with ``init_params``/``estep``/``ms
 plugs into, and estimators built on it.
 """
 
+from emkit._version import __version__
 from emkit.engine import (
     EMModel,
     EMResult,
@@ -24,8 +25,6 @@ from emkit.models.latent.imputer import GaussianImputer
 from emkit.models.mixture.gaussian import GaussianMixture
 from emkit.models.mixture.generic import Mixture
 from emkit.models.mixture.student_t import StudentTMixture
-
-__version__ = "0.1.0"
 
 __all__ = [
     "HMM",

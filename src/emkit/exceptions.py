@@ -1,6 +1,8 @@
-"""Exceptions and warnings of emkit (each names what went wrong and what to do)."""
+"""Exceptions and warnings of emkit (each names what went wrong and what to do).
 
-from emkit.engine.protocol import MonotonicityError, MonotonicityWarning
+This module sits below every other part of emkit (the engine re-exports the
+monotonicity warnings from here), so it imports nothing from emkit.
+"""
 
 __all__ = [
     "ConvergenceWarning",
@@ -29,3 +31,16 @@ class ConvergenceWarning(UserWarning):
 
 class DegenerateComponentWarning(RuntimeWarning):
     """A mixture component became empty or singular and was re-seeded."""
+
+
+class MonotonicityWarning(RuntimeWarning):
+    """The objective went down during EM, beyond round-off.
+
+    Exact EM never lowers the observed-data log-likelihood (plus log-prior for
+    MAP-EM), nor variational EM its evidence lower bound (ELBO), so a real drop means
+    a wrong E- or M-step, or numerical trouble. The message names the objective.
+    """
+
+
+class MonotonicityError(ArithmeticError):
+    """Raised instead of :class:`MonotonicityWarning` when ``check_monotone="raise"``."""

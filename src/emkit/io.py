@@ -1,9 +1,19 @@
 """Save and load fitted estimators: JSON metadata and NumPy arrays in one zip (``.npz``).
 
 Loading never runs code: arrays are read with ``allow_pickle=False`` and the class is
-looked up among emkit's own estimators by name. Files are written atomically (to a
-temporary file in the same folder, then renamed), so a crash mid-save leaves any old
-file intact.
+looked up by name in the registry of estimator classes (:mod:`emkit._registry`), which
+the estimators fill themselves when they are defined; so this module imports nothing
+from ``emkit.models``. What is saved is what the estimator's ``_get_state()`` returns
+(its hyper-parameters and its fitted attributes), and loading hands the same back to
+the class's ``_from_state``. Files are written atomically (to a temporary file in the
+same folder, then renamed), so a crash mid-save leaves any old file intact.
+
+The file: ``meta.json`` holds the format name and version, the emkit version, the
+class key, the hyper-parameters (JSON values; ``{"__dict_of_arrays__": keys}`` for a
+dict of arrays, stored as ``param.<name>.<key>.npy``; ``{"__distribution__": spec}``
+for a distribution; ``null`` for what JSON cannot hold, such as a Generator) and the
+attributes (``{"value": v}``, ``{"array": true}`` stored as ``attr.<name>.npy``, or
+``{"dict_of_arrays": keys}`` stored as ``attr.<name>.<key>.npy``).
 """
 
 from __future__ import annotations
@@ -21,25 +31,14 @@ from typing import Any
 
 import numpy as np
 
+from emkit._registry import estimator_class, estimator_key
+from emkit._version import __version__
+
 __all__ = ["FORMAT", "FORMAT_VERSION", "load", "save"]
 
 FORMAT = "emkit-model"
 FORMAT_VERSION = 1
 _META = "meta.json"
-
-
-def _estimator_classes() -> dict[str, type]:
-    import emkit  # noqa: F401  (registers every estimator class by importing it)
-    from emkit.models.estimator import EMEstimator
-
-    out, todo = {}, [EMEstimator]
-    while todo:
-        cls = todo.pop()
-        for sub in cls.__subclasses__():
-            if not sub.__name__.startswith("_"):
-                out[sub.__name__] = sub
-            todo.append(sub)
-    return out
 
 
 def _is_json_scalar(value: Any) -> bool:
@@ -63,15 +62,38 @@ def _plain_array(value: np.ndarray, name: str) -> np.ndarray:
 
 
 def save(estimator: Any, path: str | os.PathLike) -> None:
-    """Write a fitted emkit estimator to ``path`` atomically."""
-    from emkit.models.estimator import EMEstimator
+    """Write a fitted emkit estimator to ``path`` atomically.
 
-    if not isinstance(estimator, EMEstimator):
-        raise TypeError(f"only emkit estimators can be saved, got {type(estimator).__name__}")
+    Parameters
+    ----------
+    estimator : EMEstimator
+        A fitted estimator of a registered class (every public subclass of
+        ``EMEstimator`` is); what is written is what its ``_get_state()`` returns.
+    path : str or path-like
+        The file; its folder must exist. A file already there is replaced only once
+        the new one is complete.
+
+    Raises
+    ------
+    TypeError
+        ``estimator`` is not an emkit estimator (its class is not registered or has no
+        ``_get_state``), or a state value cannot be stored without pickle.
+    NotFittedError
+        ``estimator`` is not fitted.
+    FileNotFoundError
+        The folder of ``path`` does not exist.
+    """
+    class_key = estimator_key(type(estimator))
+    if class_key is None or not callable(getattr(estimator, "_get_state", None)):
+        raise TypeError(
+            "only emkit estimators (public subclasses of EMEstimator) can be saved, got "
+            f"{type(estimator).__name__}"
+        )
     estimator._check_is_fitted()
+    state_params, state_attributes = estimator._get_state()
     arrays: dict[str, np.ndarray] = {}
     params: dict[str, Any] = {}
-    for name, value in estimator.get_params().items():
+    for name, value in state_params.items():
         if callable(getattr(value, "get_spec", None)):  # a distribution
             params[name] = {"__distribution__": value.get_spec()}
         elif isinstance(value, Mapping):
@@ -85,10 +107,7 @@ def save(estimator: Any, path: str | os.PathLike) -> None:
         else:  # a Generator or RandomState cannot be stored without pickle
             params[name] = None
     attributes: dict[str, Any] = {}
-    for name in estimator._fitted_attributes + getattr(estimator, "_extra_attributes", ()):
-        if not hasattr(estimator, name):
-            continue
-        value = getattr(estimator, name)
+    for name, value in state_attributes.items():
         if isinstance(value, Mapping):
             for key, item in value.items():
                 arrays[f"attr.{name}.{key}"] = _plain_array(np.asarray(item), name)
@@ -100,13 +119,11 @@ def save(estimator: Any, path: str | os.PathLike) -> None:
             attributes[name] = {"value": _to_json_scalar(value)}
         else:
             raise TypeError(f"attribute {name} of type {type(value).__name__} cannot be saved")
-    from emkit import __version__
-
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "emkit_version": __version__,
-        "class": type(estimator).__name__,
+        "class": class_key,
         "params": params,
         "attributes": attributes,
     }
@@ -146,6 +163,11 @@ _CORRUPT = (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, Unico
 def load(path: str | os.PathLike) -> Any:
     """Read an estimator written by ``save``.
 
+    The file's class key is looked up in the registry of estimator classes: emkit's
+    own, and any public subclass of ``EMEstimator`` whose module has been imported (a
+    user's class must be imported before its files are loaded). The class's
+    ``_from_state`` builds the estimator, whose fitted state is then checked.
+
     Raises
     ------
     FileNotFoundError
@@ -178,8 +200,10 @@ def load(path: str | os.PathLike) -> Any:
                 f"{path} has format version {version!r}; this emkit reads versions up to "
                 f"{FORMAT_VERSION} (upgrade emkit)"
             )
+        # No need to import emkit's estimators here: importing this module ran
+        # emkit/__init__.py, which imports them all, and so registered them.
         name = meta.get("class")
-        cls = _estimator_classes().get(name) if isinstance(name, str) else None
+        cls = estimator_class(name) if isinstance(name, str) else None
         if cls is None:
             raise ValueError(f"{path} holds an unknown estimator class {meta.get('class')!r}")
 
@@ -202,7 +226,7 @@ def load(path: str | os.PathLike) -> Any:
 
                     value = from_spec(value["__distribution__"])
                 params[name] = value
-            estimator = cls(**params)
+            attributes = {}
             for name, spec in meta["attributes"].items():
                 if "dict_of_arrays" in spec:
                     value = {k: array(f"attr.{name}.{k}") for k in spec["dict_of_arrays"]}
@@ -210,7 +234,8 @@ def load(path: str | os.PathLike) -> Any:
                     value = array(f"attr.{name}")
                 else:
                     value = spec["value"]
-                setattr(estimator, name, value)
+                attributes[name] = value
+            estimator = cls._from_state(params, attributes)
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"{path} is corrupt: {exc}") from None
     if not estimator.__sklearn_is_fitted__():

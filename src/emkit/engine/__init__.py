@@ -6,17 +6,20 @@ from emkit.engine.executors import Executor, SerialExecutor, ThreadExecutor
 from emkit.engine.monitor import Monitor
 from emkit.engine.online import OnlineEM, online_step
 from emkit.engine.protocol import (
+    OBJECTIVES,
     EMModel,
     EMResult,
     IterationInfo,
     MonotonicityError,
     MonotonicityWarning,
     Reseeded,
+    objective_name,
 )
 from emkit.engine.schemes import PlainEM, RunContext, Scheme
 from emkit.engine.variants import Annealed, HardEM
 
 __all__ = [
+    "OBJECTIVES",
     "SQUAREM",
     "Annealed",
     "EMModel",
@@ -36,5 +39,6 @@ __all__ = [
     "ThreadExecutor",
     "em",
     "make_scheme",
+    "objective_name",
     "online_step",
 ]

@@ -14,7 +14,7 @@ from emkit._random import child_rngs
 from emkit.data.sources import as_source
 from emkit.engine.executors import Executor, as_executor
 from emkit.engine.monitor import _MONOTONE_MODES, Monitor
-from emkit.engine.protocol import EMResult, IterationInfo
+from emkit.engine.protocol import EMResult, IterationInfo, objective_name
 from emkit.engine.schemes import PlainEM, RunContext, Scheme
 from emkit.engine.variants import Annealed, HardEM, check_schedule
 
@@ -53,7 +53,8 @@ def em(
         Any object with ``init_params(data, rng)``, ``estep(params, batch) ->
         (stats, loglik)`` and ``mstep(stats, params) -> params`` (see
         :class:`emkit.engine.EMModel`). An optional ``log_prior(params)`` turns the fit
-        into MAP-EM.
+        into MAP-EM; an optional ``objective`` (``"loglik"``, the default, or
+        ``"elbo"``) names what ``estep`` reports and EM increases.
     data : array, pytree of arrays, or DataSource
         The observations; arrays share their first axis (the one batches cut).
     init : pytree, optional
@@ -80,10 +81,11 @@ def em(
         Called with an :class:`IterationInfo` at the start and after every EM step;
         returning ``True`` stops the run.
     progress : bool, default False
-        Show a tqdm progress bar with the current log-likelihood.
+        Show a tqdm progress bar with the current objective (log-likelihood or ELBO).
     check_monotone : {"warn", "raise", "off"}, default "warn"
         What to do when the objective drops by more than round-off: emit a
-        :class:`MonotonicityWarning`, raise :class:`MonotonicityError`, or nothing.
+        :class:`MonotonicityWarning`, raise :class:`MonotonicityError`, or nothing;
+        the message names the objective.
     monotone_rtol : float, default 1e-9
         Round-off allowance: a change smaller than ``monotone_rtol * (|objective| +
         n_samples)`` counts as zero.
@@ -112,8 +114,17 @@ def em(
     Returns
     -------
     EMResult
+        With ``objective_name``, the model's objective, naming ``history``.
+
+    Raises
+    ------
+    ValueError
+        Bad options, or a model whose ``objective`` is neither ``"loglik"`` nor
+        ``"elbo"``.
     """
     _check_options(max_iter, tol, n_init, callback, check_monotone, monotone_rtol)
+    what = objective_name(model)
+    with_prior = getattr(model, "log_prior", None) is not None
     if init is not None and n_init != 1:
         raise ValueError("n_init must be 1 when starting parameters are given in init")
     if n_jobs is not None and (
@@ -143,6 +154,8 @@ def em(
             progress=progress,
             restart=i,
             n_restarts=n_init,
+            objective_name=what,
+            with_prior=with_prior,
         )
         try:
             ctx = RunContext(model, source, exe, monitor, random_state=rng)
@@ -178,6 +191,7 @@ def em(
         n_estep=monitor.n_estep,
         restarts=[float(r[0]) for r in runs],
         best_restart=best,
+        objective_name=what,
     )
 
 

@@ -10,7 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from emkit.engine.protocol import IterationInfo, MonotonicityError, MonotonicityWarning
+from emkit.engine.protocol import (
+    IterationInfo,
+    MonotonicityError,
+    MonotonicityWarning,
+    objective_label,
+)
 
 __all__ = ["Monitor"]
 
@@ -20,8 +25,12 @@ _MONOTONE_MODES = {"warn": "warn", "raise": "raise", "off": None, False: None, N
 class Monitor:
     """Watches one EM run.
 
-    Convergence: the run stops when the objective (log-likelihood, plus log-prior for
-    MAP models) rises by less than ``tol * scale``, where ``scale`` is the number of
+    The objective is the model's (``objective_name``, see
+    :class:`~emkit.engine.protocol.EMModel`): the log-likelihood, plus log-prior for
+    MAP models (``with_prior``), or the ELBO of variational EM. Messages and the
+    progress bar name it.
+
+    Convergence: the run stops when the objective rises by less than ``tol * scale``, where ``scale`` is the number of
     observations, so ``tol`` bounds the change of the *average* log-likelihood per
     observation. A change within round-off of zero counts as zero; a real decrease
     never counts as convergence (it is reported by the monotonicity check instead).
@@ -42,6 +51,8 @@ class Monitor:
         progress: bool = False,
         restart: int = 0,
         n_restarts: int = 1,
+        objective_name: str = "loglik",
+        with_prior: bool = False,
     ):
         self.max_iter = max_iter
         self.tol = tol
@@ -50,6 +61,8 @@ class Monitor:
         self.monotone_rtol = monotone_rtol
         self.callback = callback
         self.restart = restart
+        self.objective_name = objective_name
+        self.label = objective_label(objective_name, with_prior=with_prior)
         self.history: list[float] = []
         self.n_iter = 0
         self.n_estep = 0
@@ -84,7 +97,7 @@ class Monitor:
 
     def start(self, params: Any, loglik: float, objective: float) -> bool:
         """Record the objective at the starting parameters; True means stop now."""
-        _check_finite(objective, self.n_iter)
+        self._check_finite(objective)
         if math.isnan(self.initial):
             self.initial = objective
         self._last = objective
@@ -97,7 +110,7 @@ class Monitor:
         neither a monotonicity violation nor a sign of convergence.
         """
         self.n_iter += 1
-        _check_finite(objective, self.n_iter)
+        self._check_finite(objective)
         change = objective - self._last
         self._last = objective
         self.history.append(objective)
@@ -112,10 +125,11 @@ class Monitor:
         return stop or self.converged or self.stage_iter >= self.max_iter
 
     def _report_drop(self, change: float) -> None:
+        algorithm = "variational EM" if self.objective_name == "elbo" else "exact EM"
         msg = (
-            f"EM objective decreased by {-change:.6g} at iteration {self.n_iter} "
-            f"(relative {-change / max(abs(self._last), 1e-300):.3g}); exact EM never lowers the "
-            "log-likelihood, so the E- or M-step is wrong or numerically unstable"
+            f"the {self.label} decreased by {-change:.6g} at iteration {self.n_iter} "
+            f"(relative {-change / max(abs(self._last), 1e-300):.3g}); {algorithm} never "
+            f"lowers the {self.label}, so the E- or M-step is wrong or numerically unstable"
         )
         if self.mode == "raise":
             self.close()
@@ -127,7 +141,9 @@ class Monitor:
         if self._bar is not None:
             if self.n_iter:
                 self._bar.update(1)
-            self._bar.set_postfix(loglik=f"{loglik:.6g}", refresh=False)
+            # As the verbose report: the log-likelihood itself, or the whole ELBO.
+            shown = loglik if self.objective_name == "loglik" else objective
+            self._bar.set_postfix({self.objective_name: f"{shown:.6g}"}, refresh=False)
         if self.callback is None:
             return False
         info = IterationInfo(
@@ -138,6 +154,7 @@ class Monitor:
             params=params,
             elapsed=time.perf_counter() - self._t0,
             restart=self.restart,
+            objective_name=self.objective_name,
         )
         if self.callback(info) is True:
             self.stopped_by_callback = True
@@ -152,10 +169,9 @@ class Monitor:
             self._bar.close()
             self._bar = None
 
-
-def _check_finite(value: float, iteration: int) -> None:
-    if not math.isfinite(value):
-        raise FloatingPointError(
-            f"the log-likelihood is {value} at iteration {iteration}; check the data for "
-            "extreme values, or regularise the model (for example increase reg_covar)"
-        )
+    def _check_finite(self, value: float) -> None:
+        if not math.isfinite(value):
+            raise FloatingPointError(
+                f"the {self.label} is {value} at iteration {self.n_iter}; check the data for "
+                "extreme values, or regularise the model (for example increase reg_covar)"
+            )

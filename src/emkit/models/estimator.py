@@ -4,6 +4,11 @@ The estimators are thin: they validate input, build a pure EM model, hand it to
 :func:`emkit.em`, and store the result as fitted attributes (ending in ``_``). Fitted
 attributes are assigned only after a fit succeeds, so a failed ``fit`` leaves an
 earlier fit untouched.
+
+Persistence: every public subclass registers itself for :func:`emkit.load` when it is
+defined (:mod:`emkit._registry`), and says what a model file holds through
+``_get_state`` / ``_from_state``; :mod:`emkit.io` writes and reads the file without
+importing any estimator.
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from emkit._registry import register_estimator
+from emkit.engine.protocol import objective_label
 from emkit.exceptions import NotFittedError
+from emkit.io import save as _save_model
 
 __all__ = ["EMEstimator"]
 
@@ -29,12 +37,23 @@ class EMEstimator(_SklearnBase):
 
     It follows scikit-learn's conventions by itself and is a subclass of
     ``sklearn.base.BaseEstimator`` when scikit-learn is installed.
+
+    Every subclass whose name does not start with ``_`` is registered for
+    :func:`emkit.load` as it is defined, under its class name (see
+    :mod:`emkit._registry`), so a user's subclass saves and loads like emkit's own.
     """
 
     #: names of the fitted attributes that define a fitted estimator (saved by ``save``)
     _fitted_attributes: tuple[str, ...] = ()
+    #: further attributes saved when present (bookkeeping such as ``fit_time_``)
+    _extra_attributes: tuple[str, ...] = ()
     _estimator_type = "density_estimator"
     _allow_nan = False
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):  # private helpers are never saved
+            register_estimator(cls)
 
     # -------------------------------------------------------------- scikit-learn protocol
     @classmethod
@@ -117,24 +136,31 @@ class EMEstimator(_SklearnBase):
                 raise ValueError(f"{name} has non-finite values")
 
     def _finish_fit(self, result, what: str = "EM") -> None:
-        """Record the run's bookkeeping, warn if it did not converge, report if verbose."""
+        """Record the run's bookkeeping, warn if it did not converge, report if verbose.
+
+        ``objective_name_`` records what ``loglik_`` and ``history_`` hold: the
+        log-likelihood (``"loglik"``) or the evidence lower bound (``"elbo"``).
+        """
         from emkit.exceptions import ConvergenceWarning
 
+        self.objective_name_ = result.objective_name
         self.converged_ = bool(result.converged)
         self.n_iter_ = int(result.n_iter)
         self.history_ = result.history
         self.fit_time_ = result.time
         if not self.converged_ and self.max_iter > 0:
+            label = objective_label(self.objective_name_)
             warnings.warn(
                 f"{what} did not converge in max_iter={self.max_iter} iterations "
-                f"(tol={self.tol}); increase max_iter or tol, or try another init",
+                f"(tol={self.tol} on the {label} per observation); increase max_iter or "
+                "tol, or try another init",
                 ConvergenceWarning,
                 stacklevel=3,
             )
         if self.verbose:
             print(
                 f"{type(self).__name__}: {self._describe()}"
-                f"{what} loglik={self.loglik_:.6g} n_iter={self.n_iter_} "
+                f"{what} {self.objective_name_}={self.loglik_:.6g} n_iter={self.n_iter_} "
                 f"converged={self.converged_} ({result.time:.3g} s)"
             )
 
@@ -167,12 +193,43 @@ class EMEstimator(_SklearnBase):
     # -------------------------------------------------------------- persistence
     def save(self, path) -> None:
         """Write the fitted estimator to ``path`` (see :func:`emkit.load`)."""
-        from emkit.io import save
+        _save_model(self, path)
 
-        save(self, path)
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """What a model file holds: ``(hyper-parameters, fitted attributes)``.
+
+        The hyper-parameters are ``get_params()``; the attributes are those of
+        ``_fitted_attributes`` and ``_extra_attributes`` that exist. Values must be JSON
+        scalars, arrays or dicts of arrays (hyper-parameters may also be distributions,
+        and values JSON cannot hold, such as a Generator, are saved as None). A subclass
+        with other state overrides this and :meth:`_from_state` together.
+        """
+        names = self._fitted_attributes + self._extra_attributes
+        return self.get_params(), {
+            name: getattr(self, name) for name in names if hasattr(self, name)
+        }
+
+    @classmethod
+    def _from_state(cls, params: dict[str, Any], attributes: dict[str, Any]) -> EMEstimator:
+        """The estimator that :meth:`_get_state` described (used by :func:`emkit.load`).
+
+        ``cls(**params)``, then :meth:`_set_state`; ``load`` checks the result with
+        ``_check_fitted_state``.
+        """
+        estimator = cls(**params)
+        estimator._set_state(attributes)
+        return estimator
+
+    def _set_state(self, attributes: dict[str, Any]) -> None:
+        """Restore fitted attributes read from a model file."""
+        for name, value in attributes.items():
+            setattr(self, name, value)
 
 
 def _print_iteration(info) -> None:
-    print(f"  iteration {info.iteration:4d}  loglik {info.loglik:.10g}  change {info.change:.3g}")
-
-
+    # The log-likelihood itself (as the summary line), or the whole ELBO.
+    value = info.loglik if info.objective_name == "loglik" else info.objective
+    print(
+        f"  iteration {info.iteration:4d}  {info.objective_name} {value:.10g}  "
+        f"change {info.change:.3g}"
+    )
