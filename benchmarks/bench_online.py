@@ -56,8 +56,8 @@ import numpy as np
 import emkit
 from _common import comparison_row, time_interleaved
 from bench_gmm import REG_COVAR, make_data, starting_point
-from emkit.distributions.covariance import get_structure
-from emkit.models.mixture.gaussian_model import GaussianMixtureModel, GMMParams
+from emkit.distributions import Gaussian
+from emkit.models.mixture.gaussian_model import GaussianMixtureModel, gaussian_mixture_params
 
 __all__ = ["WORKLOADS", "OnlineWorkload", "run"]
 
@@ -101,14 +101,10 @@ def scaled(workload: OnlineWorkload, scale: float) -> OnlineWorkload:
     return OnlineWorkload(**{**asdict(workload), "n_samples": n, "batch_size": batch})
 
 
-def start_params(start: dict[str, np.ndarray], covariance_type: str) -> GMMParams:
+def start_params(start: dict[str, np.ndarray], covariance_type: str):
     """``bench_gmm``'s starting point as the engine's parameters."""
-    st = get_structure(covariance_type)
-    return GMMParams(
-        start["weights"],
-        start["means"],
-        start["covariances"],
-        st.precision_cholesky(start["covariances"]),
+    return gaussian_mixture_params(
+        Gaussian(covariance_type), start["weights"], start["means"], start["covariances"]
     )
 
 

@@ -39,7 +39,7 @@ import numpy as np
 
 import emkit
 from _common import comparison_row, time_interleaved
-from emkit.models.mixture.gaussian_model import GaussianMixtureModel, GMMParams
+from emkit.models.mixture.gaussian_model import GaussianMixtureModel
 
 __all__ = ["WORKLOADS", "SquaremWorkload", "run"]
 
@@ -101,7 +101,7 @@ def make_data(kind: str, n_samples: int, seed: int) -> np.ndarray:
     return X
 
 
-def starting_point(model: GaussianMixtureModel, X: np.ndarray, kind: str, seed: int) -> GMMParams:
+def starting_point(model: GaussianMixtureModel, X: np.ndarray, kind: str, seed: int):
     """The common start of both fits (see the module docstring)."""
     rng = np.random.default_rng([seed, 1])
     K, D = model.n_components, X.shape[1]
@@ -110,7 +110,7 @@ def starting_point(model: GaussianMixtureModel, X: np.ndarray, kind: str, seed: 
     else:
         means = mixture_truth(kind)[1] + rng.normal(scale=0.3, size=(K, D))
     covs = np.broadcast_to(np.cov(X, rowvar=False), (K, D, D)).copy()
-    return GMMParams(np.full(K, 1.0 / K), means, covs, model.structure.precision_cholesky(covs))
+    return model.params(np.full(K, 1.0 / K), means, covs)
 
 
 # ---------------------------------------------------------------------- fitting

@@ -24,6 +24,7 @@ import pytest
 from scipy import optimize, special, stats
 
 import emkit
+from emkit._pytree import tree_leaves
 from emkit.data.sources import DataSource
 from emkit.engine.online import OnlineEM, online_step
 from emkit.models.mixture.gaussian_model import GaussianMixtureModel
@@ -79,12 +80,12 @@ def test_online_em_reaches_the_batch_em_fit(X, covariance_type):
     # distance to it (about 1e-4 nats per sample, 0.01 in the means) is below the
     # sampling error of the MLE itself (standard error of a mean: about 0.01).
     assert abs(online.loglik - batch.loglik) / N < 3e-4
-    perm = _best_permutation(online.params.means, batch.params.means)
-    np.testing.assert_allclose(online.params.means[perm], batch.params.means, atol=0.03)
+    perm = _best_permutation(online.params.components.mean, batch.params.components.mean)
+    np.testing.assert_allclose(online.params.components.mean[perm], batch.params.components.mean, atol=0.03)
     np.testing.assert_allclose(online.params.weights[perm], batch.params.weights, atol=0.01)
     if covariance_type == "full":  # the well-specified model recovers the generating means
-        perm = _best_permutation(online.params.means, MEANS)
-        np.testing.assert_allclose(online.params.means[perm], MEANS, atol=0.05)
+        perm = _best_permutation(online.params.components.mean, MEANS)
+        np.testing.assert_allclose(online.params.components.mean[perm], MEANS, atol=0.05)
 
 
 def test_online_em_improves_on_the_start_and_is_evaluated_at_its_params(X):
@@ -114,7 +115,7 @@ def test_one_pass_over_one_full_batch_is_one_em_step(X):
         step = emkit.em(model, (X, None), init=params, variant="online", batch_size=N, max_iter=1)
         assert step.history[0] == pytest.approx(plain.history[k], rel=1e-13)
         params = step.params
-    for ours, theirs in zip(params, plain.params):
+    for ours, theirs in zip(tree_leaves(params), tree_leaves(plain.params)):
         np.testing.assert_allclose(ours, theirs, rtol=1e-11, atol=1e-13)
 
 
@@ -151,8 +152,8 @@ def test_kappa_1_t0_0_averages_batches_into_the_full_statistics(X, weighted):
         )
         mean = np.average(X, axis=0, weights=w)
         cov = np.cov(X, rowvar=False, aweights=w, bias=True) + 1e-6 * np.eye(2)
-        np.testing.assert_allclose(result.params.means[0], mean, rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(result.params.covariances[0], cov, rtol=1e-9)
+        np.testing.assert_allclose(result.params.components.mean[0], mean, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(result.params.components.covariance[0], cov, rtol=1e-9)
         assert result.params.weights[0] == pytest.approx(1.0)
 
 
@@ -269,7 +270,7 @@ def test_same_random_state_gives_identical_results(X):
 
     a, b, c = run(11), run(11), run(12)
     np.testing.assert_array_equal(a.history, b.history)
-    for x, y in zip(a.params, b.params):
+    for x, y in zip(tree_leaves(a.params), tree_leaves(b.params)):
         np.testing.assert_array_equal(x, y)
     # another seed gives another start and other shuffles
     assert not np.array_equal(a.history, c.history)
@@ -291,8 +292,8 @@ def test_different_shuffles_from_the_same_start_differ_but_agree(X):
         for seed in (0, 1)
     ]
     assert runs[0].history[-1] != runs[1].history[-1]
-    assert not np.array_equal(runs[0].params.means, runs[1].params.means)
-    np.testing.assert_allclose(runs[0].params.means, runs[1].params.means, atol=0.05)
+    assert not np.array_equal(runs[0].params.components.mean, runs[1].params.components.mean)
+    np.testing.assert_allclose(runs[0].params.components.mean, runs[1].params.components.mean, atol=0.05)
 
 
 def test_restarts_on_threads_equal_sequential_restarts(X):
@@ -392,18 +393,18 @@ def test_online_step_is_pure_and_follows_the_update_rule(X):
     params = _start(model, X)
     first, second = (X[:1000], None), (X[1000:1500], None)
     p1, s1 = online_step(model, params, None, first, 0.3, 20.0)  # rho ignored: first step
-    expected = [20.0 * leaf for leaf in model.estep(params, first)[0]]
-    for got, want in zip(s1, expected):
+    expected = [20.0 * leaf for leaf in tree_leaves(model.estep(params, first)[0])]
+    for got, want in zip(tree_leaves(s1), expected, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-14)
-    saved = [leaf.copy() for leaf in s1]
+    saved = [leaf.copy() for leaf in tree_leaves(s1)]
     p2, s2 = online_step(model, p1, s1, second, 0.25, 40.0)
-    batch_stats = model.estep(p1, second)[0]
-    for got, old, new in zip(s2, saved, batch_stats):
+    batch_stats = tree_leaves(model.estep(p1, second)[0])
+    for got, old, new in zip(tree_leaves(s2), saved, batch_stats, strict=True):
         np.testing.assert_allclose(got, 0.75 * old + 0.25 * 40.0 * new, rtol=1e-13)
-    for leaf, old in zip(s1, saved):  # nothing changed in place
+    for leaf, old in zip(tree_leaves(s1), saved, strict=True):  # nothing changed in place
         np.testing.assert_array_equal(leaf, old)
     direct = model.mstep(s2, p1)
-    for got, want in zip(p2, direct):
+    for got, want in zip(tree_leaves(p2), tree_leaves(direct), strict=True):
         np.testing.assert_array_equal(got, want)
 
 

@@ -9,7 +9,7 @@ from sklearn.cluster import KMeans
 import emkit
 from emkit import GaussianMixture
 from emkit.exceptions import ConvergenceWarning
-from emkit.models.mixture.gaussian_model import GaussianMixtureModel, GMMParams
+from emkit.models.mixture.gaussian_model import GaussianMixtureModel
 
 
 class FixedSphericalMixture(GaussianMixtureModel):
@@ -21,8 +21,7 @@ class FixedSphericalMixture(GaussianMixtureModel):
     def mstep(self, stats, params):
         p = super().mstep(stats, params)
         K = len(p.weights)
-        ones = np.ones(K)
-        return GMMParams(np.full(K, 1.0 / K), p.means, ones, ones)
+        return self.params(np.full(K, 1.0 / K), p.components.mean, np.ones(K))
 
 
 def blobs(rng, n=900):
@@ -37,9 +36,10 @@ def test_hard_em_on_a_fixed_spherical_mixture_is_kmeans(seed):
     X = blobs(rng)
     start = X[rng.choice(len(X), 4, replace=False)]
     K = 4
-    params0 = GMMParams(np.full(K, 0.25), start.copy(), np.ones(K), np.ones(K))
+    model = FixedSphericalMixture(K)
+    params0 = model.params(np.full(K, 0.25), start.copy(), np.ones(K))
     res = emkit.em(
-        FixedSphericalMixture(K),
+        model,
         (X, None),
         init=params0,
         variant="hard",
@@ -48,7 +48,7 @@ def test_hard_em_on_a_fixed_spherical_mixture_is_kmeans(seed):
         check_monotone="raise",
     )
     km = KMeans(K, init=start, n_init=1, algorithm="lloyd", tol=0.0, max_iter=300).fit(X)
-    np.testing.assert_allclose(res.params.means, km.cluster_centers_, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(res.params.components.mean, km.cluster_centers_, rtol=1e-10, atol=1e-10)
     # classification log-likelihood = const - inertia / 2 for unit variances, equal weights
     const = len(X) * (np.log(1 / K) - np.log(2 * np.pi))
     assert res.history[-1] == pytest.approx(const - km.inertia_ / 2, rel=1e-10)

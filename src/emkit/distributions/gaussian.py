@@ -37,22 +37,26 @@ array([[1.  , 1.  ],
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from emkit._logspace import posterior_in_place
+from emkit._logspace import log_normalize, posterior_in_place
 from emkit._validation import check_real
 from emkit.distributions.base import Distribution, check_weights
 from emkit.distributions.covariance import CovarianceStructure, block_rows, get_structure
 from emkit.distributions.covariance._kernels import normalise_columns
 from emkit.distributions.missing import (
+    MissingBatch,
     condition,
     expected_moments,
     missing_moments,
     pattern_groups,
+    sort_by_pattern,
 )
+from emkit.exceptions import DegenerateComponentWarning
 
 __all__ = ["Gaussian", "GaussianKernel", "GaussianParams", "GaussianStats", "arithmetic"]
 
@@ -413,6 +417,122 @@ class Gaussian(Distribution):
         full = self.structure.to_full(cov if self.structure.shared else cov[None], 1, len(mean))
         return self.structure.sample(rng, mean, full[0], n)
 
+    # ---------------------------------------------------------------- as a mixture component
+    def init_features(self, X: np.ndarray) -> np.ndarray:
+        """k-means++ starts on the data themselves (as scikit-learn), which the
+        estimators have centred."""
+        return X
+
+    def _arrays(self, params: GaussianParams):
+        """Means, covariances in the structure's layout and their precision Cholesky."""
+        means = np.asarray(params.mean)
+        cov = self.storage(params.covariance)
+        return means, cov, self.structure.precision_cholesky(cov)
+
+    def mixture_estep(self, params: GaussianParams, log_weights, batch, *, beta=1.0, hard=False):
+        """A mixture's whole E-step through the compiled kernels: (nk, statistics, objective).
+
+        ``batch`` is ``(X, sample weights or None)`` or a :class:`MissingBatch`, whose
+        complete rows take the fast kernels and whose incomplete rows are conditioned
+        once per pattern of missing values. See :meth:`GaussianKernel.estep`.
+        """
+        means, cov, prec_chol = self._arrays(params)
+        kernel = self.kernel
+        if not isinstance(batch, MissingBatch):
+            X, w = batch[0], batch[1]
+            stats, value = kernel.estep(means, prec_chol, log_weights, X, w, beta, hard)
+            return stats.nk, stats, value
+        X, w, pattern = sort_by_pattern(batch)
+        n = int(np.searchsorted(pattern, 0))  # complete rows come first
+        w_complete, w_missing = (None, None) if w is None else (w[:n], w[n:])
+        stats, value = kernel.estep_missing(
+            means, cov, log_weights, X[n:], w_missing, pattern[n:], beta, hard
+        )
+        if n:
+            complete, c_value = kernel.estep(
+                means, prec_chol, log_weights, X[:n], w_complete, beta, hard
+            )
+            stats = GaussianStats(*(a + b for a, b in zip(complete, stats)))
+            value += c_value
+        return stats.nk, stats, value
+
+    def log_joint(self, params: GaussianParams, log_weights, X: np.ndarray) -> np.ndarray:
+        """``log_weights_k + log N(x_o | mean_k, cov_k)`` (N, K); NaN integrated out."""
+        means, cov, prec_chol = self._arrays(params)
+        return self.kernel.log_joint(means, cov, prec_chol, log_weights, X)
+
+    def impute(self, params: GaussianParams, log_weights, X: np.ndarray) -> np.ndarray:
+        """``X`` with each NaN replaced by ``sum_k p(k | x_o) E[x_m | x_o, k]``."""
+        out = np.array(X, copy=True)
+        missing = np.isnan(X)
+        groups = pattern_groups(missing, missing.any(axis=1))
+        means, cov = np.asarray(params.mean), self.storage(params.covariance)
+        for rows, miss, _, cond, joint in self.kernel.conditioned(
+            means, cov, log_weights, X, groups
+        ):
+            log_normalize(joint)
+            filled = out[rows]
+            filled[:, miss] = np.einsum("bk,kbm->bm", joint, cond.mean_m)
+            out[rows] = filled
+        return out
+
+    def estimate(self, stats: GaussianStats, prior: Any, previous: Any, skip: np.ndarray):
+        """The M-step of every component not in ``skip`` (empty ones), without raising.
+
+        Returns the parameters and the components that could not be estimated (in
+        ``skip``, a singular covariance, or non-finite means); their entries are
+        placeholders for :meth:`reseed` to replace.
+        """
+        if prior is not None:
+            raise ValueError(f"{self.name}: conjugate priors are not supported; use reg_covar")
+        nk = np.where(skip, 1.0, np.asarray(stats.nk, dtype=np.float64))
+        K = len(nk)
+        prev_means = prev_chol = None
+        if previous is not None:
+            prev_means, _, prev_chol = self._arrays(previous)
+        means, covs = self.kernel.estimate(nk, stats.s1, stats.s2, prev_means, prev_chol)
+        bad = skip | ~self.structure.valid_components(covs, K) | ~np.all(np.isfinite(means), axis=1)
+        return GaussianParams(means, self.from_storage(covs, K)), bad
+
+    def reseed(self, weights: np.ndarray, params: GaussianParams, bad: np.ndarray):
+        """Re-seed each ``bad`` component by splitting the heaviest good one along its
+        main axis (warns with :class:`~emkit.exceptions.DegenerateComponentWarning`)."""
+        K = len(weights)
+        covs = self.storage(params.covariance)
+        st = self.structure
+        if st.shared and not st.valid_components(covs, K).all():
+            raise ValueError(
+                "the shared covariance is singular; increase reg_covar or scale the data"
+            )
+        weights, means, covs, _ = split_components(
+            weights, params.mean, covs, bad, st, self.reg_covar, "covariance"
+        )
+        return weights, GaussianParams(means, self.from_storage(covs, K))
+
+    def pack(self, params: GaussianParams) -> np.ndarray:
+        """Means and covariances as one unconstrained vector (the structure's ``pack``)."""
+        means = np.asarray(params.mean, dtype=np.float64)
+        return np.concatenate([means.ravel(), self.structure.pack(self.storage(params.covariance))])
+
+    def unpack(self, vec: np.ndarray, like: GaussianParams) -> GaussianParams:
+        """Inverse of :meth:`pack`; raises ``ValueError`` for invalid covariances."""
+        K, D = np.shape(like.mean)
+        n = K * D + self.structure.n_packed(K, D)
+        vec = np.asarray(vec, dtype=np.float64)
+        if vec.shape != (n,):
+            raise ValueError(f"expected a vector of length {n}, got {vec.shape}")
+        covs = self.structure.unpack(vec[K * D :], K, D)
+        return GaussianParams(vec[: K * D].reshape(K, D).copy(), self.from_storage(covs, K))
+
+    def perturb(
+        self, params: GaussianParams, rng: np.random.Generator, scale: float = 0.05
+    ) -> GaussianParams:
+        """Means moved by ``scale`` standard deviations in random directions (annealing)."""
+        means = np.asarray(params.mean)
+        K, D = means.shape
+        sd = np.sqrt(np.diagonal(self._full(params), axis1=1, axis2=2))
+        return params._replace(mean=means + scale * sd * rng.standard_normal((K, D)))
+
     def n_parameters(self, n_components: int, n_features: int) -> int:
         return n_components * n_features + self.structure.n_parameters(n_components, n_features)
 
@@ -422,3 +542,43 @@ class Gaussian(Distribution):
         if np.isnan(X).any():
             X = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
         return self.mstep(self.suff_stats(X, resp))
+
+
+def split_components(weights, means, covs, bad, structure, reg_covar, what="covariance"):
+    """Replace each ``bad`` component by half of the heaviest good one.
+
+    The heaviest good component ``j`` is split along its main axis: the two halves sit
+    half a standard deviation either side of its mean, with its covariance and half
+    its weight each. Returns new (weights, means, covariances, {bad k: source j}) and
+    warns with :class:`DegenerateComponentWarning` for each re-seeded component.
+    """
+    K, D = means.shape
+    good = ~np.asarray(bad)
+    if not good.any():
+        raise ValueError(
+            f"every mixture component collapsed (empty or singular {what}); "
+            "decrease n_components, increase reg_covar, or scale the data"
+        )
+    weights, means = np.array(weights, dtype=np.float64), np.array(means, dtype=np.float64)
+    covs = np.array(covs, copy=True)
+    full = structure.to_full(covs, K, D)
+    sources = {}
+    for k in np.flatnonzero(~good):
+        j = int(np.argmax(np.where(good, weights, -np.inf)))
+        vals, vecs = np.linalg.eigh(full[j])
+        step = 0.5 * np.sqrt(max(vals[-1], reg_covar)) * vecs[:, -1]
+        means[k], means[j] = means[j] + step, means[j] - step
+        if not structure.shared:
+            covs[k] = covs[j]
+            full[k] = full[j]
+        weights[j] = weights[k] = 0.5 * (weights[j] + weights[k])
+        good[k] = True
+        sources[int(k)] = j
+        warnings.warn(
+            f"mixture component {k} collapsed (empty or singular {what}) and was "
+            f"re-seeded by splitting component {j}; if this repeats, decrease "
+            "n_components or increase reg_covar",
+            DegenerateComponentWarning,
+            stacklevel=4,
+        )
+    return weights / weights.sum(), means, covs, sources

@@ -3,7 +3,6 @@ information criteria, and the posterior and re-seeding helpers of the mixture E/
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,9 +11,10 @@ import numpy as np
 from emkit._logspace import log_normalize
 from emkit._validation import check_init, check_observed_values
 from emkit.distributions.missing import MissingBatch, group_by_pattern, nan_average
-from emkit.exceptions import DegenerateComponentWarning
 
-__all__ = ["MixtureMixin", "split_components"]
+__all__ = ["MixtureMixin"]
+
+
 class MixtureMixin:
     """Prediction methods of a finite mixture, given ``_log_joint(X) -> (N, K)``.
 
@@ -236,48 +236,3 @@ class MixtureMixin:
         with np.errstate(divide="ignore"):
             penalty = -np.sum(np.log(resp.max(axis=1)))
         return self.bic(X) + 2.0 * float(penalty)
-
-
-
-def split_components(weights, means, covs, bad, structure, reg_covar, what="covariance"):
-    """Replace each ``bad`` component by half of the heaviest good one.
-
-    The heaviest good component ``j`` is split along its main axis: the two halves sit
-    half a standard deviation either side of its mean, with its covariance and half
-    its weight each. Returns new (weights, means, covariances, {bad k: source j}) and
-    warns with :class:`DegenerateComponentWarning` for each re-seeded component.
-    """
-    K, D = means.shape
-    good = ~np.asarray(bad)
-    if not good.any():
-        raise ValueError(
-            f"every mixture component collapsed (empty or singular {what}); "
-            "decrease n_components, increase reg_covar, or scale the data"
-        )
-    weights, means = np.array(weights, dtype=np.float64), np.array(means, dtype=np.float64)
-    covs = np.array(covs, copy=True)
-    full = structure.to_full(covs, K, D)
-    sources = {}
-    for k in np.flatnonzero(~good):
-        j = int(np.argmax(np.where(good, weights, -np.inf)))
-        vals, vecs = np.linalg.eigh(full[j])
-        step = 0.5 * np.sqrt(max(vals[-1], reg_covar)) * vecs[:, -1]
-        means[k], means[j] = means[j] + step, means[j] - step
-        if not structure.shared:
-            covs[k] = covs[j]
-            full[k] = full[j]
-        weights[j] = weights[k] = 0.5 * (weights[j] + weights[k])
-        good[k] = True
-        sources[int(k)] = j
-        warnings.warn(
-            f"mixture component {k} collapsed (empty or singular {what}) and was "
-            f"re-seeded by splitting component {j}; if this repeats, decrease "
-            "n_components or increase reg_covar",
-            DegenerateComponentWarning,
-            stacklevel=4,
-        )
-    return weights / weights.sum(), means, covs, sources
-
-
-
-

@@ -19,7 +19,8 @@ from emkit._validation import (
 from emkit.distributions.covariance import get_structure
 from emkit.models.estimator import EMEstimator
 from emkit.models.mixture.base import MixtureMixin
-from emkit.models.mixture.gaussian_model import GaussianMixtureModel, GMMParams
+from emkit.models.mixture.gaussian_model import GaussianMixtureModel
+from emkit.models.mixture.model import MixtureParams
 
 __all__ = ["GaussianMixture"]
 
@@ -209,7 +210,7 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         """Validate a user's starting parameters (any subset of weights/means/covariances)."""
         return self._init_dict(values, D)
 
-    def _starting_params(self, model, Xc, w, shift, rng) -> GMMParams | None:
+    def _starting_params(self, model, Xc, w, shift, rng) -> MixtureParams | None:
         if self.warm_start and self.__sklearn_is_fitted__():
             given = {
                 "weights": self.weights_,
@@ -224,15 +225,8 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         if "means" in given:
             given["means"] = given["means"] - shift
         if len(given) < 3:
-            base = model.init_params((Xc, w), rng)
-            given = {**base._asdict(), **given}
-        st = model.structure
-        return GMMParams(
-            given["weights"],
-            given["means"],
-            given["covariances"],
-            st.precision_cholesky(given["covariances"]),
-        )
+            given = {**model.arrays(model.init_params((Xc, w), rng)), **given}
+        return model.params(given["weights"], given["means"], given["covariances"])
 
     def fit(self, X, y=None, sample_weight=None) -> GaussianMixture:
         """Estimate the parameters by EM.
@@ -271,12 +265,13 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         self._finish_fit(result)
         return self
 
-    def _store(self, p: GMMParams, shift, X, loglik: float, n_obs: float) -> None:
+    def _store(self, p: MixtureParams, shift, X, loglik: float, n_obs: float) -> None:
         dtype = X.dtype
-        self.weights_ = p.weights.astype(dtype)
-        self.means_ = (p.means + shift).astype(dtype)
-        self.covariances_ = np.asarray(p.covariances, dtype=dtype)
-        self.precisions_cholesky_ = np.asarray(p.precisions_cholesky, dtype=dtype)
+        arrays = self._model().arrays(p)
+        self.weights_ = arrays["weights"].astype(dtype)
+        self.means_ = (arrays["means"] + shift).astype(dtype)
+        self.covariances_ = arrays["covariances"].astype(dtype)
+        self.precisions_cholesky_ = arrays["precisions_cholesky"].astype(dtype)
         self.loglik_ = float(loglik)
         self.lower_bound_ = self.loglik_ / n_obs
         self.n_features_in_ = X.shape[1]
@@ -330,8 +325,7 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         else:
             self._check_n_features(X)
             shift = state["shift"]
-            p = self._params()
-            params = p._replace(means=p.means - shift)
+            params = self._params(shift)
             data, _ = self._centred_data(X, w, has_nan, shift)
         t = state["t"] + 1
         rho = 1.0 if state["stats"] is None else (t + self.t0) ** -kappa
@@ -371,18 +365,19 @@ class GaussianMixture(MixtureMixin, EMEstimator):
     def precisions_(self) -> np.ndarray:
         """Inverse covariances, from ``precisions_cholesky_``."""
         self._check_is_fitted()
-        u = np.asarray(self.precisions_cholesky_, dtype=np.float64)
-        if u.ndim >= 2 and self.covariance_type in ("full", "tied"):
-            return u @ np.swapaxes(u, -1, -2)
-        return u**2
+        return get_structure(self.covariance_type).precisions(self.precisions_cholesky_)
 
-    def _params(self) -> GMMParams:
+    def _params(self, centre: Any = 0.0) -> MixtureParams:
+        """The fitted parameters (float64), with the means taken about ``centre``."""
         self._check_is_fitted()
-        return GMMParams(
-            np.asarray(self.weights_, dtype=np.float64),
-            np.asarray(self.means_, dtype=np.float64),
-            np.asarray(self.covariances_, dtype=np.float64),
-            np.asarray(self.precisions_cholesky_, dtype=np.float64),
+        return self._model().params(
+            self.weights_, np.asarray(self.means_, dtype=np.float64) - centre, self.covariances_
+        )
+
+    def _centre(self) -> np.ndarray:
+        """The mixture's mean: predictions run in coordinates centred there, as the fit."""
+        return np.asarray(self.weights_, dtype=np.float64) @ np.asarray(
+            self.means_, dtype=np.float64
         )
 
     def _validated(self, X) -> np.ndarray:
@@ -392,11 +387,9 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         return X
 
     def _log_joint(self, X: np.ndarray) -> np.ndarray:
-        p = self._params()
-        # Predict in the same centred coordinates as the fit (the mixture's mean).
-        centre = p.weights @ p.means
+        centre = self._centre()
         Xc = (X - centre).astype(X.dtype, copy=False)
-        return self._model().weighted_log_prob(p._replace(means=p.means - centre), Xc)
+        return self._model().weighted_log_prob(self._params(centre), Xc)
 
     def _free_parameters(self, n_features: int, n_components: int | None = None) -> int:
         K, D = n_components or self.n_components, n_features
@@ -423,15 +416,14 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         ndarray of shape (n_samples, n_features)
         """
         X = self._validated(X)
-        p = self._params()
-        centre = p.weights @ p.means
+        centre = self._centre()
         Xc = (X - centre).astype(X.dtype, copy=False)
-        filled = self._model().impute(p._replace(means=p.means - centre), Xc)
+        filled = self._model().impute(self._params(centre), Xc)
         return np.where(np.isnan(X), filled + centre, X).astype(X.dtype, copy=False)
 
     def _sample_component(self, rng: np.random.Generator, k: int, n: int) -> np.ndarray:
-        p = self._params()
-        K, D = p.means.shape
+        K, D = self.means_.shape
         st = get_structure(self.covariance_type)
-        cov_k = st.to_full(p.covariances, K, D)[k]
-        return st.sample(rng, p.means[k], cov_k, n).astype(self.means_.dtype)
+        cov_k = st.to_full(np.asarray(self.covariances_, dtype=np.float64), K, D)[k]
+        mean_k = np.asarray(self.means_[k], dtype=np.float64)
+        return st.sample(rng, mean_k, cov_k, n).astype(self.means_.dtype)

@@ -5,11 +5,12 @@ Generative model::
     z_i ~ Categorical(weights)
     x_i | z_i = k ~ component distribution with parameters theta_k
 
-:class:`MixtureModel` holds the pure EM functions; its E-step is "weight each
-component's statistics by its responsibilities", so any distribution with weighted
+:class:`Mixture` is the estimator front of the one mixture machinery
+(:class:`~emkit.models.mixture.model.MixtureModel`): any distribution with weighted
 statistics is a component (Gaussian, Poisson, Categorical, ..., or an
 :class:`~emkit.distributions.Independent` product over column groups for tables that
-mix types). :class:`Mixture` is the estimator.
+mix types). ``Mixture(Gaussian(...))`` runs the same code as
+:class:`emkit.GaussianMixture`, re-seeding of collapsed components included.
 
 Semi-supervised fitting: rows with a known component (``y >= 0``) keep that component
 as their responsibility, so EM maximises
@@ -22,31 +23,22 @@ and the engine's monotonicity check applies to that objective.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from emkit._logspace import posterior_in_place
 from emkit._pytree import tree_map
 from emkit._random import seed_sequence
 from emkit._validation import check_real, check_sample_weight, drop_all_missing_rows
 from emkit.distributions.base import Distribution, component
+from emkit.distributions.missing import MissingBatch, group_by_pattern
 from emkit.distributions.spec import from_spec
 from emkit.models.estimator import EMEstimator
-from emkit.models.init import initial_responsibilities
 from emkit.models.mixture.base import MixtureMixin
+from emkit.models.mixture.model import MixtureModel, MixtureParams
+from emkit.models.mixture.weights import ConstantWeights
 
-__all__ = ["Mixture", "MixtureModel", "MixtureParams", "MixtureStats"]
-
-
-class MixtureParams(NamedTuple):
-    weights: np.ndarray  # (K,)
-    components: Any  # the distribution's parameter pytree, leading axis K
-
-
-class MixtureStats(NamedTuple):
-    nk: np.ndarray  # (K,) summed responsibilities (times sample weights)
-    components: Any  # the distribution's statistics weighted by the responsibilities
+__all__ = ["Mixture"]
 
 
 def _check_labels(y: Any, n_samples: int, n_components: int) -> np.ndarray | None:
@@ -70,135 +62,6 @@ def _check_labels(y: Any, n_samples: int, n_components: int) -> np.ndarray | Non
             f"row {i} has {labels[i]}"
         )
     return labels if (labels >= 0).any() else None
-
-
-class MixtureModel:
-    """EM model of a finite mixture of ``distribution``.
-
-    Data batches are ``(X, sample_weight or None, labels or None)`` with ``X``
-    validated by the distribution and ``labels`` -1 where the component is unknown.
-
-    Parameters
-    ----------
-    distribution : Distribution
-    n_components : int
-    init : str
-        How ``init_params`` starts: one of "kmeans++", "kmeans", "random",
-        "random_from_data", run on ``distribution.init_features(X)``.
-    prior : optional
-        Conjugate prior of the components (MAP-EM), as the distribution takes it.
-    weight_concentration : float, default=1.0
-        Symmetric Dirichlet pseudo-count ``alpha >= 1`` on the weights (1 = none).
-    """
-
-    def __init__(
-        self,
-        distribution: Distribution,
-        n_components: int,
-        init: str = "kmeans++",
-        prior: Any = None,
-        weight_concentration: float = 1.0,
-    ):
-        self.distribution = distribution
-        self.n_components = n_components
-        self.init = init
-        self.prior = prior
-        self.weight_concentration = weight_concentration
-        self.generalized = distribution.generalized
-
-    # ------------------------------------------------------------------ the three steps
-    def init_params(self, data: Any, rng: np.random.Generator) -> MixtureParams:
-        X, w, labels = data
-        resp = initial_responsibilities(
-            self.init, self.distribution.init_features(X), w, self.n_components, rng
-        )
-        return self.params_from_responsibilities(X, w, _fix_labelled(resp, labels))
-
-    def estep(self, params: MixtureParams, batch: Any) -> tuple[MixtureStats, float]:
-        return self.estep_variant(params, batch)
-
-    def estep_variant(
-        self, params: MixtureParams, batch: Any, *, beta: float = 1.0, hard: bool = False
-    ) -> tuple[MixtureStats, float]:
-        """E-step with exact (beta=1), tempered (beta < 1) or hard posteriors."""
-        X, w, labels = batch
-        resp = self.log_joint(params, X)
-        known = None if labels is None else np.flatnonzero(labels >= 0)
-        if known is not None:
-            known_rows = resp[known, labels[known]]
-        rows = posterior_in_place(resp, beta, hard)
-        if known is not None:
-            rows[known] = known_rows
-            resp[known] = 0.0
-            resp[known, labels[known]] = 1.0
-        if w is not None:
-            resp *= w[:, None]
-            value = float(np.dot(w, rows))
-        else:
-            value = float(np.sum(rows))
-        stats = self.distribution.suff_stats(X, resp, params.components)
-        return MixtureStats(resp.sum(axis=0), stats), value
-
-    def mstep(self, stats: MixtureStats, params: MixtureParams) -> MixtureParams:
-        nk = np.asarray(stats.nk, dtype=np.float64)
-        empty = ~(nk > nk.sum() * 1e-12)
-        if empty.any() and self.prior is None:
-            raise ValueError(
-                f"mixture component(s) {np.flatnonzero(empty).tolist()} lost every sample "
-                "(zero total responsibility); decrease n_components, try another init or "
-                "random_state, or give a prior"
-            )
-        return MixtureParams(
-            self._weights(nk), self.distribution.mstep(stats.components, self.prior)
-        )
-
-    def log_prior(self, params: MixtureParams) -> float:
-        alpha = self.weight_concentration
-        value = self.distribution.log_prior(params.components, self.prior)
-        if alpha != 1.0:
-            value += (alpha - 1.0) * float(np.sum(np.log(params.weights)))
-        return float(value)
-
-    # ------------------------------------------------------------------ helpers
-    def _weights(self, nk: np.ndarray) -> np.ndarray:
-        pseudo = nk + (self.weight_concentration - 1.0)
-        return pseudo / pseudo.sum()
-
-    def log_joint(self, params: MixtureParams, X: np.ndarray) -> np.ndarray:
-        """``log weights_k + log p(x | theta_k)``, shape (N, K)."""
-        with np.errstate(divide="ignore"):  # a zero weight is never chosen
-            log_w = np.log(params.weights)
-        return self.distribution.log_prob(params.components, X) + log_w
-
-    def params_from_responsibilities(self, X, w, resp) -> MixtureParams:
-        """M-step from given responsibilities (starting from labels or soft assignments)."""
-        r = resp if w is None else resp * w[:, None]
-        nk = r.sum(axis=0)
-        return MixtureParams(self._weights(nk), self.distribution.init_params(X, r))
-
-
-def _fix_labelled(resp: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-    """Starting responsibilities that agree with the known labels.
-
-    The initial clusters are renumbered to match the labelled rows best (an
-    assignment problem on the cluster/label contingency table), so that component k
-    starts where the rows labelled k are; then labelled rows get their label.
-    """
-    if labels is None:
-        return resp
-    from scipy.optimize import linear_sum_assignment
-
-    known = np.flatnonzero(labels >= 0)
-    K = resp.shape[1]
-    agreement = np.zeros((K, K))  # agreement[label, cluster]
-    np.add.at(agreement, labels[known], resp[known])
-    rows, cols = linear_sum_assignment(agreement, maximize=True)
-    order = np.empty(K, dtype=np.intp)
-    order[rows] = cols
-    resp = np.array(resp[:, order], dtype=np.float64)
-    resp[known] = 0.0
-    resp[known, labels[known]] = 1.0
-    return resp
 
 
 class Mixture(MixtureMixin, EMEstimator):
@@ -332,7 +195,7 @@ class Mixture(MixtureMixin, EMEstimator):
             self.n_components,
             init=init,
             prior=self.prior,
-            weight_concentration=self.weight_concentration,
+            weights=ConstantWeights(self.weight_concentration),
         )
 
     def _check_hyperparameters(self, n_samples: int) -> None:
@@ -357,7 +220,7 @@ class Mixture(MixtureMixin, EMEstimator):
             stacked = tree_map(lambda *leaves: np.stack([np.asarray(x) for x in leaves]), *comps)
             try:
                 X = data[0]
-                model.distribution.log_prob(stacked, X[:1])
+                model.component.log_prob(stacked, X[:1])
             except Exception as exc:
                 raise ValueError(f"init components do not fit the data: {exc}") from None
             components = stacked
@@ -410,6 +273,11 @@ class Mixture(MixtureMixin, EMEstimator):
             )
         model = self._model()
         data = (X, w, labels)
+        if labels is None and np.isnan(X).any():
+            # Rows grouped by pattern of missing values: a component with a fused E-step
+            # (the Gaussian) conditions each pattern once; others read the rows as they are.
+            order, pattern = group_by_pattern(np.isnan(X))
+            data = MissingBatch(X[order], None if w is None else w[order], pattern)
         rng = np.random.default_rng(seed_sequence(self.random_state))
         init = self._starting_params(model, data, rng)
         n_obs = float(len(X) if w is None else w.sum())
