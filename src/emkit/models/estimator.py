@@ -24,7 +24,31 @@ from emkit.engine.protocol import objective_label
 from emkit.exceptions import NotFittedError
 from emkit.io import save as _save_model
 
-__all__ = ["EMEstimator"]
+__all__ = ["ENGINE_OPTIONS", "EMEstimator"]
+
+#: The engine options an estimator may offer, each a constructor parameter of the same
+#: name handed to :func:`emkit.em` (documented here once; the defaults of ``tol`` and
+#: ``max_iter`` suit each model and are set by each estimator).
+ENGINE_OPTIONS: dict[str, str] = {
+    "tol": "stop when the objective rises by less than tol per observation (a decrease "
+    "never counts as convergence)",
+    "max_iter": "maximum number of EM steps (SQUAREM: cycles; online EM: passes)",
+    "n_init": "restarts from independent seeds spawned from random_state; the best is kept",
+    "random_state": "seed of every random choice (None, an int or a numpy Generator)",
+    "batch_size": "E-step over chunks of this many rows (same result, bounded memory); "
+    "online EM: rows per mini-batch",
+    "progress": "show a tqdm progress bar with the objective",
+    "verbose": "1 prints a summary of each fit; 2 also prints every iteration",
+    "check_monotone": "'warn', 'raise' or 'off': what to do if the objective drops",
+    "accel": "None or 'squarem' (Varadhan & Roland 2008): fewer E-steps, never worse",
+    "variant": "'em', 'online' (mini-batch EM, Cappe & Moulines 2009) or 'hard' "
+    "(classification EM, Celeux & Govaert 1992)",
+    "anneal": "deterministic annealing (Ueda & Nakano 1998): 'default' or rising inverse "
+    "temperatures ending at 1",
+    "kappa": "online EM step sizes (t + t0) ** -kappa, kappa in (0.5, 1]",
+    "t0": "online EM step-size offset",
+    "n_jobs": "run the n_init restarts on this many threads (same result as one)",
+}
 
 try:  # scikit-learn is optional: with it, emkit estimators are scikit-learn estimators
     from sklearn.base import BaseEstimator as _SklearnBase
@@ -50,8 +74,13 @@ class EMEstimator(_SklearnBase):
     _estimator_type = "density_estimator"
     _allow_nan = False
 
+    #: the engine options this estimator offers: its constructor parameters that are in
+    #: :data:`ENGINE_OPTIONS` (set for each subclass as it is defined)
+    _engine_options: tuple[str, ...] = ()
+
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)
+        cls._engine_options = tuple(n for n in cls._get_param_names() if n in ENGINE_OPTIONS)
         if not cls.__name__.startswith("_"):  # private helpers are never saved
             register_estimator(cls)
 
@@ -176,18 +205,12 @@ class EMEstimator(_SklearnBase):
         """
         from emkit.engine import em
 
-        shared = {
-            "max_iter": self.max_iter,
-            "tol": self.tol,
-            "n_init": 1 if init is not None else getattr(self, "n_init", 1),
-            "random_state": getattr(self, "random_state", None),
-            "batch_size": getattr(self, "batch_size", None),
-            "progress": self.progress,
-            "callback": _print_iteration if self.verbose >= 2 else None,
-            "check_monotone": self.check_monotone,
-            "tol_scale": float(n_obs),
-            "n_jobs": getattr(self, "n_jobs", None),
-        }
+        shared = {name: getattr(self, name) for name in self._engine_options}
+        verbose = shared.pop("verbose", 0)
+        shared["callback"] = _print_iteration if verbose >= 2 else None
+        shared["tol_scale"] = float(n_obs)
+        if init is not None:
+            shared["n_init"] = 1
         return em(model, data, init=init, **{**shared, **options})
 
     # -------------------------------------------------------------- persistence

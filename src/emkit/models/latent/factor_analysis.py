@@ -297,7 +297,7 @@ class FactorAnalysis(EMEstimator):
         )
         rng = np.random.default_rng(seed_sequence(self.random_state))
         init = self._starting_params(model, Xc, w, shift, rng)
-        result = self._run_engine(model, (Xc, w), init, weights.sum(), accel=self.accel)
+        result = self._run_engine(model, (Xc, w), init, weights.sum())
         # Everything is computed; only now is the estimator changed.
         p = result.params
         psi = np.asarray(p.noise_variance, dtype=np.float64).copy()

@@ -253,7 +253,7 @@ class GaussianImputer(EMEstimator):
         init = self._starting_params(model, Xc, w, shift, rng)
         n_obs = float(len(X) if w is None else w.sum())
         # nothing in the fit is random
-        result = self._run_engine(model, (Xc, w), init, n_obs, random_state=0, accel=self.accel)
+        result = self._run_engine(model, (Xc, w), init, n_obs, random_state=0)
         # Everything is computed; only now is the estimator changed.
         p = result.params
         self.mean_ = np.asarray(p.mean, dtype=np.float64) + shift

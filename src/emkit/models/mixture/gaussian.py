@@ -250,15 +250,7 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         -------
         self
         """
-        result, shift, X, n_obs = self._run_em(
-            X,
-            sample_weight,
-            accel=self.accel,
-            variant=self.variant,
-            anneal=self.anneal,
-            kappa=self.kappa,
-            t0=self.t0,
-        )
+        result, shift, X, n_obs = self._run_em(X, sample_weight)
         # Everything is computed; only now is the estimator changed.
         self._store(result.params, shift, X, result.loglik, n_obs)
         self._online = None

@@ -286,11 +286,6 @@ class Mixture(MixtureMixin, EMEstimator):
             data,
             init,
             n_obs,
-            accel=self.accel,
-            variant=self.variant,
-            anneal=self.anneal,
-            kappa=self.kappa,
-            t0=self.t0,
         )
         # Everything is computed; only now is the estimator changed.
         p = result.params
