@@ -502,3 +502,27 @@ def test_load_of_an_unfitted_model_claims(tmp_path, saved):
     bad = _rewrite(saved, tmp_path / "empty.npz", drop_all)
     with pytest.raises(ValueError, match="fitted attributes are missing"):
         emkit.load(bad)
+
+
+# ----------------------------------------------------------------------------- the format
+
+LEGACY = Path(__file__).parent / "data" / "legacy_0_1_0"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in LEGACY.glob("*.npz") if p.stem != "inputs"))
+def test_saving_a_legacy_model_again_writes_the_same_file(tmp_path, name):
+    """The format has not changed: a model loaded from a file of emkit 0.1.0 and saved
+    again gives the same members in the same order, the same metadata (but for the
+    emkit version) and byte-identical arrays."""
+    legacy = LEGACY / f"{name}.npz"
+    again = tmp_path / "again.npz"
+    emkit.load(legacy).save(again)
+    with zipfile.ZipFile(legacy) as old, zipfile.ZipFile(again) as new:
+        assert new.namelist() == old.namelist()
+        old_meta, new_meta = (json.loads(z.read("meta.json")) for z in (old, new))
+        for meta in (old_meta, new_meta):
+            meta.pop("emkit_version")
+        assert new_meta == old_meta
+        for member in old.namelist():
+            if member != "meta.json":
+                assert new.read(member) == old.read(member), member
