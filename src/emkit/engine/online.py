@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -40,7 +40,7 @@ from emkit.data.sources import DataSource
 from emkit.engine.protocol import unwrap_reseeded
 from emkit.engine.schemes import RunContext, Scheme
 
-__all__ = ["OnlineEM", "online_step"]
+__all__ = ["OnlineEM", "OnlineState", "online_step"]
 
 
 def online_step(
@@ -207,7 +207,7 @@ class OnlineEM(Scheme):
     ... )
     >>> result.n_iter
     3
-    >>> np.round(np.sort(result.params.means[:, 0]))
+    >>> np.round(np.sort(result.params.components.mean[:, 0]))
     array([-3.,  3.])
     """
 
@@ -253,6 +253,23 @@ class OnlineEM(Scheme):
             return _check_rho(self.step_size(t), f"step_size({t})")
         return (t + self.t0) ** -self.kappa
 
+    def partial_step(
+        self, model: Any, params: Any, state: OnlineState | None, batch: Any, scale: float
+    ) -> tuple[Any, OnlineState, float]:
+        """One mini-batch of this scheme, driven from outside (an estimator's ``partial_fit``).
+
+        ``state`` is what the previous call returned (None at the first call, whose
+        step replaces the running statistics); the step size is :meth:`rho` of the
+        mini-batch's number, as in :meth:`run`. Returns the new parameters, the new
+        state and the batch's log-likelihood at the parameters its E-step used.
+        """
+        t = 1 if state is None else state.t + 1
+        running = None if state is None else state.stats
+        params, stats, loglik = online_step(
+            model, params, running, batch, self.rho(t), scale, return_loglik=True
+        )
+        return params, OnlineState(t, stats), loglik
+
     def run(self, ctx: RunContext, params: Any) -> tuple[Any, float, float]:
         source, monitor, model = ctx.source, ctx.monitor, ctx.model
         _check_source(source)
@@ -282,6 +299,13 @@ class OnlineEM(Scheme):
                 monitor.converged = True
                 stop = True
         return params, loglik, objective
+
+
+class OnlineState(NamedTuple):
+    """Where a sequence of :meth:`OnlineEM.partial_step` calls stands."""
+
+    t: int  # mini-batches taken
+    stats: Any  # running statistics
 
 
 def _is_real(x: Any) -> bool:

@@ -13,7 +13,6 @@ from emkit._validation import (
     check_array,
     check_choice,
     check_int,
-    check_real,
     check_sample_weight,
 )
 from emkit.distributions.covariance import get_structure
@@ -291,20 +290,17 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         -------
         self
         """
-        from emkit.engine.online import online_step
+        from emkit.engine.online import OnlineEM
 
         X = check_array(X, allow_nan=True)
         w = check_sample_weight(sample_weight, len(X))
-        check_real(self.t0, "t0", 0.0)
-        kappa = check_real(self.kappa, "kappa", 0.0)
-        if not 0.5 < kappa <= 1.0:
-            raise ValueError(f"kappa must lie in (0.5, 1], got {kappa}")
+        scheme = OnlineEM(batch_size=len(X), kappa=self.kappa, t0=self.t0)  # checks both
         has_nan = bool(np.isnan(X).any())
         if has_nan:
             X, w = self._drop_empty_rows(X, w, min_rows=1)
         model = self._model()
-        state = getattr(self, "_online", None)
-        if state is None or not self.__sklearn_is_fitted__():
+        online = getattr(self, "_online", None)
+        if online is None or not self.__sklearn_is_fitted__():
             self._check_hyperparameters(len(X))
             if has_nan:
                 self._check_observed(X, w)
@@ -313,28 +309,20 @@ class GaussianMixture(MixtureMixin, EMEstimator):
             params = self._starting_params(model, data[0], data[1], shift, rng)
             if params is None:
                 params = model.init_params(data, rng)
-            state = {"shift": shift, "t": 0, "stats": None, "history": []}
+            online = {"shift": shift, "state": None, "history": []}
         else:
             self._check_n_features(X)
-            shift = state["shift"]
+            shift = online["shift"]
             params = self._params(shift)
             data, _ = self._centred_data(X, w, has_nan, shift)
-        t = state["t"] + 1
-        rho = 1.0 if state["stats"] is None else (t + self.t0) ** -kappa
         n_obs = float(len(X) if w is None else w.sum())
-        params, stats, loglik = online_step(
-            model, params, state["stats"], data, rho, 1.0 / n_obs, return_loglik=True
-        )
+        params, state, loglik = scheme.partial_step(model, params, online["state"], data, 1 / n_obs)
         # Computed; now the estimator changes.
         self._store(params, shift, X, loglik, n_obs)
-        self._online = {
-            **state,
-            "t": t,
-            "stats": stats,
-            "history": [*state["history"], loglik / n_obs],
-        }
-        self.n_iter_ = t
-        self.history_ = np.asarray(self._online["history"])
+        history = [*online["history"], loglik / n_obs]
+        self._online = {"shift": shift, "state": state, "history": history}
+        self.n_iter_ = state.t
+        self.history_ = np.asarray(history)
         self.converged_ = False
         self.fit_time_ = 0.0
         return self
