@@ -59,9 +59,13 @@ def test_every_estimator_of_the_package_is_registered_under_its_name():
         assert estimator_key(cls) == cls.__name__
 
 
-def test_every_public_subclass_is_registered():
-    for cls in _public_subclasses(EMEstimator):
-        assert estimator_class(estimator_key(cls)) is cls
+def test_every_public_subclass_of_emkit_is_registered():
+    # emkit's own classes (user classes defined by other tests may since have been
+    # replaced by a redefinition; those are tested below)
+    own = [cls for cls in _public_subclasses(EMEstimator) if cls.__module__.startswith("emkit.")]
+    assert emkit.GaussianMixture in own
+    for cls in own:
+        assert estimator_class(cls.__name__) is cls
 
 
 def test_the_base_and_private_classes_are_not_registered():
