@@ -199,8 +199,6 @@ class HMMModel:
         """One sequence of ``n_samples`` observations and its states.
 
         ``first`` is the state of the first step (drawn from ``startprob`` when None).
-        Observations are in the data's coordinates (a centring emission's ``shift``
-        added back).
         """
         K = len(params.startprob)
         states = np.empty(n_samples, dtype=np.int64)
@@ -211,8 +209,4 @@ class HMMModel:
         for t in range(1, n_samples):
             state = min(int(np.searchsorted(cdf[state], u[t], side="right")), K - 1)
             states[t] = state
-        X = self.emission.sample(params.emission, states, rng)
-        shift = getattr(self.emission, "shift", None)
-        if shift is not None and self.emission.kind in ("gaussian", "gmm"):
-            X = X + shift
-        return X, states
+        return self.emission.sample(params.emission, states, rng), states

@@ -87,7 +87,6 @@ class Emission:
     attributes: tuple[str, ...] = ("emission_params",)
     #: whether rows with some (not all) NaN entries are integrated out
     partial_missing: bool = False
-    kind = "distribution"
 
     def __init__(self, dist: Distribution, prior: Any = None):
         if not isinstance(dist, Distribution):

@@ -34,7 +34,6 @@ class CategoricalEmission(Emission):
     """
 
     attributes = ("emissionprob",)
-    kind = "categorical"
 
     def __init__(self, n_categories: int):
         super().__init__(Categorical(n_categories))
@@ -153,7 +152,6 @@ class PoissonEmission(Emission):
     """
 
     attributes = ("rates",)
-    kind = "poisson"
 
     def __init__(self):
         super().__init__(Poisson())

@@ -57,7 +57,11 @@ class CentredGaussianEmission(Emission):
     def init_features(self, data: Any) -> np.ndarray:
         return np.nan_to_num(data[0])
 
-    def _gauss_frame(self, params: GaussianParams, data: Any) -> tuple[np.ndarray, Any]:
+    def _uncentre(self, X: np.ndarray) -> np.ndarray:
+        """Rows in the centred coordinates of the parameters back in the data's."""
+        return X if self.shift is None else X + self.shift
+
+    def _log_densities(self, params: GaussianParams, data: Any) -> tuple[np.ndarray, Any]:
         """Log-densities (T, C) of every Gaussian component, and the work to reuse."""
         X, partial = data
         if partial is not None:
@@ -69,10 +73,8 @@ class CentredGaussianEmission(Emission):
         keep = len(X) * dist.structure.work_per_row(C, D) <= self.max_work
         return dist.kernel.log_densities(means, prec_chol, X, keep_work=keep)
 
-    def _gauss_stats(
-        self, data: Any, weights: np.ndarray, params: Any, works: Any
-    ) -> GaussianStats:
-        """Moments weighted by ``weights`` (T, C), from the ``works`` of ``_gauss_frame``
+    def _moments(self, data: Any, weights: np.ndarray, params: Any, works: Any) -> GaussianStats:
+        """Moments weighted by ``weights`` (T, C), from the ``works`` of ``_log_densities``
         where it kept them."""
         X, partial = data
         if partial is None:
@@ -96,7 +98,6 @@ class GaussianEmission(CentredGaussianEmission):
     """
 
     attributes = ("means", "covariances")
-    kind = "gaussian"
 
     def __init__(self, covariance_type: str = "diag", reg_covar: float = 1e-6, shift=None):
         super().__init__(Gaussian(covariance_type, reg_covar))
@@ -104,13 +105,17 @@ class GaussianEmission(CentredGaussianEmission):
         self.shift = None if shift is None else np.asarray(shift, dtype=np.float64)
 
     def frame(self, params: GaussianParams, data: Any) -> tuple[np.ndarray, Any]:
-        return self._gauss_frame(params, data)
+        return self._log_densities(params, data)
 
     def suff_stats(self, data: Any, weights: np.ndarray, params: Any, aux: Any = None):
-        return floored(lambda w: with_nk(self._gauss_stats(data, w, params, aux)), weights)
+        return floored(lambda w: with_nk(self._moments(data, w, params, aux)), weights)
+
+    def sample(self, params: GaussianParams, states: np.ndarray, rng: np.random.Generator):
+        """One draw per entry of ``states``, in the data's coordinates."""
+        return self._uncentre(super().sample(params, states, rng))
 
     def init_params(self, data: Any, resp: np.ndarray, rng: np.random.Generator) -> Any:
-        return self.dist.mstep(self._gauss_stats(data, floor_empty(resp), None, None))
+        return self.dist.mstep(self._moments(data, floor_empty(resp), None, None))
 
     def n_parameters(self, params: Any, n_features: int) -> int:
         return int(self.dist.n_parameters(np.shape(params.mean)[0], n_features))

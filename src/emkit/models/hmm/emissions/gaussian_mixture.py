@@ -57,7 +57,6 @@ class GaussianMixtureEmission(CentredGaussianEmission):
     """
 
     attributes = ("weights", "means", "covariances")
-    kind = "gmm"
 
     def __init__(
         self, n_mix: int, covariance_type: str = "diag", reg_covar: float = 1e-6, shift=None
@@ -84,7 +83,7 @@ class GaussianMixtureEmission(CentredGaussianEmission):
 
     def frame(self, params: MixtureParams, data: Any) -> tuple[np.ndarray, Any]:
         K, M = np.shape(params.weights)
-        lp, works = self._gauss_frame(params.gaussians, data)
+        lp, works = self._log_densities(params.gaussians, data)
         joint = lp.reshape(len(lp), K, M)
         with np.errstate(divide="ignore"):  # a zero weight: log 0 = -inf, never chosen
             joint += np.log(np.asarray(params.weights, dtype=np.float64))
@@ -108,7 +107,7 @@ class GaussianMixtureEmission(CentredGaussianEmission):
         T, K, M = resp.shape
         joint = (resp * weights[:, :, None]).reshape(T, K * M)
         gauss = None if params is None else params.gaussians
-        stats = floored(lambda w: with_nk(self._gauss_stats(data, w, gauss, works)), joint)
+        stats = floored(lambda w: with_nk(self._moments(data, w, gauss, works)), joint)
         return MixtureStats(np.asarray(stats.nk).reshape(K, M), stats)
 
     def mstep(self, stats: MixtureStats, params: MixtureParams | None) -> MixtureParams:
@@ -147,7 +146,7 @@ class GaussianMixtureEmission(CentredGaussianEmission):
                 sub_labels = kmeans(X[rows], M, rng)[1]
                 sub[rows] = (1.0 - _SMOOTHING) * np.eye(M)[sub_labels] + _SMOOTHING / M
         joint = (resp[:, :, None] * sub[:, None, :]).reshape(T, K * M)
-        stats = self._gauss_stats(data, floor_empty(joint), None, None)
+        stats = self._moments(data, floor_empty(joint), None, None)
         counts = column_sums(joint).reshape(K, M)
         gauss = self.dist.mstep(stats)
         if self.tied:
@@ -155,6 +154,8 @@ class GaussianMixtureEmission(CentredGaussianEmission):
         return MixtureParams(counts / counts.sum(axis=1, keepdims=True), gauss)
 
     def sample(self, params: MixtureParams, states: np.ndarray, rng: np.random.Generator):
+        """One draw per entry of ``states`` (its mixture component drawn first), in the
+        data's coordinates."""
         M = np.shape(params.weights)[1]
         cdf = np.cumsum(params.weights, axis=1)[states]
         mix = np.minimum((rng.random((states.size, 1)) >= cdf).sum(axis=1), M - 1)
@@ -166,7 +167,7 @@ class GaussianMixtureEmission(CentredGaussianEmission):
             if out is None:
                 out = np.empty((states.size, draws.shape[1]))
             out[rows] = draws
-        return out
+        return self._uncentre(out)
 
     def n_parameters(self, params: MixtureParams, n_features: int) -> int:
         K, M = np.shape(params.weights)
