@@ -6,9 +6,9 @@ import pytest
 from scipy import optimize, stats
 
 from emkit import Mixture, StudentTMixture
-from emkit._pytree import tree_add
+from emkit._pytree import tree_add, tree_leaves
 from emkit.distributions import StudentT, StudentTParams
-from emkit.distributions.student_t import solve_dofs
+from emkit.distributions.student_t import DOF_BOUNDS, solve_dofs
 
 pytestmark = pytest.mark.filterwarnings("ignore::emkit.ConvergenceWarning")
 
@@ -125,7 +125,70 @@ def test_bad_inputs():
         StudentT(dof=-1.0)
     with pytest.raises(ValueError, match="missing values"):
         StudentT().validate([[1.0, np.nan]])
-    with pytest.raises(ValueError, match="pass params"):
-        StudentT().suff_stats(np.ones((2, 2)), np.ones((2, 1)))
+    with pytest.raises(ValueError, match="dof_bounds"):
+        StudentT(dof_bounds=(2.0, 1.0))
     assert StudentT("diag").n_parameters(3, 4) == 12 + 12 + 3
     assert StudentT("full", dof=5.0).n_parameters(3, 4) == 12 + 30
+
+
+def test_statistics_without_params_start_from_gaussian_moments():
+    # Without params the weights u are 1: an M-step gives the weighted means and
+    # (biased) covariances, compared with numpy's, and the starting degrees of freedom.
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(60, 3)) @ rng.normal(size=(3, 3)) + 2.0
+    resp = rng.dirichlet([1.0, 1.0], size=60)
+    t = StudentT("full", reg_covar=0.0)
+    stats = t.suff_stats(X, resp)
+    np.testing.assert_allclose(stats.uk, resp.sum(axis=0), rtol=1e-14)
+    np.testing.assert_allclose(stats.nk, resp.sum(axis=0), rtol=1e-14)
+    params = t.init_params(X, resp)
+    for k in range(2):
+        np.testing.assert_allclose(params.mean[k], np.average(X, axis=0, weights=resp[:, k]))
+        ref = np.cov(X.T, aweights=resp[:, k], bias=True)
+        np.testing.assert_allclose(params.covariance[k], ref, rtol=1e-10)
+    np.testing.assert_array_equal(params.dof, [10.0, 10.0])
+    assert np.all(StudentT(dof=4.0).init_params(X, resp).dof == 4.0)
+
+
+@pytest.mark.parametrize("cov_type", ["full", "diag"])
+@pytest.mark.parametrize("dof", ["estimate", 5.0])
+def test_pack_unpack_round_trip(cov_type, dof):
+    rng = np.random.default_rng(6)
+    t = StudentT(cov_type, dof=dof)
+    p = random_params(rng, K=3, D=2, cov_type=cov_type)
+    if dof != "estimate":
+        p = p._replace(dof=np.full(3, dof))
+    vec = t.pack(p)
+    n_dofs = 3 if dof == "estimate" else 0
+    assert vec.shape == (3 * 2 + t.structure.n_packed(3, 2) + n_dofs,)
+    for a, b in zip(tree_leaves(p), tree_leaves(t.unpack(vec, p))):
+        np.testing.assert_allclose(b, a, rtol=1e-12)
+    with pytest.raises(ValueError, match="length"):
+        t.unpack(vec[:-1], p)
+
+
+def test_dof_root_from_a_start_is_the_same_root():
+    c = np.array([-1.05, -1.5, -3.0, -1.0 - 1e-9, -80.0])
+    ref = solve_dofs(c)
+    assert ref[3] == DOF_BOUNDS[1] and ref[4] == DOF_BOUNDS[0]
+    for start in (ref, ref * 1.01, np.full(5, 0.2), np.full(5, 1e5), np.full(5, 1e9)):
+        np.testing.assert_allclose(solve_dofs(c, start=start), ref, rtol=1e-12)
+
+
+def test_mixture_estep_matches_log_prob_and_suff_stats():
+    # The fused E-step equals posteriors from log_prob and suff_stats weighted by them.
+    rng = np.random.default_rng(7)
+    t = StudentT("diag")
+    p = random_params(rng, K=3, D=2, cov_type="diag")
+    X = rng.normal(size=(500, 2)) * 3
+    w = rng.uniform(0.5, 2.0, 500)
+    log_w = np.log([0.2, 0.3, 0.5])
+    t.block_rows = 64  # several blocks
+    nk, stats, value = t.mixture_estep(p, log_w, (X, w))
+    joint = t.log_prob(p, X) + log_w
+    ll = np.logaddexp.reduce(joint, axis=1)
+    resp = np.exp(joint - ll[:, None]) * w[:, None]
+    assert value == pytest.approx(np.dot(w, ll), rel=1e-12)
+    np.testing.assert_allclose(nk, resp.sum(axis=0), rtol=1e-12)
+    for a, b in zip(stats, t.suff_stats(X, resp, p)):
+        np.testing.assert_allclose(a, b, rtol=1e-10)

@@ -9,15 +9,14 @@ import pytest
 from scipy import optimize, stats
 
 import emkit
-from emkit import GaussianMixture, MonotonicityError
-from emkit.exceptions import ConvergenceWarning
-from emkit.models.mixture.student_t import (
-    DOF_BOUNDS,
-    ECME,
-    StudentTMixture,
-    StudentTMixtureModel,
-    TMMParams,
-)
+from emkit import GaussianMixture, Mixture, MonotonicityError
+from emkit._pytree import tree_leaves
+from emkit.distributions import StudentT, StudentTParams
+from emkit.engine.ecme import ECME
+from emkit.exceptions import ConvergenceWarning, DegenerateComponentWarning
+from emkit.models.mixture.model import MixtureParams
+from emkit.models.mixture.student_t import DOF_BOUNDS, StudentTMixture
+from emkit.models.mixture.student_t_model import StudentTMixtureModel
 
 COV_TYPES = ["full", "diag"]
 ALGORITHMS = ["ecme", "ecm"]
@@ -48,6 +47,12 @@ def mixture_logpdf(X, weights, means, scales, dofs):
 def full_scales(tm):
     cov = np.asarray(tm.covariances_, dtype=np.float64)
     return cov if cov.ndim == 3 else np.stack([np.diag(c) for c in cov])
+
+
+def with_dofs(params, dofs):
+    """``params`` (MixtureParams of t components) with other degrees of freedom."""
+    comps = params.components._replace(dof=np.asarray(dofs, dtype=np.float64))
+    return params._replace(components=comps)
 
 
 def quiet_fit(est, X, **kw):
@@ -155,7 +160,7 @@ def test_squarem_accelerates_ecm_to_the_same_maximum(cov_type):
     model = StudentTMixtureModel(2, cov_type)
     params = model.init_params((X, None), np.random.default_rng(0))
     back = model.unpack(model.pack(params), params)
-    for a, b in zip(params, back):
+    for a, b in zip(tree_leaves(params), tree_leaves(back)):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-12)
     kw = {"tol": 1e-9, "max_iter": 3000, "random_state": 0, "check_monotone": "raise"}
     ecm = StudentTMixture(2, covariance_type=cov_type, algorithm="ecm", **kw).fit(X)
@@ -280,11 +285,88 @@ def test_monotonicity_check_catches_a_wrong_step():
     class Wrong(StudentTMixtureModel):
         def mstep(self, stats, params):
             new = super().mstep(stats, params)
-            return new._replace(dofs=new.dofs * 50.0)
+            if params is None:  # the start from responsibilities is an M-step too
+                return new
+            return new._replace(components=new.components._replace(dof=new.components.dof * 50))
 
     X = t_mixture_data(np.random.default_rng(6), n=300, dofs=(1.5, 2.0))
     with pytest.raises(MonotonicityError):
         emkit.em(Wrong(2), (X, None), max_iter=20, random_state=0, check_monotone="raise")
+
+
+# ---------------------------------------------------------------------- one machinery
+def _degenerate_warnings(fit):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = fit()
+    return est, [str(w.message) for w in caught if w.category is DegenerateComponentWarning]
+
+
+@pytest.mark.parametrize("cov_type", COV_TYPES)
+def test_mixture_of_t_reseeds_a_collapsed_component_like_student_t_mixture(cov_type):
+    X = t_mixture_data(np.random.default_rng(20), n=400)
+    # The third component starts far from every row: it gets no responsibility.
+    means = np.array([[-3.0, 0.0], [2.5, 2.0], [1e4, 1e4]])
+    covs = np.stack([np.eye(2)] * 3) if cov_type == "full" else np.ones((3, 2))
+    dofs = np.array([10.0, 10.0, 10.0])
+    weights = [0.4, 0.4, 0.2]
+
+    def fits(max_iter):
+        kw = {"max_iter": max_iter, "tol": 0.0, "check_monotone": "raise"}
+        start = {"weights": weights, "means": means, "covariances": covs, "dofs": dofs}
+        tm, tm_msgs = _degenerate_warnings(
+            lambda: quiet_fit(
+                StudentTMixture(3, covariance_type=cov_type, algorithm="ecm", init=start, **kw), X
+            )
+        )
+        comps = [StudentTParams(m, c, d) for m, c, d in zip(means, covs, dofs)]
+        mix, mix_msgs = _degenerate_warnings(
+            lambda: quiet_fit(
+                Mixture(
+                    StudentT(cov_type), 3, init={"weights": weights, "components": comps}, **kw
+                ),
+                X,
+            )
+        )
+        return tm, tm_msgs, mix, mix_msgs
+
+    tm, tm_msgs, mix, mix_msgs = fits(1)
+    assert len(tm_msgs) == 1 and "component 2 collapsed" in tm_msgs[0]
+    assert mix_msgs == tm_msgs
+    # the split itself: component 2 and its source share scale, dof and weight, and sit
+    # a standard deviation apart along the scale's main axis
+    j = int(tm_msgs[0].split("splitting component ")[1][0])
+    scale = full_scales(tm)[j]
+    vals, vecs = np.linalg.eigh(scale)
+    np.testing.assert_allclose(full_scales(tm)[2], scale)
+    assert tm.dofs_[2] == tm.dofs_[j] and tm.weights_[2] == pytest.approx(tm.weights_[j])
+    gap = tm.means_[2] - tm.means_[j]
+    np.testing.assert_allclose(abs(gap @ vecs[:, -1]), np.sqrt(vals[-1]), rtol=1e-10)
+    assert abs(gap @ vecs[:, 0]) < 1e-10
+    # and both fronts run the same machinery from there
+    tm, _, mix, _ = fits(60)
+    assert mix.n_iter_ == tm.n_iter_
+    np.testing.assert_allclose(mix.history_, tm.history_, rtol=1e-10)
+    np.testing.assert_allclose(mix.weights_, tm.weights_, rtol=1e-8)
+    np.testing.assert_allclose(mix.component_arrays_["mean"], tm.means_, atol=1e-8)
+    np.testing.assert_allclose(mix.component_arrays_["covariance"], tm.covariances_, rtol=1e-7)
+    np.testing.assert_allclose(mix.component_arrays_["dof"], tm.dofs_, rtol=1e-7)
+
+
+@pytest.mark.parametrize("cov_type", COV_TYPES)
+def test_mixture_of_t_equals_student_t_mixture_ecm_from_the_same_seed(cov_type):
+    # Far from the origin: StudentTMixture centres the data, Mixture does not.
+    X = t_mixture_data(np.random.default_rng(21), n=500) + np.array([100.0, -50.0])
+    kw = {"random_state": 3, "n_init": 2, "tol": 1e-8, "max_iter": 80}
+    mix = quiet_fit(Mixture(StudentT(cov_type), 2, **kw), X)
+    tm = quiet_fit(StudentTMixture(2, covariance_type=cov_type, algorithm="ecm", **kw), X)
+    assert mix.n_iter_ == tm.n_iter_
+    np.testing.assert_allclose(mix.history_, tm.history_, rtol=1e-10)
+    np.testing.assert_allclose(mix.weights_, tm.weights_, rtol=1e-9)
+    np.testing.assert_allclose(mix.component_arrays_["mean"], tm.means_, rtol=1e-10)
+    np.testing.assert_allclose(mix.component_arrays_["covariance"], tm.covariances_, rtol=1e-8)
+    np.testing.assert_allclose(mix.component_arrays_["dof"], tm.dofs_, rtol=1e-8)
+    np.testing.assert_allclose(mix.score_samples(X), tm.score_samples(X), rtol=1e-10)
 
 
 # ---------------------------------------------------------------------- statistics
@@ -295,14 +377,14 @@ def test_statistics_are_additive(cov_type, weighted):
     X = t_mixture_data(rng, n=301)
     w = rng.uniform(0.1, 3.0, len(X)) if weighted else None
     model = StudentTMixtureModel(3, cov_type, block_rows=64)
-    params = model.init_params((X, w), rng)._replace(dofs=np.array([0.7, 4.0, 300.0]))
+    params = with_dofs(model.init_params((X, w), rng), [0.7, 4.0, 300.0])
     cut = 137
     parts = [(X[:cut], None if w is None else w[:cut]), (X[cut:], None if w is None else w[cut:])]
     s_all, ll_all = model.estep(params, (X, w))
     s_a, ll_a = model.estep(params, parts[0])
     s_b, ll_b = model.estep(params, parts[1])
     assert ll_a + ll_b == pytest.approx(ll_all, rel=1e-12)
-    for whole, a, b in zip(s_all, s_a, s_b):
+    for whole, a, b in zip(*map(tree_leaves, (s_all, s_a, s_b))):
         np.testing.assert_allclose(a + b, whole, rtol=1e-10, atol=1e-10)
     (g_all, h_all), v_all = model.dof_derivatives(params, (X, w))
     (g_a, h_a), v_a = model.dof_derivatives(params, parts[0])
@@ -317,19 +399,18 @@ def test_estep_loglik_and_dof_derivatives_match_scipy():
     rng = np.random.default_rng(8)
     X = t_mixture_data(rng, n=200)
     model = StudentTMixtureModel(2, "full")
-    params = model.init_params((X, None), rng)._replace(dofs=np.array([2.5, 7.0]))
-    ref = mixture_logpdf(X, params.weights, params.means, params.covariances, params.dofs).sum()
+    params = with_dofs(model.init_params((X, None), rng), [2.5, 7.0])
+    p = model.arrays(params)
+    ref = mixture_logpdf(X, p["weights"], p["means"], p["covariances"], p["dofs"]).sum()
     _, ll = model.estep(params, (X, None))
     assert ll == pytest.approx(ref, rel=1e-12)
 
     # gradient and Hessian in log-dofs against central differences of scipy's likelihood
     def loglik(eta):
-        return mixture_logpdf(
-            X, params.weights, params.means, params.covariances, np.exp(eta)
-        ).sum()
+        return mixture_logpdf(X, p["weights"], p["means"], p["covariances"], np.exp(eta)).sum()
 
     (grad, hess), _ = model.dof_derivatives(params, (X, None))
-    eta, h = np.log(params.dofs), 1e-4
+    eta, h = np.log(p["dofs"]), 1e-4
     num_grad = np.array([(loglik(eta + h * e) - loglik(eta - h * e)) / (2 * h) for e in np.eye(2)])
     np.testing.assert_allclose(grad, num_grad, rtol=1e-5, atol=1e-6)
     num_hess = np.empty((2, 2))
@@ -590,10 +671,10 @@ def test_failed_fit_leaves_previous_fit_untouched(monkeypatch):
         tm.fit(X)
     tm.set_params(init="kmeans++")
 
-    def explode(self, ctx, params):  # a failure in the middle of the ECME iterations
+    def explode(self, params, evaluate):  # a failure in the middle of the ECME iterations
         raise FloatingPointError("boom")
 
-    monkeypatch.setattr(ECME, "dof_step", explode)
+    monkeypatch.setattr(StudentTMixtureModel, "observed_step", explode)
     with pytest.raises(FloatingPointError, match="boom"):
         tm.fit(X)
     for name, value in before.items():
@@ -620,9 +701,10 @@ def test_params_are_plain_pytrees():
     model = StudentTMixtureModel(2, "diag", dof=4.0)
     X = _good()
     params = model.init_params((X, None), np.random.default_rng(0))
-    assert isinstance(params, TMMParams)
-    np.testing.assert_array_equal(params.dofs, [4.0, 4.0])
-    assert params.covariances.shape == (2, 2)
+    assert isinstance(params, MixtureParams)
+    assert isinstance(params.components, StudentTParams)
+    np.testing.assert_array_equal(params.components.dof, [4.0, 4.0])
+    assert params.components.covariance.shape == (2, 2)
 
 
 # ---------------------------------------------------------------------- scikit-learn
