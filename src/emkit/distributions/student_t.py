@@ -47,6 +47,7 @@ from emkit._logspace import posterior_in_place
 from emkit._validation import check_real
 from emkit.distributions.base import Distribution, check_weights
 from emkit.distributions.covariance import CovarianceStructure, block_rows, get_structure
+from emkit.distributions.covariance._kernels import normalise_columns
 from emkit.distributions.gaussian import split_components
 from emkit.distributions.student_t_dof import (
     DEFAULT_START_DOF,
@@ -181,23 +182,31 @@ class StudentT(Distribution):
             sl = slice(start, start + size)
             rows = np.asarray(X[sl], dtype=np.float64)
             neg_half_delta, work = st.log_density(rows, cache)
+            # (in place where possible: these (B, K) passes are most of an E-step's time)
+            delta = neg_half_delta * -2.0
             # round-off of the expanded quadratic form can give tiny negative distances
-            delta = np.maximum(-2.0 * neg_half_delta, 0.0)
-            log_term = np.log1p(delta / nu)
-            yield sl, rows, delta, log_term, work, const - half_power * log_term
+            np.maximum(delta, 0.0, out=delta)
+            log_term = delta / nu
+            np.log1p(log_term, out=log_term)
+            joint = log_term * -half_power
+            joint += const
+            yield sl, rows, delta, log_term, work, joint
 
     def _weighted_stats(self, params, rows, tau, delta, log_term, work) -> tuple:
         """A block's statistics for weights ``tau`` (B, K): (nk, uk, s1, s2, dof_term)."""
         nu = np.asarray(params.dof, dtype=np.float64)
         D = rows.shape[1]
-        u = (nu + D) / (nu + delta)
+        u = delta + nu
+        np.divide(nu + D, u, out=u)
         # log u = log1p(D/nu) - log1p(delta/nu), without cancellation near u = 1
         log_u_minus_u = np.log1p(D / nu) - log_term
         log_u_minus_u -= u
+        log_u_minus_u *= tau
         nk = tau.sum(axis=0)
-        uk, s1, s2 = self.structure.block_stats(rows, tau * u, work)
+        u *= tau
+        uk, s1, s2 = self.structure.block_stats(rows, u, work)
         half = 0.5 * (nu + D)
-        dof_term = np.sum(tau * log_u_minus_u, axis=0) + nk * (special.digamma(half) - np.log(half))
+        dof_term = log_u_minus_u.sum(axis=0) + nk * (special.digamma(half) - np.log(half))
         return nk, uk, s1, s2, dof_term
 
     def _empty_stats(self, K: int, D: int) -> StudentTStats:
@@ -357,12 +366,17 @@ class StudentT(Distribution):
         K, D = len(params.dof), X.shape[1]
         totals, value = None, 0.0
         for sl, rows, delta, log_term, work, tau in self._blocks(params, X, log_weights):
-            objective = posterior_in_place(tau, beta, hard)
-            if w is not None:
-                tau *= w[sl, None]
-                value += float(np.dot(w[sl], objective))
+            columns = tau.T  # (K, B), contiguous when the structure computed it so
+            if not hard and columns.flags.c_contiguous:
+                # compiled: responsibilities times the sample weights, in one pass
+                value += normalise_columns(columns, None if w is None else w[sl], beta)
             else:
-                value += float(np.sum(objective))
+                objective = posterior_in_place(tau, beta, hard)
+                if w is not None:
+                    tau *= w[sl, None]
+                    value += float(np.dot(w[sl], objective))
+                else:
+                    value += float(np.sum(objective))
             totals = _add(totals, self._weighted_stats(params, rows, tau, delta, log_term, work))
         stats = self._empty_stats(K, D) if totals is None else StudentTStats(*totals)
         return stats.nk, stats, value
