@@ -298,7 +298,7 @@ class StudentT(Distribution):
         if not self.estimates_dofs:
             return np.full(K, self.fixed_dof)
         if previous is None:
-            dofs, start = np.zeros(K), None
+            dofs, start = self.starting_dofs(K), None
         else:
             dofs = np.clip(np.asarray(previous.dof, dtype=np.float64), *self.dof_bounds)
             start = dofs[active]
