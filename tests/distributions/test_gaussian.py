@@ -110,7 +110,8 @@ def test_statistics_add_over_any_split(cov_type):
 
 def test_missing_values_give_conditional_moments():
     # Expected statistics of rows with NaN, by the textbook conditioning formulas
-    # written with explicit inverses, one row and one component at a time.
+    # written with explicit inverses, one row and one component at a time. Given the
+    # parameters, the moments are taken about their means (exact far from the origin).
     rng = np.random.default_rng(4)
     K, D = 2, 4
     g = Gaussian("full", reg_covar=0.0)
@@ -135,8 +136,8 @@ def test_missing_values_give_conditional_moments():
                     cov[np.ix_(m, m)] = S[np.ix_(m, m)] - gain @ S[np.ix_(o, m)]
                 else:
                     ex, cov = mu.copy(), S.copy()
-            s1[k] += w[i, k] * ex
-            s2[k] += w[i, k] * (np.outer(ex, ex) + cov)
+            s1[k] += w[i, k] * (ex - mu)
+            s2[k] += w[i, k] * (np.outer(ex - mu, ex - mu) + cov)
     np.testing.assert_allclose(got.nk, w.sum(axis=0))
     np.testing.assert_allclose(got.s1, s1, rtol=1e-10)
     iu = np.triu_indices(D)

@@ -62,6 +62,11 @@ __all__ = ["Gaussian", "GaussianKernel", "GaussianParams", "GaussianStats", "ari
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
+#: conditioning (squared standard deviations of the means from the origin) above which
+#: the kernel evaluates residuals about each component's mean: the expansion then loses
+#: at most 1e5 * eps, about 2e-11, per log-density and per moment
+EXACT_ABOVE = 1e5
+
 
 class GaussianParams(NamedTuple):
     mean: np.ndarray  # (K, D)
@@ -118,8 +123,13 @@ class GaussianKernel:
     def prepare(self, means, prec_chol, log_weights=None, dtype=np.float64):
         """Per-E-step constants: ``log_weights`` (K,) (or 0) plus the normalising constants.
 
-        float32 data get float32 log-densities only where the expansion stays accurate
-        (see :func:`arithmetic`).
+        Returns ``(cache, exact)``. Where the means sit far from the origin relative to
+        the spread of their components (the structure's ``conditioning`` above
+        :data:`EXACT_ABOVE`: tight clusters far apart, map coordinates, timestamps),
+        the densities and statistics come from residuals about each component's mean
+        (``exact``); otherwise from the faster expansion, which loses at most
+        ``eps * conditioning``. float32 data get float32 log-densities only where the
+        expansion stays accurate to 1e-4 in float32.
         """
         means = np.asarray(means)
         K, D = means.shape
@@ -128,7 +138,14 @@ class GaussianKernel:
         offset = np.broadcast_to(offset, (K,)).astype(np.float64)
         if log_weights is not None:
             offset = offset + log_weights
-        return st.prepare(means, prec_chol, offset, arithmetic(means, prec_chol, st, dtype))
+        kappa = st.conditioning(means, prec_chol)
+        exact = kappa > EXACT_ABOVE
+        dtype = np.dtype(dtype)
+        if dtype != np.float64 and kappa * np.finfo(np.float32).eps >= 1e-4:
+            dtype = np.dtype(np.float64)
+        elif dtype != np.float32:
+            dtype = np.dtype(np.float64)
+        return st.prepare(means, prec_chol, offset, dtype, exact=exact), exact
 
     def log_densities(self, means, prec_chol, X, log_weights=None, keep_work=False):
         """``log_weights_k + log N(x | mean_k, cov_k)`` (N, K) for complete rows ``X``.
@@ -138,9 +155,9 @@ class GaussianKernel:
         """
         K, D = np.shape(means)
         st = self.structure
-        cache = self.prepare(means, prec_chol, log_weights, X.dtype)
+        cache, _ = self.prepare(means, prec_chol, log_weights, X.dtype)
         out = np.empty((len(X), K), dtype=X.dtype)
-        works = [] if keep_work else None
+        works = Works(np.asarray(means, dtype=np.float64)) if keep_work else None
         for sl in self.slices(len(X), K, D):
             lp, work = st.log_density(X[sl], cache)
             out[sl] = lp
@@ -148,22 +165,26 @@ class GaussianKernel:
                 works.append((sl, work))
         return out, works
 
-    def moments(self, X, weights, works=None) -> GaussianStats:
-        """Weighted moments of complete rows ``X`` (weights (N, K)).
+    def moments(self, X, weights, works=None, centre=None) -> GaussianStats:
+        """Weighted moments of complete rows ``X`` (weights (N, K)) about ``centre``.
 
-        ``works`` are the work arrays :meth:`log_densities` kept for the same rows; without
-        them the features are built here (at zero means and unit precisions the
-        structure's work arrays are the plain features of ``x``).
+        ``centre`` (K, D) is where each component's moments are taken (None: the
+        origin, raw moments); ``works`` are the work arrays :meth:`log_densities` kept
+        for the same rows, whose centre is the means it evaluated. Without them the
+        moments are computed here, from residuals about ``centre``.
         """
         K, D = np.shape(weights)[1], X.shape[1]
         st = self.structure
         if works is None:
+            centre = np.zeros((K, D)) if centre is None else np.asarray(centre, np.float64)
             eye = st.precision_cholesky(st.identity(K, D))
-            cache = st.prepare(np.zeros((K, D)), eye, np.zeros(K), np.float64)
-            works = ((sl, st.log_density(X[sl], cache)[1]) for sl in self.slices(len(X), K, D))
+            cache = st.prepare(centre, eye, np.zeros(K), np.float64, exact=True)
+            works = Works(centre)
+            works.extend((sl, st.log_density(X[sl], cache)[1]) for sl in self.slices(len(X), K, D))
         totals = None
         for sl, work in works:
-            totals = _add_moments(totals, st.block_stats(X[sl], weights[sl], work))
+            block = st.centred_stats(X[sl], weights[sl], work, works.centre)
+            totals = _add_moments(totals, block)
         if totals is None:
             return GaussianStats(
                 np.zeros(K), np.zeros((K, D)), st.pack_second_moments(np.zeros((K, D, D)))
@@ -180,18 +201,20 @@ class GaussianKernel:
         """
         K, D = np.shape(means)
         st = self.structure
-        cache = self.prepare(means, prec_chol, log_weights, X.dtype)
+        means = np.asarray(means, dtype=np.float64)
+        cache, exact = self.prepare(means, prec_chol, log_weights, X.dtype)
         if not hard:
-            fused = st.estep_stats(X, w, cache, beta)
+            fused = st.estep_stats(X, w, cache, beta, centred=exact)
             if fused is not None:
-                return GaussianStats(*fused[:3]), fused[3]
+                stats = fused[:3] if exact else st.recentre(*fused[:3], means)
+                return GaussianStats(*stats), fused[3]
         totals, value = None, 0.0
         for sl in self.slices(len(X), K, D):
             resp, work = st.log_density(X[sl], cache)
             columns = resp.T  # the (K, B) product the structures compute
             if not hard and columns.dtype == np.float64 and columns.flags.c_contiguous:
                 value += normalise_columns(columns, None if w is None else w[sl], beta)
-                totals = _add_moments(totals, st.block_stats(X[sl], resp, work))
+                totals = _add_moments(totals, st.centred_stats(X[sl], resp, work, means))
                 continue
             rows = posterior_in_place(resp, beta, hard)
             if w is not None:
@@ -199,7 +222,7 @@ class GaussianKernel:
                 value += float(np.dot(w[sl], rows))
             else:
                 value += float(np.sum(rows, dtype=np.float64))
-            totals = _add_moments(totals, st.block_stats(X[sl], resp, work))
+            totals = _add_moments(totals, st.centred_stats(X[sl], resp, work, means))
         if totals is None:
             return self.moments(X[:0], np.zeros((0, K))), 0.0
         return GaussianStats(*totals), value
@@ -236,7 +259,7 @@ class GaussianKernel:
                 value += float(np.dot(w[rows], objective))
             else:
                 value += float(objective.sum())
-            b1, b2 = expected_moments(Xo, miss, resp, cond)
+            b1, b2 = expected_moments(Xo, miss, resp, cond, centre=means)
             nk += resp.sum(axis=0)
             s1 += b1
             s2 += b2
@@ -260,9 +283,30 @@ class GaussianKernel:
         return out
 
     def estimate(self, nk, s1, s2, means=None, prec_chol=None):
-        """M-step of the structure: new means and covariances (``reg_covar`` added);
-        ``means``/``prec_chol`` are the previous parameters, for iterative M-steps."""
-        return self.structure.estimate(nk, s1, s2, means, prec_chol, self.reg_covar)
+        """M-step of the structure: new means and covariances (``reg_covar`` added).
+
+        The moments are about ``means``, the previous parameters (None: raw moments, about
+        the origin), which an iterative M-step also warm-starts from, with ``prec_chol``.
+        """
+        shift, cov = self.structure.estimate(nk, s1, s2, means, prec_chol, self.reg_covar)
+        return (shift if means is None else shift + means), cov
+
+    def shift_moments(self, stats: GaussianStats, old, new) -> GaussianStats:
+        """Moments about ``old`` means (K, D) re-expressed about ``new`` ones (exact algebra;
+        accurate while the means move little, as between steps of online EM)."""
+        nk = np.asarray(stats.nk, dtype=np.float64)
+        delta = np.asarray(old, dtype=np.float64) - np.asarray(new, dtype=np.float64)
+        return GaussianStats(*self.structure.recentre(nk, stats.s1, stats.s2, -delta))
+
+
+class Works(list):
+    """The per-block work arrays of one evaluation (``(rows, work)`` pairs) and the means
+    (``centre``) it was evaluated at, about which :meth:`GaussianKernel.moments` takes
+    the statistics."""
+
+    def __init__(self, centre: np.ndarray):
+        super().__init__()
+        self.centre = centre
 
 
 def arithmetic(means, prec_chol, structure: CovarianceStructure, dtype) -> np.dtype:
@@ -369,29 +413,37 @@ class Gaussian(Distribution):
     def suff_stats(
         self, X: np.ndarray, weights: Any, params: GaussianParams | None = None
     ) -> GaussianStats:
-        """Weighted moments; rows with NaN give expected moments under ``params``."""
+        """Weighted moments; rows with NaN give expected moments under ``params``.
+
+        With ``params`` the moments are taken about their means (exact far from the
+        origin), and :meth:`mstep` must then be given the same ``params`` as
+        ``previous``; without, they are raw moments.
+        """
         w = check_weights(weights, len(X))
         missing = np.isnan(X)
         incomplete = missing.any(axis=1)
+        centre = None if params is None else np.asarray(params.mean, dtype=np.float64)
         if not incomplete.any():
-            return self.kernel.moments(X, w)
+            return self.kernel.moments(X, w, centre=centre)
         if params is None:
             raise ValueError(
                 f"{self.name}: X has missing values (NaN); their expected statistics "
                 "depend on the parameters: pass params"
             )
         complete = np.flatnonzero(~incomplete)
-        nk, s1, s2 = self.kernel.moments(X[complete], w[complete])
+        nk, s1, s2 = self.kernel.moments(X[complete], w[complete], centre=centre)
         rows = np.flatnonzero(incomplete)
-        m_nk, m_s1, m_s2 = missing_moments(
-            X[rows], w[rows], np.asarray(params.mean, dtype=np.float64), self._full(params)
-        )
+        m_nk, m_s1, m_s2 = missing_moments(X[rows], w[rows], centre, self._full(params), centre)
         return GaussianStats(nk + m_nk, s1 + m_s1, s2 + self.structure.pack_second_moments(m_s2))
 
     def mstep(
         self, stats: GaussianStats, prior: Any = None, previous: Any = None
     ) -> GaussianParams:
-        """Weighted means and covariances (plus ``reg_covar`` on the diagonal)."""
+        """Weighted means and covariances (plus ``reg_covar`` on the diagonal).
+
+        ``previous`` are the parameters the statistics were computed at (their moments
+        are about its means), or None for raw moments.
+        """
         if prior is not None:
             raise ValueError(f"{self.name}: conjugate priors are not supported; use reg_covar")
         nk = np.asarray(stats.nk, dtype=np.float64)
@@ -402,7 +454,8 @@ class Gaussian(Distribution):
                 "their mean is undefined; re-seed them or decrease n_components"
             )
         K = np.shape(stats.s1)[0]
-        means, covs = self.kernel.estimate(nk, np.asarray(stats.s1), np.asarray(stats.s2))
+        centre = None if previous is None else np.asarray(previous.mean, dtype=np.float64)
+        means, covs = self.kernel.estimate(nk, np.asarray(stats.s1), np.asarray(stats.s2), centre)
         bad = ~self.structure.valid_components(covs, K)
         if bad.any():
             raise ValueError(
@@ -508,6 +561,10 @@ class Gaussian(Distribution):
             weights, params.mean, covs, bad, st, self.reg_covar, "covariance"
         )
         return weights, GaussianParams(means, self.from_storage(covs, K))
+
+    def shift_stats(self, stats: GaussianStats, old: GaussianParams, new: GaussianParams):
+        """Moments taken about ``old`` means re-expressed about ``new`` ones (online EM)."""
+        return self.kernel.shift_moments(stats, np.asarray(old.mean), np.asarray(new.mean))
 
     def pack(self, params: GaussianParams) -> np.ndarray:
         """Means and covariances as one unconstrained vector (the structure's ``pack``)."""

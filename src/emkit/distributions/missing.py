@@ -109,9 +109,10 @@ def condition(means: np.ndarray, covs: np.ndarray, Xo: np.ndarray, miss: np.ndar
 
 
 def missing_moments(
-    X: np.ndarray, weights: np.ndarray, means: np.ndarray, covs: np.ndarray
+    X: np.ndarray, weights: np.ndarray, means: np.ndarray, covs: np.ndarray, centre=None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Expected raw moments of rows with missing values, weighted per component.
+    """Expected moments of rows with missing values, weighted per component, about
+    ``centre`` (K, D) (None: raw moments).
 
     Parameters
     ----------
@@ -131,16 +132,19 @@ def missing_moments(
     s2 = np.zeros((K, D, D))
     for rows, miss in missing_patterns(np.isnan(X)):
         Xo = X[np.ix_(rows, ~miss)]
-        b1, b2 = expected_moments(Xo, miss, weights[rows], condition(means, covs, Xo, miss))
+        cond = condition(means, covs, Xo, miss)
+        b1, b2 = expected_moments(Xo, miss, weights[rows], cond, centre=centre)
         s1 += b1
         s2 += b2
     return nk, s1, s2
 
 
 def expected_moments(
-    Xo: np.ndarray, miss: np.ndarray, weights: np.ndarray, cond: Conditional
+    Xo: np.ndarray, miss: np.ndarray, weights: np.ndarray, cond: Conditional, centre=None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Expected raw moments of rows sharing ``miss``, given ``cond = condition(..., Xo, miss)``.
+    """Expected moments of rows sharing ``miss``, given ``cond = condition(..., Xo, miss)``,
+    about ``centre`` (K, D) (None: raw moments; a centre near the components keeps the
+    second moments free of cancellation far from the origin).
 
     Parameters
     ----------
@@ -152,13 +156,15 @@ def expected_moments(
 
     Returns
     -------
-    s1 : (K, D) ``sum w E[x]``
-    s2 : (K, D, D) ``sum w E[x x^T]``
+    s1 : (K, D) ``sum w E[x - c]``
+    s2 : (K, D, D) ``sum w E[(x - c)(x - c)^T]``
     """
     K, B, D = cond.loglik.shape[0], Xo.shape[0], miss.size
     filled = np.empty((K, B, D))
     filled[:, :, ~miss] = Xo[None]
     filled[:, :, miss] = cond.mean_m
+    if centre is not None:
+        filled -= np.asarray(centre, dtype=np.float64)[:, None, :]
     s1 = np.einsum("bk,kbd->kd", weights, filled)
     s2 = np.einsum("kbd,bk,kbe->kde", filled, weights, filled, optimize=True)
     if miss.any():
@@ -179,7 +185,6 @@ class MissingBatch(NamedTuple):
     pattern: np.ndarray  # (N,) int, -1 for complete rows, sorted
 
 
-
 def group_by_pattern(missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row order and pattern numbers for a boolean (N, D) mask of missing values.
 
@@ -195,14 +200,12 @@ def group_by_pattern(missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order, pattern[order]
 
 
-
 def nan_average(X: np.ndarray, w: np.ndarray | None) -> np.ndarray:
     """Column means of the observed (non-NaN) values, weighted by ``w``; float64, (D,)."""
     observed = ~np.isnan(X)
     weights = np.ones(len(X)) if w is None else w
     with np.errstate(invalid="ignore", divide="ignore"):
         return (weights @ np.where(observed, X, 0.0)) / (weights @ observed)
-
 
 
 def sort_by_pattern(batch: MissingBatch) -> MissingBatch:
@@ -215,10 +218,8 @@ def sort_by_pattern(batch: MissingBatch) -> MissingBatch:
     return MissingBatch(batch.X[order], w, pattern[order])
 
 
-
 def pattern_groups(missing: np.ndarray, incomplete: np.ndarray):
     """(row indices, missing mask) of each pattern among the ``incomplete`` rows."""
     rows_nan = np.flatnonzero(incomplete)
     for rows, miss in missing_patterns(missing[rows_nan]):
         yield rows_nan[rows], miss
-

@@ -94,7 +94,11 @@ def online_step(
         Parameters after the M-step (a re-seeding M-step's :class:`Reseeded` is
         unwrapped).
     running_stats : pytree
-        The updated running statistics (new arrays).
+        The updated running statistics (new arrays). A model whose statistics are
+        taken about its current parameters (the Gaussian's moments about the means, to
+        stay exact far from the origin) defines ``shift_stats(stats, old, new)``: the
+        running statistics are then re-expressed about the returned parameters, the
+        ones the next step's E-step uses, so they are averaged on a common footing.
 
     Raises
     ------
@@ -115,10 +119,13 @@ def online_step(
     else:
         keep, gain = 1.0 - rho, rho * float(scale)
         running_stats = tree_map(lambda s, b: keep * s + gain * b, running_stats, stats)
-    params, _ = unwrap_reseeded(model.mstep(running_stats, params))
+    new_params, _ = unwrap_reseeded(model.mstep(running_stats, params))
+    shift = getattr(model, "shift_stats", None)
+    if shift is not None:  # keep the running statistics about the next E-step's parameters
+        running_stats = shift(running_stats, params, new_params)
     if return_loglik:
-        return params, running_stats, float(loglik)
-    return params, running_stats
+        return new_params, running_stats, float(loglik)
+    return new_params, running_stats
 
 
 class OnlineEM(Scheme):

@@ -101,19 +101,22 @@ class _WhitenedBlock:
     def __init__(self, za, cache):
         self.za, self.cache = za, cache
 
-    def moments(self, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Raw moments (sum r x, packed sum r x x') from moments of the residuals.
-
-        The block's moments are centred at the current means (accurate even in
-        float32); they are turned into raw float64 moments so that statistics do not
-        depend on the parameters they were computed at.
-        """
+    def centred_moments(self, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Counts, ``sum r (x - mu)`` (K, D) and ``sum r (x - mu)(x - mu)'`` (K, D, D),
+        about the means the cache was prepared with (accurate even in float32, and
+        whatever the offset of the data)."""
         za, D = self.za, self.za.shape[2] - 1
         rz = za * resp[:, :, None]
         m = np.matmul(rz.transpose(1, 2, 0), za.transpose(1, 0, 2)).astype(np.float64)
-        nk, u_inv, mu = m[:, D, D], self.cache.u_inv, self.cache.means
+        nk, u_inv = m[:, D, D], self.cache.u_inv
         d1 = np.einsum("kd,kde->ke", m[:, D, :D], u_inv)  # sum r (x - mu)
         c2 = np.swapaxes(u_inv, 1, 2) @ m[:, :D, :D] @ u_inv  # sum r (x - mu)(x - mu)'
+        return nk, d1, c2
+
+    def moments(self, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw moments (sum r x, packed sum r x x') from the centred ones."""
+        nk, d1, c2 = self.centred_moments(resp)
+        D, mu = d1.shape[1], self.cache.means
         outer = mu[:, :, None] * d1[:, None, :]
         s2 = (
             c2
@@ -128,3 +131,24 @@ class _WhitenedBlock:
 def _upper_inverse(u: np.ndarray) -> np.ndarray:
     """Inverse of a stack of upper triangular matrices."""
     return np.triu(np.linalg.solve(u, np.broadcast_to(np.eye(u.shape[-1]), u.shape)))
+
+
+def whitened(means: np.ndarray, prec_chol: np.ndarray, offset, dtype) -> _Whitened:
+    """The E-step constants of whitened residuals for K components (prec_chol (K, D, D)).
+
+    One (D+1, K*(D+1)) matrix whitens a row for every component in one product: with x
+    augmented by a 1, component k's block of columns gives ``[(x - mu_k) U_k, 1]``. The
+    trailing 1 makes the moment product return the first moments and the counts as
+    well, with no extra pass over the data.
+    """
+    K, D = means.shape
+    u_aug = np.zeros((D + 1, K, D + 1))
+    u_aug[:D, :, :D] = prec_chol.transpose(1, 0, 2)
+    u_aug[D, :, :D] = -np.einsum("kd,kde->ke", means, prec_chol)
+    u_aug[D, :, D] = 1.0
+    return _Whitened(
+        u_aug.reshape(D + 1, K * (D + 1)).astype(dtype),
+        np.asarray(offset, dtype=dtype),
+        _upper_inverse(prec_chol),
+        means,
+    )

@@ -200,8 +200,32 @@ def _accumulate(xb, x2, lp, nb4, nk, s1, s2):  # pragma: no cover - compiled
             s2[k, d] += _v4_sum(p2)
 
 
+@numba.njit(**_JIT)
+def _accumulate_centred(xb, lp, nb4, means, nk, s1, s2):  # pragma: no cover - compiled
+    """As :func:`_accumulate`, with the moments of ``xb[d, b] - means[k, d]`` (residuals
+    about each component's mean: no cancellation far from the origin)."""
+    K = lp.shape[0]
+    D = xb.shape[0]
+    for k in range(K):
+        a = _v4_fill(0.0)
+        for b in range(0, nb4, 4):
+            a = _v4_add(a, _v4_load(lp, k, b))
+        nk[k] += _v4_sum(a)
+        for d in range(D):
+            m = _v4_fill(means[k, d])
+            p1 = _v4_fill(0.0)
+            p2 = p1
+            for b in range(0, nb4, 4):
+                t = _v4_sub(_v4_load(xb, d, b), m)
+                r = _v4_load(lp, k, b)
+                p1 = _v4_fma(p1, r, t)
+                p2 = _v4_fma(p2, r, _v4_mul(t, t))
+            s1[k, d] += _v4_sum(p1)
+            s2[k, d] += _v4_sum(p2)
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _estep_kernel(X, w, weighted, means, half_prec, const, beta):  # pragma: no cover
+def _estep_kernel(X, w, weighted, means, half_prec, const, beta, centred):  # pragma: no cover
     N, D = X.shape
     K = means.shape[0]
     n_chunks = (N + _CHUNK - 1) // _CHUNK
@@ -223,7 +247,10 @@ def _estep_kernel(X, w, weighted, means, half_prec, const, beta):  # pragma: no 
             _copy_block(X, r0, nb, xb, x2)
             _log_joint(xb, nb4, means, half_prec, const, lp)
             value += _normalise(lp, nb, nb4, beta, w, r0, weighted, shift, total)
-            _accumulate(xb, x2, lp, nb4, nk[c], s1[c], s2[c])
+            if centred:
+                _accumulate_centred(xb, lp, nb4, means, nk[c], s1[c], s2[c])
+            else:
+                _accumulate(xb, x2, lp, nb4, nk[c], s1[c], s2[c])
         values[c] = value
     tot_nk = np.zeros(K)
     tot_s1 = np.zeros((K, D))
@@ -244,6 +271,7 @@ def diag_estep(
     precisions: np.ndarray,
     const: np.ndarray,
     beta: float = 1.0,
+    centred: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """E-step statistics of a diagonal Gaussian mixture in one pass over ``X``.
 
@@ -255,6 +283,7 @@ def diag_estep(
     const : (K,) ``log weight_k + 1/2 sum_d log precision_kd - D/2 log(2 pi)``
     beta : inverse temperature in (0, 1]; responsibilities are proportional to
         ``(w_k p_k(x))**beta``
+    centred : moments of ``x - means[k]`` instead of ``x`` (exact far from the origin)
 
     Returns
     -------
@@ -274,6 +303,7 @@ def diag_estep(
         np.ascontiguousarray(-0.5 * np.asarray(precisions, dtype=np.float64)),
         np.ascontiguousarray(const, dtype=np.float64),
         float(beta),
+        bool(centred),
     )
 
 

@@ -82,12 +82,37 @@ class CovarianceStructure(abc.ABC):
         """``log det U`` per component (shape (K,)), i.e. ``-log det(Sigma_k) / 2``."""
 
     @abc.abstractmethod
-    def prepare(self, means: np.ndarray, prec_chol: np.ndarray, offset: np.ndarray, dtype) -> Any:
+    def prepare(
+        self, means: np.ndarray, prec_chol: np.ndarray, offset: np.ndarray, dtype, exact=False
+    ) -> Any:
         """Per-E-step constants (computed once, used on every block of rows).
 
         ``offset`` (K,) is added to every component's log-density (log weights,
-        log-determinants and the 2 pi term).
+        log-determinants and the 2 pi term). ``exact``: evaluate residuals about each
+        component's mean instead of the faster expansion
+        ``x'Lx - 2 x'L mu + mu'L mu``, which loses about ``eps * conditioning`` (see
+        :meth:`conditioning`): the choice for data far from the origin relative to
+        their spread.
         """
+
+    def conditioning(self, means: np.ndarray, prec_chol: np.ndarray) -> float:
+        """``max_k mu_k' P_k mu_k``: how far (in squared standard deviations) the means
+        sit from the origin. The expansion of the squared distances and raw moments lose
+        about ``eps`` times this much; above about 1e5 the kernels switch to residuals."""
+        means = np.asarray(means, dtype=np.float64)
+        K, D = means.shape
+        prec = self.to_full(self.precisions(prec_chol), K, D)
+        return float(np.einsum("kd,kde,ke->k", means, prec, means).max(initial=0.0))
+
+    def centred_stats(self, X: np.ndarray, resp: np.ndarray, work: Any, centre: np.ndarray):
+        """Like :meth:`block_stats`, about ``centre`` (K, D), the means the cache was
+        prepared with: ``sum r``, ``sum r (x - c)`` and the second moments of ``x - c``.
+        Exact when the cache was prepared with ``exact``; here, from the raw moments."""
+        return self.recentre(*self.block_stats(X, resp, work), centre)
+
+    @abc.abstractmethod
+    def recentre(self, nk, s1, s2, centre):
+        """Raw moments (the layout of :meth:`block_stats`) as moments about ``centre``."""
 
     @abc.abstractmethod
     def log_density(self, X: np.ndarray, cache: Any) -> tuple[np.ndarray, Any]:
@@ -103,7 +128,7 @@ class CovarianceStructure(abc.ABC):
         """
 
     def estep_stats(
-        self, X: np.ndarray, w: np.ndarray | None, cache: Any, beta: float = 1.0
+        self, X: np.ndarray, w: np.ndarray | None, cache: Any, beta: float = 1.0, centred=False
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
         """The whole E-step of complete rows in one compiled pass, where the structure has one.
 
@@ -112,7 +137,8 @@ class CovarianceStructure(abc.ABC):
         times the sample weights ``w``, with the objective
         ``sum_n w_n (1/beta) log sum_k (w_k p_k(x_n))**beta``; or ``None`` when the
         structure has no such kernel (then the caller uses ``log_density`` and
-        ``block_stats`` block by block).
+        ``block_stats`` block by block). ``centred``: the moments about the cache's
+        means (as :meth:`centred_stats`), accumulated from residuals.
         """
         return None
 

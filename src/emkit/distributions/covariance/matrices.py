@@ -6,12 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from emkit.distributions.covariance._features import (
-    _Expanded,
-    _upper_inverse,
-    _Whitened,
-    _WhitenedBlock,
-)
+from emkit.distributions.covariance._features import _Expanded, _WhitenedBlock, whitened
 from emkit.distributions.covariance.base import CovarianceStructure, unpack_symmetric
 
 __all__ = ["Full", "Tied"]
@@ -122,28 +117,15 @@ class Full(_Matrices):
         # expand unless the dimension is large and the components few.
         return D * (D + 1) // 2 <= 2 * K * (D + 1)
 
-    def prepare(self, means, prec_chol, offset, dtype):
+    def prepare(self, means, prec_chol, offset, dtype, exact=False):
         K, D = means.shape
-        if self._expanded(K, D):
+        if self._expanded(K, D) and not exact:
             prec = prec_chol @ np.swapaxes(prec_chol, 1, 2)
             iu = np.triu_indices(D)
             quad = prec[:, iu[0], iu[1]] * np.where(iu[0] == iu[1], 1.0, 2.0)
             prec_mu = np.einsum("kde,ke->kd", prec, means)
             return _Expanded.build("packed", quad, prec_mu, means, offset, dtype)
-        # One (D+1, K*(D+1)) matrix whitens a row for every component in one product:
-        # with x augmented by a 1, component k's block of columns gives
-        # [(x - mu_k) U_k, 1]. The trailing 1 makes the moment product below return the
-        # first moments and the counts as well, with no extra pass over the data.
-        u_aug = np.zeros((D + 1, K, D + 1))
-        u_aug[:D, :, :D] = prec_chol.transpose(1, 0, 2)
-        u_aug[D, :, :D] = -np.einsum("kd,kde->ke", means, prec_chol)
-        u_aug[D, :, D] = 1.0
-        return _Whitened(
-            u_aug.reshape(D + 1, K * (D + 1)).astype(dtype),
-            np.asarray(offset, dtype=dtype),
-            _upper_inverse(prec_chol),
-            means,
-        )
+        return whitened(means, prec_chol, offset, dtype)
 
     def log_density(self, X, cache):
         return cache.log_density(X)
@@ -152,6 +134,21 @@ class Full(_Matrices):
         if isinstance(work, _WhitenedBlock):
             return work.moments(resp)
         return _Expanded.moments(work, resp, X.shape[1])
+
+    def centred_stats(self, X, resp, work, centre):
+        if isinstance(work, _WhitenedBlock):
+            nk, d1, c2 = work.centred_moments(resp)
+            return nk, d1, self.pack_second_moments(c2)
+        return super().centred_stats(X, resp, work, centre)
+
+    def recentre(self, nk, s1, s2, centre):
+        D = s1.shape[1]
+        s1c = s1 - nk[:, None] * centre
+        full = unpack_symmetric(s2, D)
+        cross = centre[:, :, None] * s1[:, None, :]
+        full -= cross + np.swapaxes(cross, 1, 2)
+        full += nk[:, None, None] * (centre[:, :, None] * centre[:, None, :])
+        return nk, s1c, self.pack_second_moments(full)
 
     def pack_second_moments(self, s2):
         iu = np.triu_indices(s2.shape[-1])
@@ -188,8 +185,10 @@ class Tied(_Matrices):
     def log_det_precision_cholesky(self, prec_chol, D):
         return np.log(np.diagonal(prec_chol)).sum()
 
-    def prepare(self, means, prec_chol, offset, dtype):
+    def prepare(self, means, prec_chol, offset, dtype, exact=False):
         K, D = means.shape
+        if exact:
+            return whitened(means, np.broadcast_to(prec_chol, (K, D, D)), offset, dtype)
         prec = prec_chol @ prec_chol.T
         iu = np.triu_indices(D)
         quad = np.broadcast_to(prec[iu] * np.where(iu[0] == iu[1], 1.0, 2.0), (K, len(iu[0])))
@@ -198,11 +197,30 @@ class Tied(_Matrices):
     def log_density(self, X, cache):
         return cache.log_density(X)
 
-    def block_stats(self, X, resp, phi):
+    def block_stats(self, X, resp, work):
+        if isinstance(work, _WhitenedBlock):
+            nk, s1, s2 = work.moments(resp)
+            return nk, s1, s2.sum(axis=0)
         # The responsibilities of a row sum to its weight: the pooled second moment is
         # the weighted sum of the squares, whatever the responsibilities.
-        nk, s1, s2 = _Expanded.moments(phi, resp, X.shape[1])
+        nk, s1, s2 = _Expanded.moments(work, resp, X.shape[1])
         return nk, s1, s2.sum(axis=0)
+
+    def centred_stats(self, X, resp, work, centre):
+        if isinstance(work, _WhitenedBlock):
+            nk, d1, c2 = work.centred_moments(resp)
+            return nk, d1, self.pack_second_moments(c2)
+        return super().centred_stats(X, resp, work, centre)
+
+    def recentre(self, nk, s1, s2, centre):
+        # pooled: sum_k sum_n r_nk (x - c_k)(x - c_k)' from sum_n w x x' and the s1_k
+        D = s1.shape[1]
+        full = unpack_symmetric(s2[None], D)[0]
+        cross = centre.T @ s1
+        full -= cross + cross.T
+        full += (centre * nk[:, None]).T @ centre
+        iu = np.triu_indices(D)
+        return nk, s1 - nk[:, None] * centre, full[iu]
 
     def pack_second_moments(self, s2):
         iu = np.triu_indices(s2.shape[-1])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from emkit.distributions.covariance._features import _Expanded
+from emkit.distributions.covariance._features import _Expanded, _quadratic_features
 from emkit.distributions.covariance.base import CovarianceStructure
 from emkit.distributions.covariance.matrices import _check_unpacked, _check_vector
 
@@ -16,10 +16,11 @@ class _VarianceCache:
     """What an E-step with per-feature variances needs: the expansion for
     ``log_density`` and the raw parameters for the one-pass kernel."""
 
-    __slots__ = ("expanded", "means", "offset", "precisions")
+    __slots__ = ("exact", "expanded", "means", "offset", "precisions")
 
-    def __init__(self, expanded: _Expanded, means, precisions, offset):
+    def __init__(self, expanded: _Expanded, means, precisions, offset, exact=False):
         self.expanded = expanded
+        self.exact = exact
         self.means = means
         self.precisions = precisions  # (K, D) inverse variances
         self.offset = offset
@@ -57,24 +58,53 @@ class _Variances(CovarianceStructure):
         return 1.0 / np.sqrt(cov)
 
     def log_density(self, X, cache):
-        return cache.expanded.log_density(X)
+        if not cache.exact:
+            return cache.expanded.log_density(X)
+        # residuals about each component's mean: exact whatever the offset of the data
+        z2 = np.zeros((len(X), len(cache.means)))
+        for d in range(X.shape[1]):
+            r = X[:, d, None] - cache.means[None, :, d]
+            z2 += r * r * cache.precisions[None, :, d]
+        return cache.offset - 0.5 * z2, None
 
     def block_stats(self, X, resp, phi):
+        if phi is None:  # an exact cache keeps no features: build them
+            phi = _quadratic_features(np.asarray(X, dtype=np.float64), self.squares)
         return _Expanded.moments(phi, resp, X.shape[1])
+
+    def centred_stats(self, X, resp, work, centre):
+        if work is not None:
+            return super().centred_stats(X, resp, work, centre)
+        Xd = np.asarray(X, dtype=np.float64)
+        K, D = centre.shape
+        s1 = np.empty((K, D))
+        s2 = np.empty((K, D))
+        for d in range(D):
+            r = Xd[:, d, None] - centre[None, :, d]  # (B, K)
+            s1[:, d] = np.einsum("bk,bk->k", resp, r)
+            s2[:, d] = np.einsum("bk,bk->k", resp, r * r)
+        return resp.sum(axis=0), s1, self._pack_diagonal(s2)
+
+    def recentre(self, nk, s1, s2, centre):
+        s2_diag = self._pack_diagonal(-2.0 * centre * s1 + nk[:, None] * centre * centre)
+        return nk, s1 - nk[:, None] * centre, s2 + s2_diag
 
     def _feature_precisions(self, prec_chol, D) -> np.ndarray:
         """(K, D) inverse variances."""
         raise NotImplementedError
 
-    def _prepare(self, means, prec_chol, offset, expanded):
+    def _prepare(self, means, prec_chol, offset, expanded, exact):
         D = means.shape[1]
         prec = self._feature_precisions(np.asarray(prec_chol, dtype=np.float64), D)
-        return _VarianceCache(expanded, means, prec, np.asarray(offset, dtype=np.float64))
+        offset = np.asarray(offset, dtype=np.float64)
+        return _VarianceCache(expanded, np.asarray(means, dtype=np.float64), prec, offset, exact)
 
-    def estep_stats(self, X, w, cache, beta=1.0):
+    def estep_stats(self, X, w, cache, beta=1.0, centred=False):
         from emkit.distributions.covariance._kernels import diag_estep
 
-        nk, s1, s2, value = diag_estep(X, w, cache.means, cache.precisions, cache.offset, beta)
+        nk, s1, s2, value = diag_estep(
+            X, w, cache.means, cache.precisions, cache.offset, beta, centred
+        )
         return nk, s1, self._pack_diagonal(s2), value
 
     def _pack_diagonal(self, s2_diag: np.ndarray) -> np.ndarray:
@@ -99,10 +129,10 @@ class Diag(_Variances):
     def log_det_precision_cholesky(self, prec_chol, D):
         return np.log(prec_chol).sum(axis=1)
 
-    def prepare(self, means, prec_chol, offset, dtype):
+    def prepare(self, means, prec_chol, offset, dtype, exact=False):
         prec2 = prec_chol**2
         expanded = _Expanded.build("diag", prec2, means * prec2, means, offset, dtype)
-        return self._prepare(means, prec_chol, offset, expanded)
+        return self._prepare(means, prec_chol, offset, expanded, exact)
 
     def _feature_precisions(self, prec_chol, D):
         return prec_chol**2
@@ -142,12 +172,12 @@ class Spherical(_Variances):
     def log_det_precision_cholesky(self, prec_chol, D):
         return D * np.log(prec_chol)
 
-    def prepare(self, means, prec_chol, offset, dtype):
+    def prepare(self, means, prec_chol, offset, dtype, exact=False):
         prec2 = prec_chol**2
         expanded = _Expanded.build(
             "norm", prec2[:, None], means * prec2[:, None], means, offset, dtype
         )
-        return self._prepare(means, prec_chol, offset, expanded)
+        return self._prepare(means, prec_chol, offset, expanded, exact)
 
     def _feature_precisions(self, prec_chol, D):
         return np.repeat((prec_chol**2)[:, None], D, axis=1)

@@ -39,7 +39,7 @@ import numpy as np
 from emkit._logspace import log_normalize, posterior_in_place
 from emkit.distributions.base import Distribution
 from emkit.distributions.missing import MissingBatch, nan_average
-from emkit.engine.protocol import Reseeded
+from emkit.engine.protocol import Reseeded, unwrap_reseeded
 from emkit.models.init import initial_responsibilities
 from emkit.models.mixture.weights import ConstantWeights
 
@@ -170,9 +170,10 @@ class MixtureModel:
 
     # ------------------------------------------------------------------ engine hooks
     def __getattr__(self, name: str) -> Any:
-        # SQUAREM's pack/unpack and annealing's perturb exist when the component has them
-        # (otherwise the engine falls back to a flat view, or skips the perturbation).
-        if name in ("pack", "unpack", "perturb") and hasattr(self.component, name):
+        # SQUAREM's pack/unpack, annealing's perturb and online EM's shift_stats exist
+        # when the component has them (otherwise the engine falls back to a flat view,
+        # skips the perturbation, or averages the statistics as they are).
+        if name in ("pack", "unpack", "perturb", "shift_stats") and hasattr(self.component, name):
             return getattr(self, f"_{name}")
         raise AttributeError(name)
 
@@ -192,6 +193,11 @@ class MixtureModel:
             self.weights.unpack(vec[:K]), self.component.unpack(vec[K:], like.components)
         )
 
+    def _shift_stats(self, stats: MixtureStats, old: MixtureParams, new: MixtureParams):
+        """Statistics taken at ``old`` parameters re-expressed at ``new`` (online EM)."""
+        components = self.component.shift_stats(stats.components, old.components, new.components)
+        return MixtureStats(stats.nk, components)
+
     def _perturb(self, params: MixtureParams, rng: np.random.Generator) -> MixtureParams:
         """A small random move of the components (between annealing stages)."""
         return params._replace(components=self.component.perturb(params.components, rng))
@@ -200,9 +206,17 @@ class MixtureModel:
     def params_from_responsibilities(self, X, w, resp) -> MixtureParams:
         """M-step from given responsibilities (starting from labels or soft assignments)."""
         r = resp if w is None else resp * w[:, None]
-        stats = MixtureStats(r.sum(axis=0), self.component.suff_stats(X, r))
-        params = self.mstep(stats, None)
-        return params.params if isinstance(params, Reseeded) else params
+        nk = r.sum(axis=0)
+        params = unwrap_reseeded(
+            self.mstep(MixtureStats(nk, self.component.suff_stats(X, r)), None)
+        )[0]
+        if hasattr(self.component, "shift_stats"):
+            # Statistics about the parameters they were taken at (the Gaussian's moments
+            # about its means): a second pass about the first pass's estimate is exact
+            # far from the origin, where raw moments are not.
+            stats = MixtureStats(nk, self.component.suff_stats(X, r, params.components))
+            params = unwrap_reseeded(self.mstep(stats, params))[0]
+        return params
 
     def log_joint(self, params: MixtureParams, X: np.ndarray) -> np.ndarray:
         """``log weights_k + log p(x_o | theta_k)``, shape (N, K); NaN integrated out."""
