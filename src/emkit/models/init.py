@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["INIT_METHODS", "initial_responsibilities", "kmeans", "kmeans_plusplus", "nearest_center"]
+__all__ = [
+    "INIT_METHODS",
+    "initial_responsibilities",
+    "kmeans",
+    "kmeans_plusplus",
+    "nearest_center",
+]
 
 _BLOCK = 65536
 
@@ -103,7 +109,6 @@ def kmeans(
 INIT_METHODS = ("kmeans++", "kmeans", "random", "random_from_data")
 
 
-
 def initial_responsibilities(method: str, X, w, n_components: int, rng) -> np.ndarray:
     """Starting responsibilities (N, K) for one of :data:`INIT_METHODS`.
 
@@ -130,4 +135,3 @@ def initial_responsibilities(method: str, X, w, n_components: int, rng) -> np.nd
     resp = np.zeros((n, K))
     resp[np.arange(n), labels] = 1.0
     return resp
-
