@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["log_normalize", "posterior_in_place"]
+
+
 def log_normalize(log_prob: np.ndarray) -> np.ndarray:
     """Turn (B, K) log joint probabilities into responsibilities, in place.
 
@@ -19,7 +21,6 @@ def log_normalize(log_prob: np.ndarray) -> np.ndarray:
     return (np.log(total) + top)[:, 0]
 
 
-
 def posterior_in_place(log_joint: np.ndarray, beta: float, hard: bool) -> np.ndarray:
     """Turn (B, K) log joints into posteriors in place; return each row's objective."""
     if hard:
@@ -32,4 +33,3 @@ def posterior_in_place(log_joint: np.ndarray, beta: float, hard: bool) -> np.nda
         log_joint *= beta
         return log_normalize(log_joint) / beta
     return log_normalize(log_joint)
-

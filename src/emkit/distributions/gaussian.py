@@ -37,7 +37,6 @@ array([[1.  , 1.  ],
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -56,9 +55,9 @@ from emkit.distributions.missing import (
     pattern_groups,
     sort_by_pattern,
 )
-from emkit.exceptions import DegenerateComponentWarning
+from emkit.distributions.reseed import split_components
 
-__all__ = ["Gaussian", "GaussianKernel", "GaussianParams", "GaussianStats", "arithmetic"]
+__all__ = ["Gaussian", "GaussianKernel", "GaussianParams", "GaussianStats"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -307,27 +306,6 @@ class Works(list):
     def __init__(self, centre: np.ndarray):
         super().__init__()
         self.centre = centre
-
-
-def arithmetic(means, prec_chol, structure: CovarianceStructure, dtype) -> np.dtype:
-    """float32 where it is accurate enough, else float64.
-
-    The log-densities come from an expansion whose cancellation costs about
-    ``kappa = max_k (|mu_k|^2 + tr S_k) / min_k lambda_min(S_k)`` units of round-off
-    (the data are centred at their mean). float32 data get float32 log-densities only
-    while ``kappa * eps(float32) < 1e-4``; tight clusters far apart switch to float64.
-    Statistics are accumulated in float64 in any case.
-    """
-    if np.dtype(dtype) != np.float32:
-        return np.dtype(np.float64)
-    means = np.asarray(means, dtype=np.float64)
-    K, D = means.shape
-    # Eigenvalues of the precisions are the inverse eigenvalues of the covariances.
-    eig = np.linalg.eigvalsh(structure.to_full(structure.precisions(prec_chol), K, D))
-    smallest = 1.0 / max(eig[:, -1].max(), np.finfo(np.float64).tiny)
-    spread = (np.einsum("kd,kd->k", means, means) + (1.0 / eig).sum(axis=1)).max()
-    kappa = spread / max(smallest, np.finfo(np.float64).tiny)
-    return np.dtype(np.float32 if kappa * np.finfo(np.float32).eps < 1e-4 else np.float64)
 
 
 def _add_moments(total, block):
@@ -599,43 +577,3 @@ class Gaussian(Distribution):
         if np.isnan(X).any():
             X = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
         return self.mstep(self.suff_stats(X, resp))
-
-
-def split_components(weights, means, covs, bad, structure, reg_covar, what="covariance"):
-    """Replace each ``bad`` component by half of the heaviest good one.
-
-    The heaviest good component ``j`` is split along its main axis: the two halves sit
-    half a standard deviation either side of its mean, with its covariance and half
-    its weight each. Returns new (weights, means, covariances, {bad k: source j}) and
-    warns with :class:`DegenerateComponentWarning` for each re-seeded component.
-    """
-    K, D = means.shape
-    good = ~np.asarray(bad)
-    if not good.any():
-        raise ValueError(
-            f"every mixture component collapsed (empty or singular {what}); "
-            "decrease n_components, increase reg_covar, or scale the data"
-        )
-    weights, means = np.array(weights, dtype=np.float64), np.array(means, dtype=np.float64)
-    covs = np.array(covs, copy=True)
-    full = structure.to_full(covs, K, D)
-    sources = {}
-    for k in np.flatnonzero(~good):
-        j = int(np.argmax(np.where(good, weights, -np.inf)))
-        vals, vecs = np.linalg.eigh(full[j])
-        step = 0.5 * np.sqrt(max(vals[-1], reg_covar)) * vecs[:, -1]
-        means[k], means[j] = means[j] + step, means[j] - step
-        if not structure.shared:
-            covs[k] = covs[j]
-            full[k] = full[j]
-        weights[j] = weights[k] = 0.5 * (weights[j] + weights[k])
-        good[k] = True
-        sources[int(k)] = j
-        warnings.warn(
-            f"mixture component {k} collapsed (empty or singular {what}) and was "
-            f"re-seeded by splitting component {j}; if this repeats, decrease "
-            "n_components or increase reg_covar",
-            DegenerateComponentWarning,
-            stacklevel=4,
-        )
-    return weights / weights.sum(), means, covs, sources

@@ -48,7 +48,7 @@ from emkit._validation import check_real
 from emkit.distributions.base import Distribution, check_weights
 from emkit.distributions.covariance import CovarianceStructure, block_rows, get_structure
 from emkit.distributions.covariance._kernels import normalise_columns
-from emkit.distributions.gaussian import split_components
+from emkit.distributions.reseed import split_components
 from emkit.distributions.student_t_dof import (
     DEFAULT_START_DOF,
     DOF_BOUNDS,

@@ -98,11 +98,11 @@ def em(
         A custom iteration scheme (overrides ``accel``, ``variant`` and ``anneal``).
     accel : {None, "squarem"}
         Acceleration: SQUAREM (Varadhan & Roland 2008), never worse than plain EM.
-    variant : {"em", "online", "hard"}, default "em"
+    variant : {"em", "online", "hard", "ecme"}, default "em"
         Plain EM; online / mini-batch EM (Cappe & Moulines 2009) with ``batch_size``
         rows per step and step sizes ``(t + t0) ** -kappa`` (``max_iter`` counts
-        passes); or hard (classification) EM. Hard EM needs the model's
-        ``estep_variant``.
+        passes); hard (classification) EM, which needs the model's ``estep_variant``;
+        or ECME (Liu & Rubin 1994), which needs the model's ``observed_step``.
     anneal : "default" or sequence of float, optional
         Deterministic annealing (Ueda & Nakano 1998): rising inverse temperatures
         ending at 1; needs the model's ``estep_variant``.
@@ -195,7 +195,7 @@ def em(
     )
 
 
-VARIANTS = ("em", "online", "hard")
+VARIANTS = ("em", "online", "hard", "ecme")
 
 
 def make_scheme(
@@ -220,6 +220,12 @@ def make_scheme(
         from emkit.engine.online import OnlineEM
 
         return OnlineEM(batch_size=batch_size, kappa=kappa, t0=t0)
+    if variant == "ecme":
+        if accel is not None or anneal is not None:
+            raise ValueError("ECME cannot be combined with accel or anneal")
+        from emkit.engine.ecme import ECME
+
+        return ECME()
     if accel == "squarem":
         from emkit.engine.accel import SQUAREM
 

@@ -210,3 +210,40 @@ def test_fit_with_missing_values():
     symbols[::5] = np.nan
     cat = HMM(2, emission="categorical", random_state=0, check_monotone="raise").fit(symbols)
     assert cat.emissionprob_.shape == (2, 4)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "tied", "spherical"])
+def test_online_running_statistics_follow_the_parameters_far_from_the_origin(covariance_type):
+    # The Gaussian emissions' moments are taken about the means of the parameters the
+    # E-step used: re-expressing them about other parameters and taking the M-step there
+    # must give the same parameters, and online EM's update rule holds once the running
+    # statistics are shifted back.
+    from emkit.engine.online import online_step
+
+    rng = np.random.default_rng(31)
+    X, lengths, _, K = gaussian_data(rng)
+    X = X * 1e-2 + 1e5
+    model = at(
+        gaussian_start(rng, X, K, covariance_type), X, lengths, covariance_type=covariance_type
+    )
+    hmm_model, params = model._fitted()
+    data, missing = hmm_model.emission.prepare(X)
+    split = SequenceSource((data, missing), np.cumsum([0, *lengths]), batch_size=2)
+    first, second = list(split.batches())[:2]
+    p1, s1 = online_step(hmm_model, params, None, first, 0.5, 3.0)
+    p2, s2 = online_step(hmm_model, p1, s1, second, 0.4, 5.0)
+    back = hmm_model.shift_stats(s2, p2, p1)
+    new = hmm_model.estep(p1, second)[0]
+    for got, old, b in zip(tree_leaves(back), tree_leaves(s1), tree_leaves(new), strict=True):
+        np.testing.assert_allclose(got, 0.6 * old + 0.4 * 5.0 * b, rtol=1e-8, atol=1e-8)
+    direct = hmm_model.mstep(back, p1)
+    for got, want in zip(tree_leaves(p2), tree_leaves(direct), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-12)
+    # the shift itself: an M-step about the shifted moments equals one about the originals
+    # (an identity shift would move every mean by the difference of the two parameters')
+    s_first = hmm_model.estep(params, first)[0]
+    moved = hmm_model.mstep(hmm_model.shift_stats(s_first, params, p1), p1)
+    for got, want in zip(
+        tree_leaves(moved), tree_leaves(hmm_model.mstep(s_first, params)), strict=True
+    ):
+        np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9)

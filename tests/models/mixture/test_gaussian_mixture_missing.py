@@ -14,10 +14,10 @@ from scipy import optimize, stats
 from scipy.special import logsumexp
 
 from emkit import GaussianMixture
-from emkit.distributions.covariance import get_structure
-from emkit.exceptions import ConvergenceWarning
 from emkit._pytree import tree_leaves
+from emkit.distributions.covariance import get_structure
 from emkit.distributions.missing import MissingBatch
+from emkit.exceptions import ConvergenceWarning
 from emkit.models.mixture.gaussian_model import GaussianMixtureModel
 
 COV_TYPES = ["full", "diag", "tied", "spherical"]

@@ -148,6 +148,14 @@ class HMMModel:
         stats = self.emission.suff_stats(X, post, params.emission, aux)
         return HMMStats(start, trans, stats), float(logliks.sum())
 
+    def shift_stats(self, stats: HMMStats, old: HMMParams, new: HMMParams) -> HMMStats:
+        """Statistics taken at ``old`` re-expressed at ``new`` parameters, for online EM:
+        the Gaussian emissions' moments are about the means they were taken at."""
+        shift = getattr(self.emission, "shift_stats", None)
+        if shift is None:
+            return stats
+        return stats._replace(emission=shift(stats.emission, old.emission, new.emission))
+
     def mstep(self, stats: HMMStats, params: HMMParams) -> HMMParams:
         return HMMParams(
             self.start.mstep(stats.start, params.startprob),

@@ -46,6 +46,10 @@ from emkit.models.mixture.weights import ConstantWeights
 __all__ = ["MixtureModel", "MixtureParams", "MixtureStats"]
 
 
+#: engine hooks a mixture offers when its component does
+_HOOKS = ("pack", "unpack", "perturb", "shift_stats", "observed_step", "dof_derivatives")
+
+
 class MixtureParams(NamedTuple):
     weights: np.ndarray  # (K,)
     components: Any  # the distribution's parameter pytree, leading axis K
@@ -170,10 +174,11 @@ class MixtureModel:
 
     # ------------------------------------------------------------------ engine hooks
     def __getattr__(self, name: str) -> Any:
-        # SQUAREM's pack/unpack, annealing's perturb and online EM's shift_stats exist
-        # when the component has them (otherwise the engine falls back to a flat view,
-        # skips the perturbation, or averages the statistics as they are).
-        if name in ("pack", "unpack", "perturb", "shift_stats") and hasattr(self.component, name):
+        # SQUAREM's pack/unpack, annealing's perturb, online EM's shift_stats and ECME's
+        # observed_step exist when the component has them (otherwise the engine falls
+        # back to a flat view, skips the perturbation, averages the statistics as they
+        # are, or refuses ECME).
+        if name in _HOOKS and hasattr(self.component, name):
             return getattr(self, f"_{name}")
         raise AttributeError(name)
 
@@ -197,6 +202,21 @@ class MixtureModel:
         """Statistics taken at ``old`` parameters re-expressed at ``new`` (online EM)."""
         components = self.component.shift_stats(stats.components, old.components, new.components)
         return MixtureStats(stats.nk, components)
+
+    def _observed_step(self, params: MixtureParams, evaluate: Any) -> MixtureParams:
+        """ECME's step (:class:`emkit.engine.ecme.ECME`): the component parameters that
+        the component maximises on the observed-data likelihood (the Student-t's degrees
+        of freedom), the weights and the rest fixed."""
+        log_w = self.weights.log_weights(params.weights)
+        components = self.component.observed_step(params.components, log_w, evaluate)
+        return params._replace(components=components)
+
+    def _dof_derivatives(self, params: MixtureParams, batch: Any):
+        """Observed-data log-likelihood of ``batch`` with its gradient and Hessian in the
+        log degrees of freedom (what the Student-t's ``observed_step`` sums over batches)."""
+        X, w, labels = batch_parts(batch)
+        log_w = self.weights.log_weights(params.weights)
+        return self.component.dof_derivatives(params.components, log_w, (X, w, labels))
 
     def _perturb(self, params: MixtureParams, rng: np.random.Generator) -> MixtureParams:
         """A small random move of the components (between annealing stages)."""

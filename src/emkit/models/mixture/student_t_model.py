@@ -24,7 +24,7 @@ import numpy as np
 
 from emkit.distributions.covariance import CovarianceStructure
 from emkit.distributions.student_t import DOF_BOUNDS, StudentT, StudentTParams
-from emkit.models.mixture.model import MixtureModel, MixtureParams, batch_parts
+from emkit.models.mixture.model import MixtureModel, MixtureParams
 
 __all__ = ["StudentTMixtureModel"]
 
@@ -100,21 +100,3 @@ class StudentTMixtureModel(MixtureModel):
     def weighted_log_prob(self, params: MixtureParams, X: np.ndarray) -> np.ndarray:
         """log(weights_k) + log t(x | location_k, scale_k, dof_k), shape (N, K)."""
         return self.log_joint(params, X)
-
-    # ------------------------------------------------------------------ ECME
-    def observed_step(self, params: MixtureParams, evaluate: Any) -> MixtureParams:
-        """The degrees of freedom that maximise the observed-data log-likelihood, the
-        weights, locations and scales fixed (the ECME step of
-        :class:`emkit.engine.ecme.ECME`; see :meth:`StudentT.observed_step`)."""
-        log_w = self.weights.log_weights(params.weights)
-        components = self.component.observed_step(params.components, log_w, evaluate)
-        return params._replace(components=components)
-
-    def dof_derivatives(
-        self, params: MixtureParams, batch: Any
-    ) -> tuple[tuple[np.ndarray, np.ndarray], float]:
-        """Observed-data log-likelihood of ``batch`` with its gradient and Hessian in
-        ``log dofs`` (see :meth:`StudentT.dof_derivatives`)."""
-        X, w, labels = batch_parts(batch)
-        log_w = self.weights.log_weights(params.weights)
-        return self.component.dof_derivatives(params.components, log_w, (X, w, labels))

@@ -78,7 +78,10 @@ class CentredGaussianEmission(Emission):
         where it kept them."""
         X, partial = data
         if partial is None:
-            return self.dist.kernel.moments(X, weights, works)
+            # about the means the frame was evaluated at (the works' centre), or at a start
+            # without parameters the raw moments
+            centre = None if params is None else np.asarray(params.mean, dtype=np.float64)
+            return self.dist.kernel.moments(X, weights, works, centre=centre)
         if params is None:  # a start: fill in column means
             return self.dist.suff_stats(np.nan_to_num(X), weights)
         return self.dist.suff_stats(X, weights, params=params)
@@ -106,6 +109,10 @@ class GaussianEmission(CentredGaussianEmission):
 
     def frame(self, params: GaussianParams, data: Any) -> tuple[np.ndarray, Any]:
         return self._log_densities(params, data)
+
+    def shift_stats(self, stats: Any, old: GaussianParams, new: GaussianParams) -> Any:
+        """Moments taken about ``old`` means re-expressed about ``new`` ones (online EM)."""
+        return self.dist.shift_stats(stats, old, new)
 
     def suff_stats(self, data: Any, weights: np.ndarray, params: Any, aux: Any = None):
         return floored(lambda w: with_nk(self._moments(data, w, params, aux)), weights)

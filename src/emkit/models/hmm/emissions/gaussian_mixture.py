@@ -100,6 +100,11 @@ class GaussianMixtureEmission(CentredGaussianEmission):
         joint[~(total > 0)] = 0.0
         return frame, (joint, works)
 
+    def shift_stats(self, stats: MixtureStats, old: MixtureParams, new: MixtureParams):
+        """The Gaussians' moments re-expressed about the new means (online EM)."""
+        gaussians = self.dist.shift_stats(stats.gaussians, old.gaussians, new.gaussians)
+        return stats._replace(gaussians=gaussians)
+
     def suff_stats(self, data: Any, weights: np.ndarray, params: Any, aux: Any = None):
         if aux is None:
             aux = self.frame(params, data)[1]
