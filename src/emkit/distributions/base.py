@@ -447,3 +447,13 @@ class Distribution(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
+
+
+def add_blocks(total: list | None, block) -> list:
+    """Add a block's statistics (a sequence of arrays) to running float64 totals (None at
+    the first block); the E-steps sum their blocks of rows with it."""
+    if total is None:
+        return [np.array(b, dtype=np.float64) for b in block]
+    for acc, b in zip(total, block):
+        acc += b
+    return total

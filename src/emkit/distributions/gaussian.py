@@ -44,7 +44,7 @@ import numpy as np
 
 from emkit._logspace import log_normalize, posterior_in_place
 from emkit._validation import check_real
-from emkit.distributions.base import Distribution, check_weights
+from emkit.distributions.base import Distribution, add_blocks, check_weights
 from emkit.distributions.covariance import CovarianceStructure, block_rows, get_structure
 from emkit.distributions.covariance._kernels import normalise_columns
 from emkit.distributions.missing import (
@@ -183,7 +183,7 @@ class GaussianKernel:
         totals = None
         for sl, work in works:
             block = st.centred_stats(X[sl], weights[sl], work, works.centre)
-            totals = _add_moments(totals, block)
+            totals = add_blocks(totals, block)
         if totals is None:
             return GaussianStats(
                 np.zeros(K), np.zeros((K, D)), st.pack_second_moments(np.zeros((K, D, D)))
@@ -213,7 +213,7 @@ class GaussianKernel:
             columns = resp.T  # the (K, B) product the structures compute
             if not hard and columns.dtype == np.float64 and columns.flags.c_contiguous:
                 value += normalise_columns(columns, None if w is None else w[sl], beta)
-                totals = _add_moments(totals, st.centred_stats(X[sl], resp, work, means))
+                totals = add_blocks(totals, st.centred_stats(X[sl], resp, work, means))
                 continue
             rows = posterior_in_place(resp, beta, hard)
             if w is not None:
@@ -221,7 +221,7 @@ class GaussianKernel:
                 value += float(np.dot(w[sl], rows))
             else:
                 value += float(np.sum(rows, dtype=np.float64))
-            totals = _add_moments(totals, st.centred_stats(X[sl], resp, work, means))
+            totals = add_blocks(totals, st.centred_stats(X[sl], resp, work, means))
         if totals is None:
             return self.moments(X[:0], np.zeros((0, K))), 0.0
         return GaussianStats(*totals), value
@@ -306,15 +306,6 @@ class Works(list):
     def __init__(self, centre: np.ndarray):
         super().__init__()
         self.centre = centre
-
-
-def _add_moments(total, block):
-    """Add a block's (counts, first, second moments) to the running float64 totals."""
-    if total is None:
-        return [np.array(b, dtype=np.float64) for b in block]
-    for acc, b in zip(total, block):
-        acc += b
-    return total
 
 
 class Gaussian(Distribution):

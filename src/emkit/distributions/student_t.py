@@ -45,7 +45,7 @@ from scipy import special
 
 from emkit._logspace import posterior_in_place
 from emkit._validation import check_real
-from emkit.distributions.base import Distribution, check_weights
+from emkit.distributions.base import Distribution, add_blocks, check_weights
 from emkit.distributions.covariance import CovarianceStructure, block_rows, get_structure
 from emkit.distributions.covariance._kernels import normalise_columns
 from emkit.distributions.reseed import split_components
@@ -242,7 +242,7 @@ class StudentT(Distribution):
         totals = None
         for sl, rows, delta, log_term, work, _ in self._blocks(params, X):
             block = self._weighted_stats(params, rows, w[sl], delta, log_term, work)
-            totals = _add(totals, block)
+            totals = add_blocks(totals, block)
         return self._empty_stats(K, D) if totals is None else StudentTStats(*totals)
 
     def mstep(
@@ -377,7 +377,9 @@ class StudentT(Distribution):
                     value += float(np.dot(w[sl], objective))
                 else:
                     value += float(np.sum(objective))
-            totals = _add(totals, self._weighted_stats(params, rows, tau, delta, log_term, work))
+            totals = add_blocks(
+                totals, self._weighted_stats(params, rows, tau, delta, log_term, work)
+            )
         stats = self._empty_stats(K, D) if totals is None else StudentTStats(*totals)
         return stats.nk, stats, value
 
@@ -523,12 +525,3 @@ class StudentT(Distribution):
         dofs = np.asarray(params.dof, dtype=np.float64)
         roundoff: Callable[[float], float] = evaluate.roundoff
         return params._replace(dof=maximise_log_dofs(evaluate_at, dofs, self.dof_bounds, roundoff))
-
-
-def _add(total, block):
-    """Add a block's statistics to the running float64 totals."""
-    if total is None:
-        return [np.array(b, dtype=np.float64) for b in block]
-    for acc, b in zip(total, block):
-        acc += b
-    return total

@@ -94,6 +94,14 @@ class EMEstimator(_SklearnBase):
             if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
         )
 
+    def _set_hyperparameters(self, values: dict[str, Any]) -> None:
+        """Store each constructor argument under its own name, and nothing else (what
+        scikit-learn asks of ``__init__``); called as ``self._set_hyperparameters(locals())``."""
+        names = set(self._get_param_names())  # a subclass may add its own, set by itself
+        for name, value in values.items():
+            if name in names:
+                setattr(self, name, value)
+
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Hyper-parameters of this estimator (scikit-learn protocol)."""
         return {name: getattr(self, name) for name in self._get_param_names()}

@@ -157,16 +157,22 @@ def _normalise(lp, nb, nb4, beta, w, r0, weighted, shift, total):  # pragma: no 
 
 
 @numba.njit(**_JIT)
+def _add_counts(lp, nb4, nk):  # pragma: no cover - compiled
+    """Add each row of ``lp``'s sum over the block to ``nk``."""
+    for k in range(lp.shape[0]):
+        a = _v4_fill(0.0)
+        for b in range(0, nb4, 4):
+            a = _v4_add(a, _v4_load(lp, k, b))
+        nk[k] += _v4_sum(a)
+
+
+@numba.njit(**_JIT)
 def _accumulate(xb, x2, lp, nb4, nk, s1, s2):  # pragma: no cover - compiled
     """Add ``sum_b lp[k, b]``, ``sum_b lp[k, b] xb[d, b]`` and ``... x2[d, b]`` to the
     chunk's ``nk[k]``, ``s1[k, d]``, ``s2[k, d]`` (two components per pass over a row)."""
     K = lp.shape[0]
     D = xb.shape[0]
-    for k in range(K):
-        a = _v4_fill(0.0)
-        for b in range(0, nb4, 4):
-            a = _v4_add(a, _v4_load(lp, k, b))
-        nk[k] += _v4_sum(a)
+    _add_counts(lp, nb4, nk)
     k = 0
     while k + 2 <= K:
         for d in range(D):
@@ -206,11 +212,8 @@ def _accumulate_centred(xb, lp, nb4, means, nk, s1, s2):  # pragma: no cover - c
     about each component's mean: no cancellation far from the origin)."""
     K = lp.shape[0]
     D = xb.shape[0]
+    _add_counts(lp, nb4, nk)
     for k in range(K):
-        a = _v4_fill(0.0)
-        for b in range(0, nb4, 4):
-            a = _v4_add(a, _v4_load(lp, k, b))
-        nk[k] += _v4_sum(a)
         for d in range(D):
             m = _v4_fill(means[k, d])
             p1 = _v4_fill(0.0)

@@ -23,6 +23,12 @@ class _Matrices(CovarianceStructure):
     def precision_cholesky(self, cov):
         return _chol_precision(np.asarray(cov, dtype=np.float64))
 
+    def centred_stats(self, X, resp, work, centre):
+        if isinstance(work, _WhitenedBlock):
+            nk, d1, c2 = work.centred_moments(resp)
+            return nk, d1, self.pack_second_moments(c2)
+        return super().centred_stats(X, resp, work, centre)
+
     def precisions(self, prec_chol):
         u = np.asarray(prec_chol, dtype=np.float64)
         return u @ np.swapaxes(u, -1, -2)
@@ -135,12 +141,6 @@ class Full(_Matrices):
             return work.moments(resp)
         return _Expanded.moments(work, resp, X.shape[1])
 
-    def centred_stats(self, X, resp, work, centre):
-        if isinstance(work, _WhitenedBlock):
-            nk, d1, c2 = work.centred_moments(resp)
-            return nk, d1, self.pack_second_moments(c2)
-        return super().centred_stats(X, resp, work, centre)
-
     def recentre(self, nk, s1, s2, centre):
         D = s1.shape[1]
         s1c = s1 - nk[:, None] * centre
@@ -205,12 +205,6 @@ class Tied(_Matrices):
         # the weighted sum of the squares, whatever the responsibilities.
         nk, s1, s2 = _Expanded.moments(work, resp, X.shape[1])
         return nk, s1, s2.sum(axis=0)
-
-    def centred_stats(self, X, resp, work, centre):
-        if isinstance(work, _WhitenedBlock):
-            nk, d1, c2 = work.centred_moments(resp)
-            return nk, d1, self.pack_second_moments(c2)
-        return super().centred_stats(X, resp, work, centre)
 
     def recentre(self, nk, s1, s2, centre):
         # pooled: sum_k sum_n r_nk (x - c_k)(x - c_k)' from sum_n w x x' and the s1_k

@@ -190,28 +190,7 @@ class HMM(EMEstimator):
         verbose: int = 0,
         check_monotone: str = "warn",
     ):
-        self.n_states = n_states
-        self.emission = emission
-        self.covariance_type = covariance_type
-        self.n_mix = n_mix
-        self.n_categories = n_categories
-        self.reg_covar = reg_covar
-        self.startprob_prior = startprob_prior
-        self.transmat_prior = transmat_prior
-        self.init = init
-        self.tol = tol
-        self.max_iter = max_iter
-        self.n_init = n_init
-        self.random_state = random_state
-        self.accel = accel
-        self.variant = variant
-        self.batch_size = batch_size
-        self.kappa = kappa
-        self.t0 = t0
-        self.n_jobs = n_jobs
-        self.progress = progress
-        self.verbose = verbose
-        self.check_monotone = check_monotone
+        self._set_hyperparameters(locals())
 
     # ------------------------------------------------------------------ attributes
     @property

@@ -157,18 +157,7 @@ class FactorAnalysis(EMEstimator):
         verbose: int = 0,
         check_monotone: str = "warn",
     ):
-        self.n_components = n_components
-        self.noise = noise
-        self.tol = tol
-        self.max_iter = max_iter
-        self.init = init
-        self.n_init = n_init
-        self.accel = accel
-        self.batch_size = batch_size
-        self.random_state = random_state
-        self.progress = progress
-        self.verbose = verbose
-        self.check_monotone = check_monotone
+        self._set_hyperparameters(locals())
 
     def __sklearn_tags__(self):
         from sklearn.utils import TransformerTags

@@ -138,17 +138,7 @@ class GaussianImputer(EMEstimator):
         verbose: int = 0,
         check_monotone: str = "warn",
     ):
-        self.tol = tol
-        self.max_iter = max_iter
-        self.reg_covar = reg_covar
-        self.init = init
-        self.all_missing = all_missing
-        self.accel = accel
-        self.batch_size = batch_size
-        self.random_state = random_state
-        self.progress = progress
-        self.verbose = verbose
-        self.check_monotone = check_monotone
+        self._set_hyperparameters(locals())
 
     def __sklearn_tags__(self):
         from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags

@@ -171,26 +171,7 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         n_jobs: int | None = None,
         all_missing: str = "error",
     ):
-        self.n_components = n_components
-        self.covariance_type = covariance_type
-        self.tol = tol
-        self.reg_covar = reg_covar
-        self.max_iter = max_iter
-        self.n_init = n_init
-        self.init = init
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.batch_size = batch_size
-        self.progress = progress
-        self.verbose = verbose
-        self.check_monotone = check_monotone
-        self.accel = accel
-        self.variant = variant
-        self.anneal = anneal
-        self.kappa = kappa
-        self.t0 = t0
-        self.n_jobs = n_jobs
-        self.all_missing = all_missing
+        self._set_hyperparameters(locals())
 
     # ------------------------------------------------------------------ fitting
     def _model(self) -> GaussianMixtureModel:

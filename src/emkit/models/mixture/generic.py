@@ -155,26 +155,7 @@ class Mixture(MixtureMixin, EMEstimator):
         t0: float = 2.0,
         n_jobs: int | None = None,
     ):
-        self.component = component
-        self.n_components = n_components
-        self.prior = prior
-        self.weight_concentration = weight_concentration
-        self.all_missing = all_missing
-        self.tol = tol
-        self.max_iter = max_iter
-        self.n_init = n_init
-        self.init = init
-        self.random_state = random_state
-        self.batch_size = batch_size
-        self.progress = progress
-        self.verbose = verbose
-        self.check_monotone = check_monotone
-        self.accel = accel
-        self.variant = variant
-        self.anneal = anneal
-        self.kappa = kappa
-        self.t0 = t0
-        self.n_jobs = n_jobs
+        self._set_hyperparameters(locals())
 
     # ------------------------------------------------------------------ fitting
     def _distribution(self) -> Distribution:

@@ -182,23 +182,7 @@ class StudentTMixture(MixtureMixin, EMEstimator):
         accel: str | None = None,
         n_jobs: int | None = None,
     ):
-        self.n_components = n_components
-        self.covariance_type = covariance_type
-        self.dof = dof
-        self.algorithm = algorithm
-        self.tol = tol
-        self.reg_covar = reg_covar
-        self.max_iter = max_iter
-        self.n_init = n_init
-        self.init = init
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.batch_size = batch_size
-        self.progress = progress
-        self.verbose = verbose
-        self.check_monotone = check_monotone
-        self.accel = accel
-        self.n_jobs = n_jobs
+        self._set_hyperparameters(locals())
 
     # ------------------------------------------------------------------ fitting
     def _model(self) -> StudentTMixtureModel:
