@@ -1,0 +1,9 @@
+"""Drop-in fronts with the names, parameters and attributes of peer libraries.
+
+Each submodule imports its peer library and is imported only on request, so
+``import emkit`` never needs them:
+
+- :mod:`emkit.compat.sklearn`: ``GaussianMixture``, as ``sklearn.mixture.GaussianMixture``.
+"""
+
+__all__: list[str] = []
