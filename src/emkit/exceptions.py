@@ -25,8 +25,15 @@ class NotFittedError(*_NOT_FITTED_BASES):
     """An estimator was used before ``fit`` (a ValueError and an AttributeError)."""
 
 
-class ConvergenceWarning(UserWarning):
-    """EM stopped at ``max_iter`` before meeting its tolerance."""
+try:  # with scikit-learn, filters on its ConvergenceWarning also catch emkit's
+    from sklearn.exceptions import ConvergenceWarning as _ConvergenceBase
+except ImportError:  # pragma: no cover - exercised only without scikit-learn
+    _ConvergenceBase = UserWarning
+
+
+class ConvergenceWarning(_ConvergenceBase):
+    """EM stopped at ``max_iter`` before meeting its tolerance (a subclass of
+    scikit-learn's ``ConvergenceWarning`` when scikit-learn is installed)."""
 
 
 class DegenerateComponentWarning(RuntimeWarning):

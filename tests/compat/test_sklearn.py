@@ -376,3 +376,18 @@ def test_convergence_warning_when_sklearn_warns(X, max_iter):
     sk_warned = any(issubclass(w.category, SkConvergenceWarning) for w in theirs)
     assert sk_warned == any(issubclass(w.category, ConvergenceWarning) for w in mine)
     assert sk_warned == (not sk.converged_)
+
+
+def test_emkit_convergence_warning_is_caught_by_scikit_learn_filters():
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
+
+    import emkit
+
+    assert issubclass(emkit.ConvergenceWarning, SklearnConvergenceWarning)
+    X = np.random.default_rng(0).normal(size=(100, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SklearnConvergenceWarning)
+        with pytest.raises(SklearnConvergenceWarning):
+            emkit.GaussianMixture(2, max_iter=1, tol=0.0, random_state=0).fit(X)
