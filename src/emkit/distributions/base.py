@@ -353,6 +353,13 @@ class Distribution(abc.ABC):
         """Statistics of complete rows (a NamedTuple whose first field is ``nk``)."""
         raise NotImplementedError
 
+    @property
+    def integrates_missing_entries(self) -> bool:
+        """Whether single NaN entries of a row are integrated out (a column-wise
+        distribution with expected statistics, or one that conditions on the observed
+        values, as the Gaussian); rows that are all NaN are always allowed."""
+        return type(self)._expected_stats is not Distribution._expected_stats
+
     def _expected_stats(self, params: Any) -> Any:
         """Per component and column, the expected statistics of one value (same
         NamedTuple as the statistics, leaves (K, D, ...); ``nk`` is not used)."""

@@ -330,6 +330,9 @@ class Gaussian(Distribution):
     def __repr__(self) -> str:
         return f"Gaussian(covariance_type={self.covariance_type!r}, reg_covar={self.reg_covar!r})"
 
+    #: NaN entries are integrated out by conditioning on the observed values
+    integrates_missing_entries = True
+
     # ---------------------------------------------------------------- validation
     def validate(self, X: Any, *, columns: Sequence[Any] | None = None) -> np.ndarray:
         """Check ``X``: 2-D, numeric, no infinite values; NaN marks a missing value."""

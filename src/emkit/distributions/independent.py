@@ -74,6 +74,10 @@ class Independent(Distribution):
         self.n_features = int(every.size)
         self.generalized = any(d.generalized for d in dists)
 
+    @property
+    def integrates_missing_entries(self) -> bool:
+        return all(part.integrates_missing_entries for part in self.parts)
+
     def __repr__(self) -> str:
         inner = ", ".join(f"{c.tolist()}: {d!r}" for c, d in zip(self.columns, self.parts))
         return f"Independent({{{inner}}})"

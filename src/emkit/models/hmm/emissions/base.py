@@ -23,7 +23,6 @@ import numpy as np
 
 from emkit._pytree import tree_leaves, tree_ravel
 from emkit.distributions.base import Distribution, component
-from emkit.distributions.gaussian import Gaussian
 from emkit.models.hmm.emissions._labels import centres, subsample
 from emkit.models.hmm.emissions._weights import floor_empty
 from emkit.models.init import nearest_center
@@ -50,12 +49,7 @@ def _missing_rows(X: np.ndarray, partial_ok: bool, what: str) -> np.ndarray:
 
 def _supports_missing(dist: Distribution) -> bool:
     """Whether ``dist`` integrates out single NaN entries of a row."""
-    if isinstance(dist, Gaussian):
-        return True
-    parts = getattr(dist, "parts", None)
-    if parts is not None:
-        return all(_supports_missing(p) for p in parts)
-    return type(dist)._expected_stats is not Distribution._expected_stats
+    return dist.integrates_missing_entries
 
 
 def _stats_take_params(dist: Distribution) -> bool:
