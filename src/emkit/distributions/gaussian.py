@@ -154,9 +154,9 @@ class GaussianKernel:
         """
         K, D = np.shape(means)
         st = self.structure
-        cache, _ = self.prepare(means, prec_chol, log_weights, X.dtype)
+        cache, exact = self.prepare(means, prec_chol, log_weights, X.dtype)
         out = np.empty((len(X), K), dtype=X.dtype)
-        works = Works(np.asarray(means, dtype=np.float64)) if keep_work else None
+        works = Works(np.asarray(means, dtype=np.float64), exact) if keep_work else None
         for sl in self.slices(len(X), K, D):
             lp, work = st.log_density(X[sl], cache)
             out[sl] = lp
@@ -178,17 +178,26 @@ class GaussianKernel:
             centre = np.zeros((K, D)) if centre is None else np.asarray(centre, np.float64)
             eye = st.precision_cholesky(st.identity(K, D))
             cache = st.prepare(centre, eye, np.zeros(K), np.float64, exact=True)
-            works = Works(centre)
+            works = Works(centre, exact=True)
             works.extend((sl, st.log_density(X[sl], cache)[1]) for sl in self.slices(len(X), K, D))
         totals = None
         for sl, work in works:
-            block = st.centred_stats(X[sl], weights[sl], work, works.centre)
-            totals = add_blocks(totals, block)
+            totals = add_blocks(totals, self._block(X[sl], weights[sl], work, works))
         if totals is None:
             return GaussianStats(
                 np.zeros(K), np.zeros((K, D)), st.pack_second_moments(np.zeros((K, D, D)))
             )
-        return GaussianStats(*totals)
+        return GaussianStats(*self._finish(totals, works))
+
+    def _block(self, X, resp, work, works: Works):
+        """A block's moments: about the centre where the evaluation was exact, raw otherwise
+        (recentred once, by :meth:`_finish`, where that loses nothing)."""
+        if works.exact:
+            return self.structure.centred_stats(X, resp, work, works.centre)
+        return self.structure.block_stats(X, resp, work)
+
+    def _finish(self, totals, works: Works):
+        return totals if works.exact else self.structure.recentre(*totals, works.centre)
 
     def estep(self, means, prec_chol, log_weights, X, w=None, beta=1.0, hard=False):
         """Mixture E-step of complete rows: (statistics, objective).
@@ -207,13 +216,13 @@ class GaussianKernel:
             if fused is not None:
                 stats = fused[:3] if exact else st.recentre(*fused[:3], means)
                 return GaussianStats(*stats), fused[3]
-        totals, value = None, 0.0
+        totals, value, about = None, 0.0, Works(means, exact)
         for sl in self.slices(len(X), K, D):
             resp, work = st.log_density(X[sl], cache)
             columns = resp.T  # the (K, B) product the structures compute
             if not hard and columns.dtype == np.float64 and columns.flags.c_contiguous:
                 value += normalise_columns(columns, None if w is None else w[sl], beta)
-                totals = add_blocks(totals, st.centred_stats(X[sl], resp, work, means))
+                totals = add_blocks(totals, self._block(X[sl], resp, work, about))
                 continue
             rows = posterior_in_place(resp, beta, hard)
             if w is not None:
@@ -221,10 +230,10 @@ class GaussianKernel:
                 value += float(np.dot(w[sl], rows))
             else:
                 value += float(np.sum(rows, dtype=np.float64))
-            totals = add_blocks(totals, st.centred_stats(X[sl], resp, work, means))
+            totals = add_blocks(totals, self._block(X[sl], resp, work, about))
         if totals is None:
             return self.moments(X[:0], np.zeros((0, K))), 0.0
-        return GaussianStats(*totals), value
+        return GaussianStats(*self._finish(totals, about)), value
 
     def conditioned(self, means, covariances, log_weights, X, groups):
         """For each ``(rows, miss)`` of ``groups``: the rows' observed values (float64), the
@@ -303,9 +312,10 @@ class Works(list):
     (``centre``) it was evaluated at, about which :meth:`GaussianKernel.moments` takes
     the statistics."""
 
-    def __init__(self, centre: np.ndarray):
+    def __init__(self, centre: np.ndarray, exact: bool = False):
         super().__init__()
         self.centre = centre
+        self.exact = exact  # residuals were evaluated: moments straight about the centre
 
 
 class Gaussian(Distribution):

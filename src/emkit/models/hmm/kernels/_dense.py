@@ -25,6 +25,10 @@ from emkit._simd import (
     _v4_sum,
 )
 
+# Numba's on-disk cache cannot hold signatures with functions as arguments: loading or
+# saving them fails ("underlying object has vanished"), so these stay uncached.
+_NO_CACHE = {**_JIT, "cache": False}
+
 
 @numba.njit(**_JIT)
 def _max(a, b):  # pragma: no cover - compiled
@@ -41,7 +45,7 @@ def _max_sum(s, a, m):  # pragma: no cover - compiled
     return _max(s, a + m)
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_NO_CACHE)
 def _fold_columns(x, mat, out, accumulate, init, step, step4):  # pragma: no cover - compiled
     """``out[j] = step(...step(step(s, x[0], mat[0, j]), x[1], mat[1, j])..., x[n-1], mat[n-1, j])``.
 
@@ -91,13 +95,13 @@ def _fold_columns(x, mat, out, accumulate, init, step, step4):  # pragma: no cov
         out[jj] = s
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_NO_CACHE)
 def _vecmat(x, mat, out, accumulate):  # pragma: no cover - compiled
     """``out[j] (+)= sum_i x[i] * mat[i, j]`` (with ``accumulate`` the sums start from ``out``)."""
     _fold_columns(x, mat, out, accumulate, 0.0, _add_product, _v4_muladd_f)
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_NO_CACHE)
 def _maxplus(x, mat, out):  # pragma: no cover - compiled
     """``out[j] = max_i (x[i] + mat[i, j])``, the max-plus twin of :func:`_vecmat`."""
     _fold_columns(x, mat, out, False, -np.inf, _max_sum, _v4_addmax_f)
