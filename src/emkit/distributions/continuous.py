@@ -28,6 +28,7 @@ from emkit.distributions.base import (
     safe_log,
     standardise,
 )
+from emkit.distributions.gaussian import GaussianKernel
 
 __all__ = [
     "DiagGaussian",
@@ -212,6 +213,10 @@ class Gamma(Distribution):
         return 2 * n_components * n_features
 
 
+#: the Gaussian kernel with per-feature variances (no reg_covar: M-steps are done here)
+_DIAG_KERNEL = GaussianKernel("diag", reg_covar=0.0)
+
+
 class _NormalMoments(Distribution):
     """Shared code of the Gaussian of ``t(x)``: ``t = x`` or ``t = log x``.
 
@@ -235,10 +240,10 @@ class _NormalMoments(Distribution):
         return X
 
     def _normal_log_prob(self, T: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
-        # Residuals against each component's mean (not expanded raw moments): accurate
-        # for data far from the origin, at the cost of an (N, K, D) temporary.
-        z2 = (T[:, None, :] - mean[None]) ** 2 / var[None]
-        return -0.5 * (z2.sum(axis=2) + np.log(var).sum(axis=1) + T.shape[1] * _LOG_2PI)
+        # The one Gaussian kernel (diagonal structure): exact far from the origin too.
+        T = np.ascontiguousarray(T, dtype=np.float64)
+        prec_chol = 1.0 / np.sqrt(np.asarray(var, dtype=np.float64))
+        return _DIAG_KERNEL.log_densities(np.asarray(mean, dtype=np.float64), prec_chol, T)[0]
 
     def _suff_stats(self, X: np.ndarray, weights: Any) -> MomentStats:
         w = check_weights(weights, X.shape[0])
