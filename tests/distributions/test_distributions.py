@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 from scipy import optimize, stats
+from weighted import assert_trees_close, wmean, wvar
 
-from emkit._pytree import tree_add, tree_leaves, tree_map
+from emkit._pytree import tree_add, tree_map
 from emkit.distributions.base import Distribution, component
 from emkit.distributions.continuous import (
     DiagGaussian,
@@ -46,14 +47,6 @@ class Case:
     logpdf: Callable[[Any, np.ndarray], np.ndarray]  # scipy, one component -> (n,)
     mle: Callable[[np.ndarray, np.ndarray], Any]  # weighted MLE of one component
     moments: Callable[[Any, np.ndarray], list[tuple[np.ndarray, np.ndarray]]]
-
-
-def _wmean(X, w):
-    return (w[:, None] * X).sum(axis=0) / w.sum()
-
-
-def _wvar(X, w):
-    return (w[:, None] * (X - _wmean(X, w)) ** 2).sum(axis=0) / w.sum()
 
 
 def _categorical_logpdf(p, X):
@@ -101,7 +94,7 @@ CASES = {
         lambda rng, n: (rng.random((n, D)) < 0.3).astype(float),
         lambda rng: BernoulliParams(probs=rng.uniform(0.05, 0.95, size=(K, D))),
         lambda p, X: stats.bernoulli.logpmf(X, p.probs).sum(axis=1),
-        lambda X, w: BernoulliParams(probs=_wmean(X, w)),
+        lambda X, w: BernoulliParams(probs=wmean(X, w)),
         lambda p, x: [(x.mean(axis=0), p.probs)],
     ),
     "poisson": Case(
@@ -109,7 +102,7 @@ CASES = {
         lambda rng, n: rng.poisson(3.0, size=(n, D)),
         lambda rng: PoissonParams(rate=rng.uniform(0.5, 8.0, size=(K, D))),
         lambda p, X: stats.poisson.logpmf(X, p.rate).sum(axis=1),
-        lambda X, w: PoissonParams(rate=_wmean(X, w)),
+        lambda X, w: PoissonParams(rate=wmean(X, w)),
         lambda p, x: [(x.mean(axis=0), p.rate), (x.var(axis=0), p.rate)],
     ),
     "exponential": Case(
@@ -117,7 +110,7 @@ CASES = {
         lambda rng, n: rng.exponential(2.0, size=(n, D)),
         lambda rng: ExponentialParams(rate=rng.uniform(0.2, 5.0, size=(K, D))),
         lambda p, X: stats.expon.logpdf(X, scale=1.0 / p.rate).sum(axis=1),
-        lambda X, w: ExponentialParams(rate=1.0 / _wmean(X, w)),
+        lambda X, w: ExponentialParams(rate=1.0 / wmean(X, w)),
         lambda p, x: [(x.mean(axis=0), 1.0 / p.rate)],
     ),
     "gamma": Case(
@@ -137,7 +130,7 @@ CASES = {
             mu=rng.normal(size=(K, D)), sigma=rng.uniform(0.2, 2.0, size=(K, D))
         ),
         lambda p, X: stats.lognorm.logpdf(X, p.sigma, scale=np.exp(p.mu)).sum(axis=1),
-        lambda X, w: LogNormalParams(mu=_wmean(np.log(X), w), sigma=np.sqrt(_wvar(np.log(X), w))),
+        lambda X, w: LogNormalParams(mu=wmean(np.log(X), w), sigma=np.sqrt(wvar(np.log(X), w))),
         lambda p, x: [(np.log(x).mean(axis=0), p.mu), (np.log(x).std(axis=0), p.sigma)],
     ),
     "diag_gaussian": Case(
@@ -147,7 +140,7 @@ CASES = {
             mean=rng.normal(size=(K, D)) * 3, var=rng.uniform(0.1, 4.0, size=(K, D))
         ),
         lambda p, X: stats.norm.logpdf(X, p.mean, np.sqrt(p.var)).sum(axis=1),
-        lambda X, w: DiagGaussianParams(mean=_wmean(X, w), var=_wvar(X, w)),
+        lambda X, w: DiagGaussianParams(mean=wmean(X, w), var=wvar(X, w)),
         lambda p, x: [(x.mean(axis=0), p.mean), (x.var(axis=0), p.var)],
     ),
 }
@@ -156,11 +149,6 @@ CASES = {
 @pytest.fixture(params=sorted(CASES))
 def case(request) -> Case:
     return CASES[request.param]
-
-
-def _assert_trees_close(a, b, rtol=1e-10, atol=1e-12):
-    for x, y in zip(tree_leaves(a), tree_leaves(b)):
-        np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
 
 
 # ------------------------------------------------------------------ log-densities
@@ -182,7 +170,7 @@ def test_weighted_mstep_is_weighted_mle(case):
     params = case.dist.mstep(case.dist.suff_stats(X, w))
     rtol = 1e-5 if isinstance(case.dist, Gamma) else 1e-10
     for k in range(K):
-        _assert_trees_close(component(params, k), case.mle(X, w[:, k]), rtol=rtol)
+        assert_trees_close(component(params, k), case.mle(X, w[:, k]), rtol=rtol)
 
 
 def test_init_params_is_mstep_of_responsibilities(case):
@@ -190,7 +178,7 @@ def test_init_params_is_mstep_of_responsibilities(case):
     X = case.data(rng, 100)
     resp = rng.dirichlet(np.ones(K), size=100)
     expected = case.dist.mstep(case.dist.suff_stats(case.dist.validate(X), resp))
-    _assert_trees_close(case.dist.init_params(X, resp, rng), expected)
+    assert_trees_close(case.dist.init_params(X, resp, rng), expected)
 
 
 def test_mstep_accepts_the_previous_parameters(case):
@@ -200,8 +188,8 @@ def test_mstep_accepts_the_previous_parameters(case):
     w = rng.uniform(size=(120, K))
     s = case.dist.suff_stats(X, w)
     previous = case.params(rng)
-    _assert_trees_close(case.dist.mstep(s, previous=previous), case.dist.mstep(s))
-    _assert_trees_close(case.dist.mstep(s, None, previous), case.dist.mstep(s))
+    assert_trees_close(case.dist.mstep(s, previous=previous), case.dist.mstep(s))
+    assert_trees_close(case.dist.mstep(s, None, previous), case.dist.mstep(s))
 
 
 def test_empty_component_is_a_clear_error(case):
@@ -220,7 +208,7 @@ def test_stats_are_additive(case, split):
     w = rng.uniform(size=(101, K))
     a = case.dist.suff_stats(X[:split], w[:split])
     b = case.dist.suff_stats(X[split:], w[split:])
-    _assert_trees_close(tree_add(a, b), case.dist.suff_stats(X, w))
+    assert_trees_close(tree_add(a, b), case.dist.suff_stats(X, w))
 
 
 # -------------------------------------------------------------------------- priors
@@ -228,7 +216,7 @@ def test_flat_prior_is_mle(case):
     rng = np.random.default_rng(11)
     X = case.dist.validate(case.data(rng, 50))
     s = case.dist.suff_stats(X, rng.uniform(size=(50, K)))
-    _assert_trees_close(case.dist.mstep(s, None), case.dist.mstep(s))
+    assert_trees_close(case.dist.mstep(s, None), case.dist.mstep(s))
 
 
 # ------------------------------------------------------------------------ samples
@@ -342,7 +330,7 @@ def test_em_with_missing_values_reaches_the_observed_data_mle(case):
         column = np.repeat(X[obs][:, d : d + 1], D, axis=1)
         expected = tree_map(lambda leaf: np.asarray(leaf)[0], case.mle(column, np.ones(obs.sum())))
         got = tree_map(lambda leaf, d=d: np.asarray(leaf)[0, d], params)
-        _assert_trees_close(got, expected, rtol=1e-7, atol=1e-9)
+        assert_trees_close(got, expected, rtol=1e-7, atol=1e-9)
 
 
 def test_missing_statistics_need_the_parameters(case):
@@ -360,4 +348,4 @@ def test_missing_statistics_are_additive(case):
     parts = tree_add(
         case.dist.suff_stats(X[:30], w[:30], params), case.dist.suff_stats(X[30:], w[30:], params)
     )
-    _assert_trees_close(whole, parts)
+    assert_trees_close(whole, parts)

@@ -8,27 +8,15 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from scipy import stats
+from weighted import assert_trees_close, wmean, wvar
 
-from emkit._pytree import tree_add, tree_leaves, tree_map
+from emkit._pytree import tree_add, tree_map
 from emkit.distributions.base import component
 from emkit.distributions.continuous import DiagGaussian
 from emkit.distributions.discrete import Bernoulli, Categorical, Poisson
 from emkit.distributions.independent import Independent
 
 K = 2
-
-
-def _wmean(X, w):
-    return np.average(X, axis=0, weights=w)
-
-
-def _wvar(X, w):
-    return np.average((X - _wmean(X, w)) ** 2, axis=0, weights=w)
-
-
-def _assert_trees_close(a, b, rtol=1e-10, atol=1e-12):
-    for x, y in zip(tree_leaves(a), tree_leaves(b)):
-        np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
 
 
 class _Recorder(Poisson):
@@ -77,9 +65,9 @@ def test_independent_mstep_is_parts_mle():
     gauss, pois, cat = dist.mstep(dist.suff_stats(X, w))
     for k in range(K):
         wk = w[:, k]
-        np.testing.assert_allclose(gauss.mean[k], _wmean(X[:, [0, 3]], wk))
-        np.testing.assert_allclose(gauss.var[k], _wvar(X[:, [0, 3]], wk))
-        np.testing.assert_allclose(pois.rate[k], _wmean(X[:, [1]], wk))
+        np.testing.assert_allclose(gauss.mean[k], wmean(X[:, [0, 3]], wk))
+        np.testing.assert_allclose(gauss.var[k], wvar(X[:, [0, 3]], wk))
+        np.testing.assert_allclose(pois.rate[k], wmean(X[:, [1]], wk))
         freq = [wk[X[:, 2] == c].sum() / wk.sum() for c in range(3)]
         np.testing.assert_allclose(cat.probs[k, 0], freq)
 
@@ -94,7 +82,7 @@ def test_mstep_gives_each_part_its_own_previous():
     assert first.seen == [None] and second.seen == [None]
     again = dist.mstep(s, previous=previous)
     assert first.seen[-1] is previous[0] and second.seen[-1] is previous[1]
-    _assert_trees_close(again, previous)
+    assert_trees_close(again, previous)
     with pytest.raises(ValueError, match="1 previous for 2 parts"):
         dist.mstep(s, previous=previous[:1])
 
@@ -106,7 +94,7 @@ def test_independent_stats_are_additive():
     w = rng.uniform(size=(90, K))
     whole = dist.suff_stats(X, w)
     parts = tree_add(dist.suff_stats(X[:50], w[:50]), dist.suff_stats(X[50:], w[50:]))
-    _assert_trees_close(parts, whole)
+    assert_trees_close(parts, whole)
     assert tree_map(np.shape, parts) == tree_map(np.shape, whole)
 
 

@@ -309,17 +309,7 @@ class GaussianMixture(_EmkitGaussianMixture):
         self.lower_bound_ = self.lower_bounds_[-1] if len(values) else -math.inf
 
     def fit_predict(self, X, y=None) -> np.ndarray:
-        """``fit(X)`` then ``predict(X)``: the most probable component of each sample.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : ignored
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-        """
+        """``fit(X)`` then ``predict(X)``, with scikit-learn's signature."""
         return self.fit(X).predict(X)
 
     # ------------------------------------------------------------------ persistence

@@ -141,7 +141,24 @@ class Categorical(Distribution):
         return n_components * n_features * (self.n_categories - 1)
 
 
-class Bernoulli(Distribution):
+class _Counts(Distribution):
+    """Columns whose statistics are weighted sums of the values (Bernoulli, Poisson); a
+    missing value contributes its mean under each component."""
+
+    @staticmethod
+    def _mean(params: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def _suff_stats(self, X: np.ndarray, weights: Any) -> CountStats:
+        w = check_weights(weights, X.shape[0])
+        return CountStats(nk=w.sum(axis=0), counts=w.T @ X)
+
+    def _expected_stats(self, params: Any) -> CountStats:
+        mean = self._mean(params)
+        return CountStats(nk=np.ones(len(mean)), counts=mean)
+
+
+class Bernoulli(_Counts):
     """Independent binary columns: ``x_d | z = k ~ Bernoulli(probs[k, d])``."""
 
     name = "Bernoulli"
@@ -156,13 +173,9 @@ class Bernoulli(Distribution):
         log0 = safe_log(1.0 - p)
         return X @ (log1 - log0).T + log0.sum(axis=1)
 
-    def _suff_stats(self, X: np.ndarray, weights: Any) -> CountStats:
-        w = check_weights(weights, X.shape[0])
-        return CountStats(nk=w.sum(axis=0), counts=w.T @ X)
-
-    def _expected_stats(self, params: BernoulliParams) -> CountStats:
-        probs = np.asarray(params.probs)
-        return CountStats(nk=np.ones(len(probs)), counts=probs)
+    @staticmethod
+    def _mean(params: BernoulliParams) -> np.ndarray:
+        return np.asarray(params.probs)
 
     def mstep(
         self,
@@ -194,7 +207,7 @@ class Bernoulli(Distribution):
         return n_components * n_features
 
 
-class Poisson(Distribution):
+class Poisson(_Counts):
     """Independent count columns: ``x_d | z = k ~ Poisson(rate[k, d])``."""
 
     name = "Poisson"
@@ -207,13 +220,9 @@ class Poisson(Distribution):
         rate = np.asarray(params.rate)
         return X @ safe_log(rate).T - rate.sum(axis=1) - gammaln(X + 1.0).sum(axis=1)[:, None]
 
-    def _suff_stats(self, X: np.ndarray, weights: Any) -> CountStats:
-        w = check_weights(weights, X.shape[0])
-        return CountStats(nk=w.sum(axis=0), counts=w.T @ X)
-
-    def _expected_stats(self, params: PoissonParams) -> CountStats:
-        rate = np.asarray(params.rate)
-        return CountStats(nk=np.ones(len(rate)), counts=rate)
+    @staticmethod
+    def _mean(params: PoissonParams) -> np.ndarray:
+        return np.asarray(params.rate)
 
     def mstep(
         self,

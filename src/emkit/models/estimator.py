@@ -67,6 +67,8 @@ class EMEstimator(_SklearnBase):
     :mod:`emkit._registry`), so a user's subclass saves and loads like emkit's own.
     """
 
+    #: what every fit records (``_finish_fit`` and the estimator's store), in this order
+    FIT_RECORD: tuple[str, ...] = ("converged_", "n_iter_", "history_", "loglik_", "n_features_in_")
     #: names of the fitted attributes that define a fitted estimator (saved by ``save``)
     _fitted_attributes: tuple[str, ...] = ()
     #: further attributes saved when present (bookkeeping such as ``fit_time_``)

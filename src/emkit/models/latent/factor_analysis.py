@@ -131,11 +131,7 @@ class FactorAnalysis(EMEstimator):
         "components_",
         "noise_variance_",
         "mean_",
-        "converged_",
-        "n_iter_",
-        "history_",
-        "loglik_",
-        "n_features_in_",
+        *EMEstimator.FIT_RECORD,
     )
     _extra_attributes = ("fit_time_",)
     _estimator_type = None

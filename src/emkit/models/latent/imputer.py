@@ -113,11 +113,7 @@ class GaussianImputer(EMEstimator):
     _fitted_attributes = (
         "mean_",
         "covariance_",
-        "converged_",
-        "n_iter_",
-        "history_",
-        "loglik_",
-        "n_features_in_",
+        *EMEstimator.FIT_RECORD,
     )
     _extra_attributes = ("fit_time_",)
     _estimator_type = None

@@ -138,11 +138,7 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         "means_",
         "covariances_",
         "precisions_cholesky_",
-        "converged_",
-        "n_iter_",
-        "history_",
-        "loglik_",
-        "n_features_in_",
+        *EMEstimator.FIT_RECORD,
     )
     _extra_attributes = ("lower_bound_", "fit_time_")
     _allow_nan = True

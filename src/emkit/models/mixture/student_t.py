@@ -153,11 +153,7 @@ class StudentTMixture(MixtureMixin, EMEstimator):
         "covariances_",
         "dofs_",
         "precisions_cholesky_",
-        "converged_",
-        "n_iter_",
-        "history_",
-        "loglik_",
-        "n_features_in_",
+        *EMEstimator.FIT_RECORD,
     )
     _extra_attributes = ("lower_bound_", "fit_time_", "n_estep_")
 
