@@ -38,17 +38,12 @@ def test_hard_em_on_a_fixed_spherical_mixture_is_kmeans(seed):
     K = 4
     model = FixedSphericalMixture(K)
     params0 = model.params(np.full(K, 0.25), start.copy(), np.ones(K))
-    res = emkit.em(
-        model,
-        (X, None),
-        init=params0,
-        variant="hard",
-        tol=0.0,
-        max_iter=300,
-        check_monotone="raise",
-    )
+    hard = {"variant": "hard", "tol": 0.0, "max_iter": 300, "check_monotone": "raise"}
+    res = emkit.em(model, (X, None), init=params0, **hard)
     km = KMeans(K, init=start, n_init=1, algorithm="lloyd", tol=0.0, max_iter=300).fit(X)
-    np.testing.assert_allclose(res.params.components.mean, km.cluster_centers_, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        res.params.components.mean, km.cluster_centers_, rtol=1e-10, atol=1e-10
+    )
     # classification log-likelihood = const - inertia / 2 for unit variances, equal weights
     const = len(X) * (np.log(1 / K) - np.log(2 * np.pi))
     assert res.history[-1] == pytest.approx(const - km.inertia_ / 2, rel=1e-10)

@@ -67,7 +67,9 @@ class EMEstimator(_SklearnBase):
     :mod:`emkit._registry`), so a user's subclass saves and loads like emkit's own.
     """
 
-    #: what every fit records (``_finish_fit`` and the estimator's store), in this order
+    #: what every fit records, in this order: whether it converged, the number of EM
+    #: steps, the objective after each step (``history_``), the final objective
+    #: (``loglik_``) and the number of features (set by ``_finish_fit`` and the store)
     FIT_RECORD: tuple[str, ...] = ("converged_", "n_iter_", "history_", "loglik_", "n_features_in_")
     #: names of the fitted attributes that define a fitted estimator (saved by ``save``)
     _fitted_attributes: tuple[str, ...] = ()

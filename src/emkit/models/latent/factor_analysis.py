@@ -90,11 +90,10 @@ class FactorAnalysis(EMEstimator):
     mean_ : ndarray of shape (n_features,)
     loglik_ : float
         Total (weighted) observed-data log-likelihood of the training data.
-    converged_ : bool
-    n_iter_ : int
-    history_ : ndarray of shape (n_iter_,)
-        Total observed-data log-likelihood after each EM step.
-    n_features_in_ : int
+    converged_, n_iter_, history_, n_features_in_
+        The record every emkit estimator keeps of its fit (see
+        :attr:`emkit.models.estimator.EMEstimator.FIT_RECORD`; ``history_`` holds the
+        total observed-data log-likelihood after each EM step).
 
     Notes
     -----

@@ -72,14 +72,8 @@ class MixtureMixin:
         rng = np.random.default_rng(seed_sequence(self.random_state))
         init = self._starting_params(model, data[0], data[1], shift, rng)
         n_obs = float(len(X) if w is None else w.sum())
-        result = self._run_engine(
-            model,
-            data,
-            init,
-            n_obs,
-            monotone_rtol=1e-9 if X.dtype == np.float64 else 1e-5,
-            **options,
-        )
+        rtol = 1e-9 if X.dtype == np.float64 else 1e-5  # float32 data: float32 round-off
+        result = self._run_engine(model, data, init, n_obs, monotone_rtol=rtol, **options)
         return result, shift, X, n_obs
 
     @staticmethod

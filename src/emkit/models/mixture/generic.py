@@ -262,12 +262,7 @@ class Mixture(MixtureMixin, EMEstimator):
         rng = np.random.default_rng(seed_sequence(self.random_state))
         init = self._starting_params(model, data, rng)
         n_obs = float(len(X) if w is None else w.sum())
-        result = self._run_engine(
-            model,
-            data,
-            init,
-            n_obs,
-        )
+        result = self._run_engine(model, data, init, n_obs)
         # Everything is computed; only now is the estimator changed.
         p = result.params
         self.weights_ = np.asarray(p.weights, dtype=np.float64)
