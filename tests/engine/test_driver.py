@@ -523,8 +523,12 @@ def _gmm_run(**kwargs):
 
 def _assert_same_fit(a, b, rtol):
     np.testing.assert_allclose(a.params.weights, b.params.weights, rtol=rtol)
-    np.testing.assert_allclose(a.params.components.mean, b.params.components.mean, rtol=rtol, atol=1e-12)
-    np.testing.assert_allclose(a.params.components.covariance, b.params.components.covariance, rtol=rtol)
+    np.testing.assert_allclose(
+        a.params.components.mean, b.params.components.mean, rtol=rtol, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        a.params.components.covariance, b.params.components.covariance, rtol=rtol
+    )
     np.testing.assert_allclose(a.history, b.history, rtol=rtol)
     assert a.loglik == pytest.approx(b.loglik, rel=rtol)
     assert a.n_iter == b.n_iter

@@ -81,7 +81,9 @@ def test_online_em_reaches_the_batch_em_fit(X, covariance_type):
     # sampling error of the MLE itself (standard error of a mean: about 0.01).
     assert abs(online.loglik - batch.loglik) / N < 3e-4
     perm = _best_permutation(online.params.components.mean, batch.params.components.mean)
-    np.testing.assert_allclose(online.params.components.mean[perm], batch.params.components.mean, atol=0.03)
+    np.testing.assert_allclose(
+        online.params.components.mean[perm], batch.params.components.mean, atol=0.03
+    )
     np.testing.assert_allclose(online.params.weights[perm], batch.params.weights, atol=0.01)
     if covariance_type == "full":  # the well-specified model recovers the generating means
         perm = _best_permutation(online.params.components.mean, MEANS)
@@ -293,7 +295,9 @@ def test_different_shuffles_from_the_same_start_differ_but_agree(X):
     ]
     assert runs[0].history[-1] != runs[1].history[-1]
     assert not np.array_equal(runs[0].params.components.mean, runs[1].params.components.mean)
-    np.testing.assert_allclose(runs[0].params.components.mean, runs[1].params.components.mean, atol=0.05)
+    np.testing.assert_allclose(
+        runs[0].params.components.mean, runs[1].params.components.mean, atol=0.05
+    )
 
 
 def test_restarts_on_threads_equal_sequential_restarts(X):

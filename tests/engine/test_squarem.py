@@ -333,7 +333,8 @@ def test_gmm_squarem_matches_plain_em_with_fewer_esteps(overlapping, cov_type):
     # The returned parameters are a mixture with their own log-likelihood (scipy).
     full = model.structure.to_full(model.arrays(fast.params)["covariances"], 3, 2)
     dens = sum(
-        w * _mvn_pdf(X, m, c) for w, m, c in zip(fast.params.weights, fast.params.components.mean, full)
+        w * _mvn_pdf(X, m, c)
+        for w, m, c in zip(fast.params.weights, fast.params.components.mean, full)
     )
     assert fast.loglik == pytest.approx(np.log(dens).sum(), rel=1e-12)
 
