@@ -181,6 +181,11 @@ class GaussianMixture(_EmkitGaussianMixture):
             )
         return given or _INIT_METHODS[self.init_params]
 
+    def _given_start(self, n_features: int) -> dict[str, np.ndarray] | None:
+        # the *_init arrays, checked and translated by ``init`` above
+        start = self.init
+        return start if isinstance(start, dict) else None
+
     def _model(self) -> GaussianMixtureModel:
         # Parameters that are not given start from the init_params method.
         return GaussianMixtureModel(

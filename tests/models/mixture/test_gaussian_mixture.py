@@ -437,3 +437,41 @@ def test_old_faithful_matches_mclust_published_fit():
     ]
     best = min(candidates, key=lambda g: g.bic(X))
     assert (best.n_components, best.covariance_type) == (3, "tied")
+
+
+@pytest.mark.parametrize("cov_type", ["full", "diag", "tied", "spherical"])
+def test_scikit_learn_start_keywords_give_scikit_learns_fit(cov_type):
+    from sklearn.mixture import GaussianMixture as SklearnGM
+
+    rng = np.random.default_rng(40)
+    X = np.vstack([rng.normal(-2, 1, (150, 2)), rng.normal(2, 0.7, (150, 2))])
+    K, D = 2, 2
+    weights = np.array([0.3, 0.7])
+    means = np.array([[-1.0, -1.5], [1.0, 2.5]])
+    cov = np.cov(X, rowvar=False)
+    precisions = {
+        "full": np.stack([np.linalg.inv(cov)] * K),
+        "tied": np.linalg.inv(cov),
+        "diag": np.tile(1.0 / np.diag(cov), (K, 1)),
+        "spherical": np.full(K, 1.0 / np.mean(np.diag(cov))),
+    }[cov_type]
+    start = {"weights_init": weights, "means_init": means, "precisions_init": precisions}
+    ours = GaussianMixture(K, covariance_type=cov_type, tol=0.0, max_iter=5, **start).fit(X)
+    theirs = SklearnGM(K, covariance_type=cov_type, tol=0.0, max_iter=5, **start).fit(X)
+    np.testing.assert_allclose(ours.means_, theirs.means_, rtol=1e-10)
+    np.testing.assert_allclose(ours.covariances_, theirs.covariances_, rtol=1e-10)
+    np.testing.assert_allclose(ours.weights_, theirs.weights_, rtol=1e-10)
+    # and the keywords are the same start as an init dict
+    st_cov = get_structure(cov_type).covariances_from_precisions(precisions, K, D)
+    as_dict = GaussianMixture(
+        K,
+        covariance_type=cov_type,
+        tol=0.0,
+        max_iter=5,
+        init={"weights": weights, "means": means, "covariances": st_cov},
+    ).fit(X)
+    np.testing.assert_array_equal(ours.means_, as_dict.means_)
+    with pytest.raises(ValueError, match="given twice"):
+        GaussianMixture(K, init={"means": means}, weights_init=weights).fit(X)
+    with pytest.raises(ValueError, match="precisions must have shape"):
+        GaussianMixture(K, covariance_type=cov_type, precisions_init=np.ones(7)).fit(X)

@@ -204,6 +204,23 @@ class CovarianceStructure(abc.ABC):
             raise ValueError(f"'{self.name}' covariances must be positive definite") from None
         return cov
 
+    def covariances_from_precisions(
+        self, precisions: Any, n_components: int, n_features: int
+    ) -> np.ndarray:
+        """Covariances in the structure's layout from precisions (inverse covariances) in
+        the same layout; raises ``ValueError`` for a wrong shape or no inverse."""
+        p = np.asarray(precisions, dtype=np.float64)
+        expected = self.shape(n_components, n_features)
+        if p.shape != expected:
+            raise ValueError(f"'{self.name}' precisions must have shape {expected}, got {p.shape}")
+        try:
+            full = np.linalg.inv(self.to_full(p, n_components, n_features))
+        except np.linalg.LinAlgError:
+            raise ValueError(f"'{self.name}' precisions must be positive definite") from None
+        return self.check(
+            self.from_full(0.5 * (full + np.swapaxes(full, -1, -2))), n_components, n_features
+        )
+
     def identity(self, n_components: int, n_features: int) -> np.ndarray:
         """Unit covariances of the right shape."""
         K, D = n_components, n_features

@@ -93,6 +93,12 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         information): raise ``ValueError``, or drop them with a warning. Elsewhere
         such a row has log-likelihood 0, the mixture weights as posterior, and is
         imputed by the mixture's mean.
+    weights_init, means_init, precisions_init : array-like, optional
+        Starting weights (n_components,), means (n_components, n_features) and
+        precisions (inverse covariances, in the shape of ``covariances_``), as
+        scikit-learn takes them; the same as ``init={"weights", "means",
+        "covariances"}`` (giving both is an error). What is not given starts by
+        ``init``'s method.
 
     Attributes
     ----------
@@ -166,6 +172,9 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         t0: float = 2.0,
         n_jobs: int | None = None,
         all_missing: str = "error",
+        weights_init: Any = None,
+        means_init: Any = None,
+        precisions_init: Any = None,
     ):
         self._set_hyperparameters(locals())
 
@@ -186,6 +195,27 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         """Validate a user's starting parameters (any subset of weights/means/covariances)."""
         return self._init_dict(values, D)
 
+    def _given_start(self, n_features: int) -> Mapping[str, Any] | None:
+        """The starting parameters given: ``init`` as a dict, or the ``*_init`` keywords."""
+        keywords = {}
+        if self.weights_init is not None:
+            keywords["weights"] = self.weights_init
+        if self.means_init is not None:
+            keywords["means"] = self.means_init
+        if self.precisions_init is not None:
+            st = get_structure(self.covariance_type)
+            keywords["covariances"] = st.covariances_from_precisions(
+                self.precisions_init, self.n_components, n_features
+            )
+        if isinstance(self.init, Mapping):
+            if keywords:
+                raise ValueError(
+                    "starting parameters are given twice, in init (a dict) and in "
+                    "weights_init/means_init/precisions_init: give one or the other"
+                )
+            return self.init
+        return keywords or None
+
     def _starting_params(self, model, Xc, w, shift, rng) -> MixtureParams | None:
         if self.warm_start and self.__sklearn_is_fitted__():
             given = {
@@ -193,8 +223,8 @@ class GaussianMixture(MixtureMixin, EMEstimator):
                 "means": self.means_,
                 "covariances": self.covariances_,
             }
-        elif isinstance(self.init, Mapping):
-            given = self._params_from_dict(self.init, Xc.shape[1])
+        elif (start := self._given_start(Xc.shape[1])) is not None:
+            given = self._params_from_dict(start, Xc.shape[1])
         else:
             return None
         given = {k: np.asarray(v, dtype=np.float64) for k, v in given.items()}
