@@ -477,3 +477,18 @@ def test_rows_with_every_value_missing():
         mix = Mixture(Poisson(), 2, random_state=0, all_missing="drop").fit(X)
     ref = Mixture(Poisson(), 2, random_state=0).fit(np.delete(X, 1, axis=0))
     np.testing.assert_allclose(mix.component_arrays_["rate"], ref.component_arrays_["rate"])
+
+
+def test_a_mixture_is_map_em_only_with_a_prior():
+    # Without a prior the engine's objective (and its messages) is the log-likelihood
+    from emkit.models.mixture.gaussian_model import GaussianMixtureModel
+    from emkit.models.mixture.model import MixtureModel
+    from emkit.models.mixture.weights import ConstantWeights
+
+    assert not hasattr(GaussianMixtureModel(2), "log_prior")
+    with_prior = MixtureModel(Poisson(), 2, weights=ConstantWeights(2.0))
+    params = with_prior.params_from_responsibilities(
+        np.array([[1.0], [5.0]]), None, np.array([[1.0, 0.0], [0.0, 1.0]])
+    )
+    # Dirichlet(2, 2) on the weights: (alpha - 1) * sum(log w), the weights (2/4, 2/4)
+    assert with_prior.log_prior(params) == pytest.approx(2 * np.log(0.5))

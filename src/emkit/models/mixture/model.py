@@ -168,7 +168,7 @@ class MixtureModel:
             return MixtureParams(weights, components)
         return Reseeded(MixtureParams(*reseed(weights, components, bad)))
 
-    def log_prior(self, params: MixtureParams) -> float:
+    def _log_prior(self, params: MixtureParams) -> float:
         value = self.component.log_prior(params.components, self.prior)
         return float(value + self.weights.log_prior(params.weights))
 
@@ -180,6 +180,9 @@ class MixtureModel:
         # are, or refuses ECME).
         if name in _HOOKS and hasattr(self.component, name):
             return getattr(self, f"_{name}")
+        # MAP-EM only with a prior: then the engine maximises log-likelihood + log-prior
+        if name == "log_prior" and (self.prior is not None or self.weights.concentration != 1):
+            return self._log_prior
         raise AttributeError(name)
 
     def _pack(self, params: MixtureParams) -> np.ndarray:
