@@ -44,8 +44,6 @@ __all__ = [
     "gamma_shape_mle",
 ]
 
-_LOG_2PI = float(np.log(2.0 * np.pi))
-
 
 class ExponentialParams(NamedTuple):
     rate: np.ndarray  # (K, D)

@@ -50,8 +50,6 @@ import numpy as np
 
 __all__ = ["CovarianceStructure", "block_rows", "unpack_symmetric"]
 
-_LOG_2PI = np.log(2.0 * np.pi)
-
 
 class CovarianceStructure(abc.ABC):
     """Operations on the covariances of K Gaussian components in D dimensions."""
