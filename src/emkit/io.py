@@ -22,7 +22,6 @@ import io as _io
 import json
 import numbers
 import os
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -31,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from emkit._files import atomic_write
 from emkit._registry import estimator_class, estimator_key
 from emkit._version import __version__
 
@@ -127,34 +127,21 @@ def save(estimator: Any, path: str | os.PathLike) -> None:
         "params": params,
         "attributes": attributes,
     }
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"cannot save to {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+
+    def write(fh) -> None:
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(_META, json.dumps(meta, indent=1, sort_keys=True))
+            for key, arr in arrays.items():
+                buf = _io.BytesIO()
+                np.lib.format.write_array(buf, np.ascontiguousarray(arr), allow_pickle=False)
+                zf.writestr(f"{key}.npy", buf.getvalue())
+
     try:
-        # mkstemp makes the file private (0600); give it the mode a plain open() would.
-        os.fchmod(fd, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                zf.writestr(_META, json.dumps(meta, indent=1, sort_keys=True))
-                for key, arr in arrays.items():
-                    buf = _io.BytesIO()
-                    np.lib.format.write_array(buf, np.ascontiguousarray(arr), allow_pickle=False)
-                    zf.writestr(f"{key}.npy", buf.getvalue())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+        atomic_write(path, write)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"cannot save to {path}: folder {Path(path).parent} does not exist"
+        ) from None
 
 
 _CORRUPT = (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError, UnicodeDecodeError)

@@ -75,6 +75,10 @@ class ArraySource(DataSource):
     def n_samples(self) -> int:
         return self._n
 
+    @property
+    def n_batches(self) -> int:
+        return 1 if self.batch_size is None else -(-self._n // self.batch_size)
+
     def init_data(self) -> Any:
         return self.data
 
@@ -90,8 +94,18 @@ class ArraySource(DataSource):
         return tree_map(lambda x: None if x is None else x[index], self.data)
 
 
+def is_dask_collection(data: Any) -> bool:
+    """True for a Dask array or DataFrame (checked without importing dask)."""
+    return type(data).__module__.split(".")[0] == "dask" and hasattr(data, "__dask_graph__")
+
+
 def as_source(data: Any, batch_size: int | None = None) -> DataSource:
-    """Wrap ``data`` in a :class:`DataSource` (sources are passed through unchanged)."""
+    """Wrap ``data`` in a :class:`DataSource` (sources are passed through unchanged; a
+    Dask array or DataFrame becomes :func:`emkit.data.from_dask`)."""
+    if is_dask_collection(data):  # passed directly
+        from emkit.data.dask_sources import from_dask
+
+        return from_dask(data, batch_size=batch_size)
     if isinstance(data, DataSource):
         if batch_size is not None:
             raise ValueError("batch_size cannot be given with a DataSource; set it on the source")

@@ -174,9 +174,10 @@ class SQUAREM(Scheme):
         stop = stop or monitor.stopped_by_callback
         pack, unpack = flat_coordinates(ctx.model)
         # The step bound is state of this run only: one scheme may serve restarts on threads.
-        step_max = self.step_max0
+        step_max = float(ctx.resumed("step_max", self.step_max0))
         while not stop:
             point, reseeded, step_max = self._cycle(ctx, pack, unpack, point, step_max)
+            ctx.scheme_state["step_max"] = step_max
             stop = monitor.record(point.params, point.loglik, point.objective, reseeded=reseeded)
         return point.params, point.loglik, point.objective
 

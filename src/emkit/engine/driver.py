@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -10,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from emkit._random import child_rngs
+from emkit._random import seed_sequence
 from emkit.data.sources import as_source
-from emkit.engine.executors import Executor, as_executor
+from emkit.engine.checkpoint import Checkpoint, fingerprint
+from emkit.engine.executors import Executor, SerialExecutor, ThreadExecutor, as_executor
 from emkit.engine.monitor import _MONOTONE_MODES, Monitor
 from emkit.engine.protocol import EMResult, IterationInfo, objective_name
 from emkit.engine.schemes import PlainEM, RunContext, Scheme
@@ -44,6 +46,8 @@ def em(
     kappa: float = 0.6,
     t0: float = 2.0,
     n_jobs: int | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 1,
 ) -> EMResult:
     """Fit ``model`` to ``data`` by Expectation-Maximization.
 
@@ -55,8 +59,13 @@ def em(
         :class:`emkit.engine.EMModel`). An optional ``log_prior(params)`` turns the fit
         into MAP-EM; an optional ``objective`` (``"loglik"``, the default, or
         ``"elbo"``) names what ``estep`` reports and EM increases.
-    data : array, pytree of arrays, or DataSource
-        The observations; arrays share their first axis (the one batches cut).
+    data : array, pytree of arrays, DataSource, or Dask collection
+        The observations; arrays share their first axis (the one batches cut). A
+        source reads batches from disk (:func:`emkit.data.from_npy`,
+        :func:`~emkit.data.from_parquet`, :func:`~emkit.data.from_csv`) or a Dask
+        collection (:func:`~emkit.data.from_dask`; a Dask array or DataFrame may be
+        passed directly); ``init_params`` then sees the source's ``init_data()``, a
+        subsample.
     init : pytree, optional
         Starting parameters. When given, ``init_params`` is not called and ``n_init``
         must be 1.
@@ -92,8 +101,12 @@ def em(
     tol_scale : float, optional
         Number of observations used to scale ``tol`` (default: the number of rows; an
         estimator with sample weights passes their sum).
-    executor : {"serial", "threads"} or Executor, optional
-        Where the per-batch E-steps run.
+    executor : {"serial", "threads", "dask"}, distributed.Client or Executor, optional
+        Where the per-batch E-steps run. "dask" (the current ``dask.distributed``
+        client) or a client: each partition's E-step runs on the worker that holds it
+        (see :class:`emkit.engine.dask_executor.DaskExecutor`). By default, a Dask
+        source runs on the current client when there is one; otherwise E-steps run
+        in this thread (or on ``n_jobs`` threads).
     scheme : Scheme, optional
         A custom iteration scheme (overrides ``accel``, ``variant`` and ``anneal``).
     accel : {None, "squarem"}
@@ -109,7 +122,19 @@ def em(
     kappa, t0 : float
         Step-size schedule of online EM; ``kappa`` in (0.5, 1].
     n_jobs : int, optional
-        Run the ``n_init`` restarts on this many threads (same result as sequential).
+        Threads for the fit (same result as one). When the data come in several
+        batches (``batch_size``, or a source read from disk or Dask), the batches'
+        E-steps run on ``n_jobs`` threads; otherwise the ``n_init`` restarts do.
+        Ignored when ``executor`` is given (except by "threads", which it sizes).
+    checkpoint : str or path-like, optional
+        Save the engine's state to this file every ``checkpoint_every`` EM steps
+        (atomically), and resume from it when it exists: the resumed fit ends with
+        the same result as an uninterrupted one. A file from another fit (model,
+        options, data shape) is refused with a ``ValueError``. See
+        :mod:`emkit.engine.checkpoint`. Restarts then run one after the other;
+        not with ``anneal``.
+    checkpoint_every : int, default 1
+        Steps between two writes of the checkpoint.
 
     Returns
     -------
@@ -139,10 +164,30 @@ def em(
             batch_size = None  # the scheme draws its own mini-batches
     source = as_source(data, batch_size)
     scale = float(source.n_samples if tol_scale is None else tol_scale)
-    exe = as_executor(executor)
+    exe, own_executor = _executor(executor, n_jobs, source)
+    restart_threads = (
+        n_jobs is not None and n_jobs > 1 and n_init > 1 and isinstance(exe, SerialExecutor)
+    )
+    ckpt = None
+    seed = seed_sequence(random_state)
+    if checkpoint is not None:
+        if anneal is not None:
+            raise ValueError("checkpoint cannot be combined with anneal")
+        options = dict(
+            tol=tol, max_iter=max_iter, n_init=n_init, tol_scale=tol_scale,
+            random_state=random_state if random_state is None or isinstance(random_state, int)
+            else type(random_state).__name__, scheme=scheme,
+        )  # fmt: skip
+        ckpt = Checkpoint(checkpoint, checkpoint_every, fingerprint(model, source, options, init))
+        if ckpt.load() and ckpt.seed is not None:
+            seed = np.random.SeedSequence(ckpt.seed)  # the restarts' seeds of the first run
+        ckpt.set_seed(seed.entropy)
+        restart_threads = False  # one restart after the other, each checkpointed
     start = time.perf_counter()
 
     def one_run(i: int, rng: np.random.Generator):
+        if ckpt is not None and (done := ckpt.finished(i)) is not None:
+            return _finished_run(ckpt, model, source, init, rng, i, done, what, with_prior)
         params0 = init if init is not None else model.init_params(source.init_data(), rng)
         monitor = Monitor(
             max_iter=max_iter,
@@ -159,14 +204,19 @@ def em(
         )
         try:
             ctx = RunContext(model, source, exe, monitor, random_state=rng)
+            if ckpt is not None:
+                params0 = _resume(ckpt, i, params0, monitor, ctx)
+                monitor.on_record = lambda p: ckpt.record(i, p, monitor, rng, ctx.scheme_state)
             params, loglik, objective = scheme.run(ctx, params0)
+            if ckpt is not None:
+                ckpt.finish(i, objective, loglik, params, monitor)
         finally:
             monitor.close()
         return objective, loglik, params, monitor
 
-    rngs = child_rngs(random_state, n_init)
+    rngs = [np.random.default_rng(s) for s in seed.spawn(n_init)]
     try:
-        if n_jobs is None or n_jobs == 1 or n_init == 1:
+        if not restart_threads:
             runs = [one_run(i, rng) for i, rng in enumerate(rngs)]
         else:
             # Restarts are independent (own seed, own monitor): threads give the same
@@ -174,7 +224,7 @@ def em(
             with ThreadPoolExecutor(min(n_jobs, n_init)) as pool:
                 runs = list(pool.map(one_run, range(n_init), rngs))
     finally:
-        if executor is None or isinstance(executor, str):
+        if own_executor:
             exe.close()
 
     best = int(np.argmax([r[0] for r in runs]))
@@ -239,6 +289,60 @@ def make_scheme(
     if anneal is not None:
         return Annealed(inner, check_schedule(anneal))
     return inner
+
+
+def _executor(executor: Any, n_jobs: int | None, source: Any) -> tuple[Executor, bool]:
+    """The executor of a fit, and whether the fit made it (and closes it)."""
+    if isinstance(executor, Executor):
+        return executor, False
+    if executor is not None:
+        return as_executor(executor, n_jobs), True
+    base = source
+    while hasattr(base, "base"):
+        base = base.base
+    if type(base).__name__ == "DaskSource":
+        from distributed import get_client
+
+        try:
+            return as_executor(get_client()), True
+        except ValueError:  # no client: Dask's local scheduler computes each batch
+            pass
+    if n_jobs is not None and n_jobs > 1 and getattr(source, "n_batches", 1) > 1:
+        return ThreadExecutor(n_jobs), True
+    return SerialExecutor(), True
+
+
+def _resume(ckpt: Checkpoint, i: int, params0: Any, monitor: Monitor, ctx: RunContext) -> Any:
+    """Restart ``i``'s parameters, monitor, generator and scheme state from the checkpoint."""
+    cur = ckpt.current(i)
+    if cur is None:
+        return params0
+    params = ckpt.tree(f"r{i}.params", params0)
+    monitor.history = [float(v) for v in cur["history"]]
+    monitor.n_iter = int(cur["n_iter"])
+    monitor.n_estep = int(cur["n_estep"])
+    monitor.initial = float(cur["initial"])
+    ctx.rng.bit_generator.state = cur["rng"]
+    names = set(cur["scheme"])
+
+    def resumed(name: str, like: Any) -> Any:
+        return ckpt.tree(f"r{i}.scheme.{name}", like) if name in names else like
+
+    ctx._resume = resumed
+    return params
+
+
+def _finished_run(ckpt, model, source, init, rng, i, done, what, with_prior):
+    """A restart the checkpoint holds as finished: its result, without running it."""
+    like = init if init is not None else model.init_params(source.init_data(), rng)
+    monitor = Monitor(
+        max_iter=0, tol=0.0, scale=1.0, objective_name=what, with_prior=with_prior
+    )
+    monitor.history = [float(v) for v in done["history"]]
+    monitor.n_iter, monitor.n_estep = int(done["n_iter"]), int(done["n_estep"])
+    monitor.initial, monitor.converged = float(done["initial"]), bool(done["converged"])
+    params = ckpt.tree(f"r{i}.params", like)
+    return float(done["objective"]), float(done["loglik"]), params, monitor
 
 
 def _check_options(max_iter, tol, n_init, callback, check_monotone, monotone_rtol) -> None:

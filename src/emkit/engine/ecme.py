@@ -42,7 +42,7 @@ class DataPasses:
 
     def __call__(self, fn: Callable[[Any, Any], tuple[Any, float]], params: Any):
         ctx = self._ctx
-        out = ctx.executor.map_reduce(lambda batch: fn(params, batch), ctx.source.batches())
+        out = ctx.executor.run_estep(fn, params, ctx.source)
         ctx.monitor.n_estep += 1
         return out
 

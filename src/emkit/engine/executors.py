@@ -7,6 +7,7 @@ on threads (NumPy and BLAS release the GIL), or on a cluster.
 from __future__ import annotations
 
 import abc
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -37,6 +38,16 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     def map_reduce(self, estep: EStep, batches: Iterable[Any]) -> tuple[Any, float]: ...
 
+    def run_estep(
+        self, estep: Callable[[Any, Any], tuple[Any, float]], params: Any, source: Any
+    ) -> tuple[Any, float]:
+        """``estep(params, batch)`` over every batch of ``source``, summed.
+
+        The default maps over ``source.batches()``; an executor that keeps the data
+        where they are (Dask) overrides this and ships only ``params``.
+        """
+        return self.map_reduce(lambda batch: estep(params, batch), source.batches())
+
     def close(self) -> None:  # noqa: B027 - most executors hold nothing to release
         """Release workers."""
 
@@ -49,7 +60,11 @@ class SerialExecutor(Executor):
 
 
 class ThreadExecutor(Executor):
-    """Batches on a pool of threads; useful where the E-step is dominated by BLAS/NumPy."""
+    """Batches on a pool of threads; useful where the E-step is dominated by BLAS/NumPy.
+
+    At most ``2 * n_jobs`` batches are read ahead of the E-steps, so a source read from
+    disk never has more than that many batches in memory.
+    """
 
     def __init__(self, n_jobs: int = 2):
         if n_jobs < 1:
@@ -60,8 +75,8 @@ class ThreadExecutor(Executor):
     def map_reduce(self, estep: EStep, batches: Iterable[Any]) -> tuple[Any, float]:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.n_jobs)
-        # map keeps the batch order, so the sum is the same as the serial one.
-        return _reduce(self._pool.map(estep, batches))
+        # Results are taken in batch order, so the sum is the same as the serial one.
+        return _reduce(_bounded_map(self._pool, estep, batches, 2 * self.n_jobs))
 
     def close(self) -> None:
         if self._pool is not None:
@@ -69,11 +84,32 @@ class ThreadExecutor(Executor):
             self._pool = None
 
 
-def as_executor(executor: Executor | str | None) -> Executor:
+def _bounded_map(pool: ThreadPoolExecutor, fn: Callable, items: Iterable[Any], ahead: int):
+    """``pool.map(fn, items)`` in order, with at most ``ahead`` items submitted and not done."""
+    pending: deque = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def as_executor(executor: Any, n_jobs: int | None = None) -> Executor:
+    """The executor for ``executor``: "serial", "threads" (``n_jobs`` threads, default 2),
+    "dask" (the current ``dask.distributed`` client), a ``distributed.Client``, or an
+    :class:`Executor` (passed through)."""
     if executor is None or executor == "serial":
         return SerialExecutor()
     if executor == "threads":
-        return ThreadExecutor()
+        return ThreadExecutor(n_jobs or 2)
     if isinstance(executor, Executor):
         return executor
-    raise ValueError(f"executor must be 'serial', 'threads' or an Executor, got {executor!r}")
+    if executor == "dask" or type(executor).__module__.startswith("distributed"):
+        from emkit.engine.dask_executor import DaskExecutor
+
+        return DaskExecutor(None if executor == "dask" else executor)
+    raise ValueError(
+        "executor must be 'serial', 'threads', 'dask', a distributed.Client or an Executor, "
+        f"got {executor!r}"
+    )

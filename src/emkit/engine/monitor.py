@@ -72,6 +72,8 @@ class Monitor:
         self._last = math.nan
         self._t0 = time.perf_counter()
         self._bar = None
+        #: called with the parameters after every recorded step (the checkpoint writer)
+        self.on_record: Callable[[Any], None] | None = None
         if progress:
             from tqdm.auto import tqdm
 
@@ -122,6 +124,8 @@ class Monitor:
         elif change <= self.tol * self.scale:  # an exact fixed point converges even at tol=0
             self.converged = True
         stop = self._notify(params, loglik, objective, change)
+        if self.on_record is not None:
+            self.on_record(params)
         return stop or self.converged or self.stage_iter >= self.max_iter
 
     def _report_drop(self, change: float) -> None:

@@ -288,6 +288,7 @@ class OnlineEM(Scheme):
         stop = monitor.start(params, loglik, objective) or monitor.max_iter == 0
         stop = stop or monitor.stopped_by_callback
         t = 0  # all state is local: one scheme serves restarts on threads
+        running, t = ctx.resumed("running", running), int(ctx.resumed("t", t))
         while not stop:
             for rows in np.array_split(ctx.rng.permutation(n), n_batches):
                 t += 1
@@ -301,6 +302,7 @@ class OnlineEM(Scheme):
             _, loglik, objective = ctx.evaluate(params)
             # Not an exact EM step: neither a drop nor a small change means anything
             # to the monitor's monotone test, so convergence is decided here.
+            ctx.scheme_state.update(running=running, t=t)
             stop = monitor.record(params, loglik, objective, reseeded=True)
             if abs(objective - previous) < monitor.tol * monitor.scale:
                 monitor.converged = True

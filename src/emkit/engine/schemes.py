@@ -42,7 +42,17 @@ class RunContext:
         #: the restart's own generator (online EM shuffles with it)
         self.rng = random_state if random_state is not None else np.random.default_rng(0)
         self._log_prior = getattr(model, "log_prior", None)
+        #: what a scheme keeps between steps, by name (pytrees), for the checkpoint;
+        #: a scheme puts it here before ``monitor.record`` and reads it back with
+        #: :meth:`resumed` when it starts
+        self.scheme_state: dict[str, Any] = {}
+        self._resume: Any = None
         self.set_posterior(beta=beta, hard=hard)
+
+    def resumed(self, name: str, default: Any) -> Any:
+        """The scheme state ``name`` saved in the checkpoint this run resumes from, in the
+        structure of ``default``; ``default`` when not resuming."""
+        return default if self._resume is None else self._resume(name, default)
 
     def set_posterior(self, *, beta: float = 1.0, hard: bool = False) -> None:
         """Choose the E-step: exact (beta=1), tempered (0 < beta < 1) or hard (argmax).
@@ -73,9 +83,7 @@ class RunContext:
     def evaluate(self, params: Any) -> tuple[Any, float, float]:
         """One full E-step: (summed statistics, log-likelihood, objective) at ``params``."""
         estep = self._estep
-        stats, loglik = self.executor.map_reduce(
-            lambda batch: estep(params, batch), self.source.batches()
-        )
+        stats, loglik = self.executor.run_estep(estep, params, self.source)
         self.monitor.n_estep += 1
         return stats, loglik, loglik + self.log_prior(params)
 

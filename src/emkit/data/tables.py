@@ -1,0 +1,485 @@
+"""Tables read from disk in row batches: ``.npy`` (memory-mapped), Parquet and CSV.
+
+A :class:`TableSource` is a 2-D numeric table of ``n_samples`` rows and
+``n_features`` columns that never has to fit in memory: every pass of EM reads it
+again, one batch of ``batch_size`` rows at a time, so memory is bounded by a batch.
+
+Every table source also offers
+
+* :meth:`~TableSource.init_data`, the rows a model's ``init_params`` sees: a
+  *systematic subsample* of at most ``init_rows`` rows (every ``ceil(n / init_rows)``-th
+  row, read batch by batch), so k-means++ and the other initialisations never load
+  the whole file; with no more than ``init_rows`` rows it is the whole table, and the
+  start equals the in-memory one;
+* :meth:`~TableSource.column_mean`, a streaming pass (NaN ignored);
+* :meth:`~TableSource.map`, the same table with a function applied to every batch
+  (how an estimator centres the data or builds the batches its model takes);
+* :meth:`~TableSource.delayed_parts`, one ``dask.delayed`` read per batch, so a Dask
+  executor has each worker read its own batches (the data never go through the client).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emkit.data.sources import DataSource
+
+__all__ = [
+    "DEFAULT_INIT_ROWS",
+    "CsvSource",
+    "MappedSource",
+    "NpySource",
+    "ParquetSource",
+    "TableSource",
+    "default_batch_size",
+    "from_csv",
+    "from_npy",
+    "from_parquet",
+]
+
+#: rows of the subsample that initialisation sees (see :meth:`TableSource.init_data`)
+DEFAULT_INIT_ROWS = 100_000
+#: bytes of float64 per batch when ``batch_size`` is not given (32 MiB)
+_BATCH_BYTES = 2**25
+
+
+def default_batch_size(n_features: int) -> int:
+    """Rows per batch when none is given: about 32 MiB of float64, at least 1024 rows.
+
+    >>> default_batch_size(16)
+    262144
+    """
+    return max(1024, _BATCH_BYTES // (8 * max(int(n_features), 1)))
+
+
+def _check_batch_size(batch_size: Any) -> int | None:
+    if batch_size is None:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise TypeError(f"batch_size must be an integer, got {type(batch_size).__name__}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    return int(batch_size)
+
+
+def _check_init_rows(init_rows: Any) -> int:
+    if isinstance(init_rows, bool) or not isinstance(init_rows, numbers.Integral):
+        raise TypeError(f"init_rows must be an integer, got {type(init_rows).__name__}")
+    if init_rows < 1:
+        raise ValueError(f"init_rows must be at least 1, got {init_rows}")
+    return int(init_rows)
+
+
+def as_float_table(block: Any, where: str) -> np.ndarray:
+    """A 2-D float array (float32 kept, anything else numeric as float64)."""
+    arr = np.asarray(block)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{where} must be numeric, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{where} must be a 2-D table, got shape {arr.shape}")
+    dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.float64
+    return np.asarray(arr, dtype=dtype)
+
+
+class TableSource(DataSource):
+    """Base of out-of-core tables: subclasses say how to read rows ``[lo, hi)``."""
+
+    n_features: int
+    dtype: np.dtype
+    batch_size: int
+    init_rows: int
+
+    def _read(self, lo: int, hi: int) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def n_batches(self) -> int:
+        return max(1, math.ceil(self.n_samples / self.batch_size))
+
+    def _bounds(self) -> list[tuple[int, int]]:
+        n, b = self.n_samples, self.batch_size
+        return [(lo, min(lo + b, n)) for lo in range(0, n, b)]
+
+    def batches(self) -> Iterator[np.ndarray]:
+        for lo, hi in self._bounds():
+            yield self._read(lo, hi)
+
+    def init_data(self) -> np.ndarray:
+        step = max(1, math.ceil(self.n_samples / self.init_rows))
+        if step == 1:
+            return np.concatenate(list(self.batches()), axis=0)
+        # Every step-th row of the whole table, whatever the batch boundaries.
+        parts = []
+        for lo, hi in self._bounds():
+            first = (-lo) % step
+            if first < hi - lo:
+                parts.append(self._read(lo, hi)[first::step])
+        return np.concatenate(parts, axis=0)
+
+    def column_mean(self) -> np.ndarray:
+        """Mean of every column over all rows (NaN ignored), in one streaming pass."""
+        total = np.zeros(self.n_features)
+        count = np.zeros(self.n_features)
+        for block in self.batches():
+            seen = ~np.isnan(block)
+            total += np.where(seen, block, 0.0).sum(axis=0, dtype=np.float64)
+            count += seen.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return total / count
+
+    def delayed_parts(self) -> list[Any]:
+        """One ``dask.delayed`` read per batch (for a Dask executor)."""
+        import dask
+
+        read = dask.delayed(_read_rows, pure=True)
+        return [read(self, lo, hi) for lo, hi in self._bounds()]
+
+    def map(self, fn: Callable[[np.ndarray], Any]) -> MappedSource:
+        """This table with ``fn`` applied to every batch (and to :meth:`init_data`)."""
+        return MappedSource(self, fn)
+
+    def take(self, index: np.ndarray) -> Any:
+        raise TypeError(
+            f"{type(self).__name__} reads its rows in order and cannot draw shuffled "
+            "mini-batches (online EM); use emkit.data.from_npy, or load the data"
+        )
+
+
+def _read_rows(source: TableSource, lo: int, hi: int) -> np.ndarray:
+    return source._read(lo, hi)
+
+
+class MappedSource(DataSource):
+    """A source whose batches are ``fn(batch)`` of another source's.
+
+    ``fn`` must be picklable (a module-level function or a ``functools.partial`` of
+    one) for a Dask executor, which applies it on the workers.
+    """
+
+    def __init__(self, base: DataSource, fn: Callable[[Any], Any]):
+        self.base = base
+        self.fn = fn
+
+    @property
+    def n_samples(self) -> int:
+        return self.base.n_samples
+
+    @property
+    def n_batches(self) -> int:
+        return getattr(self.base, "n_batches", 1)
+
+    def batches(self) -> Iterator[Any]:
+        return map(self.fn, self.base.batches())
+
+    def init_data(self) -> Any:
+        return self.fn(self.base.init_data())
+
+    def take(self, index: np.ndarray) -> Any:
+        return self.fn(self.base.take(index))
+
+    def delayed_parts(self) -> list[Any]:
+        import dask
+
+        fn = dask.delayed(self.fn, pure=True)
+        return [fn(part) for part in self.base.delayed_parts()]
+
+    def map(self, fn: Callable[[Any], Any]) -> MappedSource:
+        return MappedSource(self, fn)
+
+
+class NpySource(TableSource):
+    """A ``.npy`` file of shape (n_samples, n_features), memory-mapped (see :func:`from_npy`)."""
+
+    def __init__(self, path, batch_size=None, init_rows=DEFAULT_INIT_ROWS):
+        self.path = os.fspath(path)
+        if not os.path.isfile(self.path):
+            raise FileNotFoundError(f"no such .npy file: {self.path}")
+        try:
+            mm = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        except ValueError as exc:
+            raise ValueError(f"{self.path} is not a readable .npy array: {exc}") from None
+        as_float_table(mm[:0], f"the array in {self.path}")
+        if mm.shape[0] < 1:
+            raise ValueError(f"the array in {self.path} has no rows")
+        self._n, self.n_features = int(mm.shape[0]), int(mm.shape[1])
+        self.dtype = np.dtype(mm.dtype if mm.dtype in (np.float32, np.float64) else np.float64)
+        self.batch_size = _check_batch_size(batch_size) or default_batch_size(self.n_features)
+        self.init_rows = _check_init_rows(init_rows)
+        self._mm = None
+
+    @property
+    def n_samples(self) -> int:
+        return self._n
+
+    def _map(self) -> np.ndarray:
+        if self._mm is None:
+            self._mm = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        return self._mm
+
+    def _read(self, lo: int, hi: int) -> np.ndarray:
+        return np.array(self._map()[lo:hi], dtype=self.dtype)
+
+    def take(self, index: np.ndarray) -> np.ndarray:
+        # Random access is what a memory map is for (online EM's shuffled mini-batches).
+        return np.array(self._map()[np.asarray(index, dtype=np.intp)], dtype=self.dtype)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_mm": None}  # workers open their own map
+
+
+class ParquetSource(TableSource):
+    """A Parquet file or a folder of them, read in row batches (see :func:`from_parquet`)."""
+
+    def __init__(self, path, columns=None, batch_size=None, init_rows=DEFAULT_INIT_ROWS):
+        import pyarrow.parquet as pq
+
+        root = Path(path)
+        if root.is_dir():
+            files = sorted(p for p in root.rglob("*.parquet") if p.is_file())
+            if not files:
+                raise FileNotFoundError(f"folder {root} holds no .parquet files")
+        elif root.is_file():
+            files = [root]
+        else:
+            raise FileNotFoundError(f"no such Parquet file or folder: {root}")
+        self.files = [os.fspath(f) for f in files]
+        schema = pq.ParquetFile(self.files[0]).schema_arrow
+        names = list(schema.names) if columns is None else _column_list(columns)
+        missing = [c for c in names if c not in schema.names]
+        if missing:
+            raise ValueError(
+                f"columns {missing} are not in {self.files[0]} (it has {schema.names})"
+            )
+        _check_numeric({c: schema.field(c).type for c in names}, self.files[0])
+        self.columns = names
+        self.n_features = len(names)
+        self.dtype = np.dtype(np.float64)
+        # Row groups are the unit pyarrow reads: (file, group, first row, rows).
+        self._groups: list[tuple[int, int, int, int]] = []
+        start = 0
+        for i, f in enumerate(self.files):
+            meta = pq.ParquetFile(f).metadata
+            if i and list(pq.ParquetFile(f).schema_arrow.names) != list(schema.names):
+                raise ValueError(f"{f} has other columns than {self.files[0]}")
+            for g in range(meta.num_row_groups):
+                rows = meta.row_group(g).num_rows
+                if rows:
+                    self._groups.append((i, g, start, rows))
+                    start += rows
+        if start < 1:
+            raise ValueError(f"{path} has no rows")
+        self._n = start
+        self.batch_size = _check_batch_size(batch_size) or default_batch_size(self.n_features)
+        self.init_rows = _check_init_rows(init_rows)
+
+    @property
+    def n_samples(self) -> int:
+        return self._n
+
+    def batches(self) -> Iterator[np.ndarray]:
+        # One sequential scan; batches are cut at batch_size rows across row groups.
+        import pyarrow.parquet as pq
+
+        pending: list[np.ndarray] = []
+        held = 0
+        for f in self.files:
+            pf = pq.ParquetFile(f)
+            for rb in pf.iter_batches(batch_size=self.batch_size, columns=self.columns):
+                pending.append(self._to_numpy(rb))
+                held += rb.num_rows
+                while held >= self.batch_size:
+                    block = np.concatenate(pending) if len(pending) > 1 else pending[0]
+                    yield block[: self.batch_size]
+                    rest = block[self.batch_size :]
+                    pending, held = ([rest] if len(rest) else []), len(rest)
+        if held:
+            yield np.concatenate(pending) if len(pending) > 1 else pending[0]
+
+    def _to_numpy(self, table) -> np.ndarray:
+        out = np.empty((table.num_rows, self.n_features))
+        for j, col in enumerate(table.columns):
+            out[:, j] = col.to_numpy(zero_copy_only=False)
+        return out
+
+    def _read(self, lo: int, hi: int) -> np.ndarray:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pieces, handles = [], {}
+        for i, g, first, rows in self._groups:
+            if first + rows <= lo or first >= hi:
+                continue
+            pf = handles.setdefault(i, pq.ParquetFile(self.files[i]))
+            table = pf.read_row_group(g, columns=self.columns)
+            a, b = max(lo - first, 0), min(hi, first + rows) - first
+            pieces.append(table.slice(a, b - a))
+        return self._to_numpy(pa.concat_tables(pieces))
+
+
+class CsvSource(TableSource):
+    """A CSV file with a header row, read in chunks with pandas (see :func:`from_csv`)."""
+
+    def __init__(self, path, columns=None, batch_size=None, init_rows=DEFAULT_INIT_ROWS):
+        import pandas as pd
+
+        self.path = os.fspath(path)
+        if not os.path.isfile(self.path):
+            raise FileNotFoundError(f"no such CSV file: {self.path}")
+        head = pd.read_csv(self.path, nrows=1000)
+        names = list(head.columns) if columns is None else _column_list(columns)
+        missing = [c for c in names if c not in head.columns]
+        if missing:
+            raise ValueError(
+                f"columns {missing} are not in {self.path} (it has {list(head.columns)})"
+            )
+        _check_numeric({c: head[c].dtype for c in names}, self.path)
+        self.columns = names
+        self.n_features = len(names)
+        self.dtype = np.dtype(np.float64)
+        self.batch_size = _check_batch_size(batch_size) or default_batch_size(self.n_features)
+        self.init_rows = _check_init_rows(init_rows)
+        self._n: int | None = None
+
+    @property
+    def n_samples(self) -> int:
+        if self._n is None:  # one pass over the file, counted chunk by chunk
+            self._n = sum(len(b) for b in self._chunks(usecols=self.columns[:1]))
+            if self._n < 1:
+                raise ValueError(f"{self.path} has no rows")
+        return self._n
+
+    def _chunks(self, usecols=None, skip: int = 0, nrows: int | None = None):
+        import pandas as pd
+
+        reader = pd.read_csv(
+            self.path,
+            usecols=usecols or self.columns,
+            chunksize=self.batch_size,
+            skiprows=range(1, skip + 1) if skip else None,
+            nrows=nrows,
+        )
+        with reader:
+            yield from reader
+
+    def batches(self) -> Iterator[np.ndarray]:
+        for chunk in self._chunks():
+            yield self._to_numpy(chunk)
+
+    def _to_numpy(self, frame) -> np.ndarray:
+        try:
+            return frame[self.columns].to_numpy(dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{self.path} has a value that is not a number: {exc}") from None
+
+    def _read(self, lo: int, hi: int) -> np.ndarray:
+        return np.concatenate([self._to_numpy(c) for c in self._chunks(skip=lo, nrows=hi - lo)])
+
+
+def _column_list(columns: Any) -> list[str]:
+    if isinstance(columns, str) or not isinstance(columns, Sequence) or not columns:
+        raise TypeError(f"columns must be a non-empty list of column names, got {columns!r}")
+    return list(columns)
+
+
+def _check_numeric(types: dict[str, Any], where: str) -> None:
+    bad = []
+    for name, t in types.items():
+        kind = getattr(t, "kind", None)
+        if kind is not None:  # a NumPy / pandas dtype
+            ok = kind in "biuf"
+        else:  # a pyarrow type
+            import pyarrow.types as pat
+
+            ok = pat.is_integer(t) or pat.is_floating(t) or pat.is_boolean(t)
+        if not ok:
+            bad.append(f"{name} ({t})")
+    if bad:
+        raise TypeError(
+            f"columns {', '.join(bad)} of {where} are not numeric; choose numeric ones with "
+            "columns=[...]"
+        )
+
+
+def from_npy(
+    path: str | os.PathLike, *, batch_size: int | None = None, init_rows: int = DEFAULT_INIT_ROWS
+) -> NpySource:
+    """A ``.npy`` array of shape (n_samples, n_features), memory-mapped and read in batches.
+
+    Parameters
+    ----------
+    path : str or path-like
+    batch_size : int, optional
+        Rows per batch (default: about 32 MiB of float64).
+    init_rows : int, default 100_000
+        At most this many rows, a systematic subsample, go to initialisation.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.npy")
+    >>> np.save(path, np.arange(10.0).reshape(5, 2))
+    >>> src = from_npy(path, batch_size=2)
+    >>> src.n_samples, src.n_features, [len(b) for b in src.batches()]
+    (5, 2, [2, 2, 1])
+    """
+    return NpySource(path, batch_size=batch_size, init_rows=init_rows)
+
+
+def from_parquet(
+    path: str | os.PathLike,
+    columns: Sequence[str] | None = None,
+    *,
+    batch_size: int | None = None,
+    init_rows: int = DEFAULT_INIT_ROWS,
+) -> ParquetSource:
+    """A Parquet file, or a folder of Parquet files, read in row batches with pyarrow.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file, or a folder whose ``*.parquet`` files (searched recursively, in sorted
+        order) share their columns.
+    columns : list of str, optional
+        Numeric columns to use (default: all, which must then be numeric).
+    batch_size : int, optional
+        Rows per batch (default: about 32 MiB of float64).
+    init_rows : int, default 100_000
+        At most this many rows, a systematic subsample, go to initialisation.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError, TypeError
+        No such file, unknown columns, non-numeric columns.
+    """
+    return ParquetSource(path, columns, batch_size=batch_size, init_rows=init_rows)
+
+
+def from_csv(
+    path: str | os.PathLike,
+    columns: Sequence[str] | None = None,
+    *,
+    batch_size: int | None = None,
+    init_rows: int = DEFAULT_INIT_ROWS,
+) -> CsvSource:
+    """A CSV file with a header row, read in chunks of ``batch_size`` rows with pandas.
+
+    Empty fields are missing values (NaN). Counting the rows takes one pass over the
+    file, done the first time the number of rows is needed.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.csv")
+    >>> _ = open(path, "w").write("a,b,c\\n1,2,x\\n3,4,y\\n5,6,z\\n")
+    >>> src = from_csv(path, columns=["a", "b"], batch_size=2)
+    >>> src.n_samples, [b.tolist() for b in src.batches()]
+    (3, [[[1.0, 2.0], [3.0, 4.0]], [[5.0, 6.0]]])
+    """
+    return CsvSource(path, columns, batch_size=batch_size, init_rows=init_rows)
