@@ -25,6 +25,9 @@ SETTINGS = {
     "kappa": 0.75,
     "t0": 5.0,
     "n_jobs": 2,
+    "executor": "serial",
+    "checkpoint": None,
+    "checkpoint_every": 2,
 }
 
 

@@ -90,6 +90,12 @@ class DaskSource(TableSource):
 
         return np.asarray(da.nanmean(self.array.astype(np.float64), axis=0).compute())
 
+    def column_variance(self, mean: np.ndarray) -> np.ndarray:
+        import dask.array as da
+
+        centred = self.array.astype(np.float64) - mean
+        return np.asarray(da.nanmean(centred * centred, axis=0).compute())
+
     def map(self, fn: Callable[[np.ndarray], Any]) -> MappedSource:
         return MappedSource(self, fn)
 

@@ -134,6 +134,17 @@ class TableSource(DataSource):
         with np.errstate(invalid="ignore", divide="ignore"):
             return total / count
 
+    def column_variance(self, mean: np.ndarray) -> np.ndarray:
+        """Variance of every column about ``mean`` (NaN ignored), in one streaming pass."""
+        total = np.zeros(self.n_features)
+        count = np.zeros(self.n_features)
+        for block in self.batches():
+            seen = ~np.isnan(block)
+            total += (np.where(seen, block - mean, 0.0) ** 2).sum(axis=0)
+            count += seen.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return total / count
+
     def delayed_parts(self) -> list[Any]:
         """One ``dask.delayed`` read per batch (for a Dask executor)."""
         import dask

@@ -4,8 +4,8 @@ Map-reduce, as EM's E-step is a sum over the data:
 
 * the partitions are **persisted once** per fit (``client.compute`` of the source's
   ``delayed_parts()``: each worker reads or builds its own partitions, through the
-  estimator's per-batch transform when there is one); in-memory batches, which have
-  no recipe to rebuild them, are scattered once instead;
+  estimator's per-batch transform when there is one); in-memory batches go into the
+  graph once (the scheduler keeps them, to rebuild a lost partition);
 * every E-step **scatters the parameters once** (to every worker) and submits one
   task per partition, ``estep(params, partition)``, which runs where the partition is;
 * the statistics come back by a **tree reduction** (pairwise sums on the workers), so
@@ -71,9 +71,12 @@ class DaskExecutor(Executor):
         key = id(source)
         if key not in self._parts:
             if hasattr(source, "delayed_parts"):
-                futures = self.client.compute(source.delayed_parts())
-            else:  # in memory: send each batch once
-                futures = self.client.scatter(list(source.batches()), hash=False)
+                parts = source.delayed_parts()
+            else:  # in memory: each batch goes once into the graph, its recipe if lost
+                import dask
+
+                parts = [dask.delayed(b, traverse=False) for b in source.batches()]
+            futures = self.client.compute(parts)
             self._parts[key] = (source, futures)  # the source is held so its id stays unique
         return self._parts[key][1]
 

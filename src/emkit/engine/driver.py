@@ -335,9 +335,7 @@ def _resume(ckpt: Checkpoint, i: int, params0: Any, monitor: Monitor, ctx: RunCo
 def _finished_run(ckpt, model, source, init, rng, i, done, what, with_prior):
     """A restart the checkpoint holds as finished: its result, without running it."""
     like = init if init is not None else model.init_params(source.init_data(), rng)
-    monitor = Monitor(
-        max_iter=0, tol=0.0, scale=1.0, objective_name=what, with_prior=with_prior
-    )
+    monitor = Monitor(max_iter=0, tol=0.0, scale=1.0, objective_name=what, with_prior=with_prior)
     monitor.history = [float(v) for v in done["history"]]
     monitor.n_iter, monitor.n_estep = int(done["n_iter"]), int(done["n_estep"])
     monitor.initial, monitor.converged = float(done["initial"]), bool(done["converged"])

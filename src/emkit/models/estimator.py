@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from emkit._registry import register_estimator
+from emkit.data.sources import DataSource
 from emkit.engine.protocol import objective_label
 from emkit.exceptions import NotFittedError
 from emkit.io import save as _save_model
@@ -47,7 +48,12 @@ ENGINE_OPTIONS: dict[str, str] = {
     "temperatures ending at 1",
     "kappa": "online EM step sizes (t + t0) ** -kappa, kappa in (0.5, 1]",
     "t0": "online EM step-size offset",
-    "n_jobs": "run the n_init restarts on this many threads (same result as one)",
+    "n_jobs": "threads for the fit (same result as one): the batches' E-steps when the "
+    "data come in several batches (batch_size, a file or Dask source), else the n_init restarts",
+    "executor": "where the E-steps run: None, 'serial', 'threads', 'dask' (the current "
+    "dask.distributed client) or a distributed.Client",
+    "checkpoint": "file to save the fit's state to and resume from (see emkit.em)",
+    "checkpoint_every": "EM steps between two writes of the checkpoint",
 }
 
 try:  # scikit-learn is optional: with it, emkit estimators are scikit-learn estimators
@@ -223,6 +229,8 @@ class EMEstimator(_SklearnBase):
         shared["tol_scale"] = float(n_obs)
         if init is not None:
             shared["n_init"] = 1
+        if isinstance(data, DataSource) and shared.get("variant") != "online":
+            shared["batch_size"] = None  # a source cuts its own batches
         return em(model, data, init=init, **{**shared, **options})
 
     # -------------------------------------------------------------- persistence

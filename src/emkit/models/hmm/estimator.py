@@ -116,6 +116,15 @@ class HMM(EMEstimator):
         1 prints a summary of the fit, 2 every iteration.
     check_monotone : {"warn", "raise", "off"}, default "warn"
         What to do if the objective ever decreases (exact EM never lets it).
+    executor : None, "serial", "threads", "dask" or distributed.Client
+        Where the E-steps run (see :func:`emkit.em`); a Dask source runs on the current
+        ``dask.distributed`` client by default.
+    checkpoint : str or path-like, optional
+        Save the fit's state to this file every ``checkpoint_every`` EM steps, and
+        resume from it if it exists (the same result as an uninterrupted fit); a file
+        from another fit is refused (see :mod:`emkit.engine.checkpoint`).
+    checkpoint_every : int, default 1
+        EM steps between two writes of the checkpoint.
 
     Attributes
     ----------
@@ -189,6 +198,9 @@ class HMM(EMEstimator):
         progress: bool = False,
         verbose: int = 0,
         check_monotone: str = "warn",
+        executor: Any = None,
+        checkpoint: Any = None,
+        checkpoint_every: int = 1,
     ):
         self._set_hyperparameters(locals())
 

@@ -20,6 +20,14 @@ from emkit._validation import (
     check_real,
     check_sample_weight,
 )
+from emkit.models._sources import (
+    check_no_weights,
+    column_centre,
+    prepared_rows,
+    table_source,
+    then,
+    unweighted,
+)
 from emkit.models.estimator import EMEstimator
 from emkit.models.latent.factor_model import (
     INIT_METHODS,
@@ -78,6 +86,15 @@ class FactorAnalysis(EMEstimator):
         1 prints a summary of the fit, 2 every iteration.
     check_monotone : {"warn", "raise", "off"}, default "warn"
         What to do if the log-likelihood ever drops (which exact EM never does).
+    executor : None, "serial", "threads", "dask" or distributed.Client
+        Where the E-steps run (see :func:`emkit.em`); a Dask source runs on the current
+        ``dask.distributed`` client by default.
+    checkpoint : str or path-like, optional
+        Save the fit's state to this file every ``checkpoint_every`` EM steps, and
+        resume from it if it exists (the same result as an uninterrupted fit); a file
+        from another fit is refused (see :mod:`emkit.engine.checkpoint`).
+    checkpoint_every : int, default 1
+        EM steps between two writes of the checkpoint.
 
     Attributes
     ----------
@@ -151,6 +168,9 @@ class FactorAnalysis(EMEstimator):
         progress: bool = False,
         verbose: int = 0,
         check_monotone: str = "warn",
+        executor: Any = None,
+        checkpoint: Any = None,
+        checkpoint_every: int = 1,
     ):
         self._set_hyperparameters(locals())
 
@@ -262,16 +282,27 @@ class FactorAnalysis(EMEstimator):
         self
         """
 
-        X, w = self._validate_training_data(X, sample_weight)
-        # Centre at the observed means (the model is translation-equivariant): the raw
-        # second moments of the E-step then suffer no cancellation.
-        obs = ~np.isnan(X)
-        weights = np.ones(len(X)) if w is None else w
-        Wt = obs * weights[:, None]
-        X0 = np.where(obs, X, 0.0)
-        shift = (Wt * X0).sum(axis=0) / Wt.sum(axis=0)
-        var = (Wt * np.where(obs, X0 - shift, 0.0) ** 2).sum(axis=0) / Wt.sum(axis=0)
-        Xc = X - shift
+        source = table_source(X, self.batch_size)
+        if source is None:
+            X, w = self._validate_training_data(X, sample_weight)
+            # Centre at the observed means (the model is translation-equivariant): the raw
+            # second moments of the E-step then suffer no cancellation.
+            obs = ~np.isnan(X)
+            weights = np.ones(len(X)) if w is None else w
+            Wt = obs * weights[:, None]
+            X0 = np.where(obs, X, 0.0)
+            shift = (Wt * X0).sum(axis=0) / Wt.sum(axis=0)
+            var = (Wt * np.where(obs, X0 - shift, 0.0) ** 2).sum(axis=0) / Wt.sum(axis=0)
+            Xc = X - shift
+            data, n_obs = (Xc, w), weights.sum()
+        else:  # out of core: streaming passes, a subsample for the start (see _sources)
+            check_no_weights(sample_weight)
+            self._check_hyperparameters(source.n_features)
+            shift = column_centre(source)
+            var = source.column_variance(shift)
+            rows = prepared_rows(allow_nan=True, shift=shift, dtype=np.float64)
+            data, n_obs = source.map(then(rows, unweighted)), float(source.n_samples)
+            (Xc, w), X = data.init_data(), np.empty((0, source.n_features))
         model = FactorAnalysisModel(
             self.n_components,
             self.noise,
@@ -281,7 +312,7 @@ class FactorAnalysis(EMEstimator):
         )
         rng = np.random.default_rng(seed_sequence(self.random_state))
         init = self._starting_params(model, Xc, w, shift, rng)
-        result = self._run_engine(model, (Xc, w), init, weights.sum())
+        result = self._run_engine(model, data, init, n_obs)
         # Everything is computed; only now is the estimator changed.
         p = result.params
         psi = np.asarray(p.noise_variance, dtype=np.float64).copy()

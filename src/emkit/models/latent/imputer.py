@@ -24,6 +24,14 @@ from emkit._validation import (
     drop_all_missing_rows,
 )
 from emkit.distributions.missing import missing_patterns
+from emkit.models._sources import (
+    check_no_weights,
+    column_centre,
+    prepared_rows,
+    table_source,
+    then,
+    unweighted,
+)
 from emkit.models.estimator import EMEstimator
 from emkit.models.latent.mvn import (
     INIT_METHODS,
@@ -74,6 +82,15 @@ class GaussianImputer(EMEstimator):
         2 prints every iteration.
     check_monotone : {"warn", "raise", "off"}, default "warn"
         What to do if the log-likelihood ever drops (which exact EM never does).
+    executor : None, "serial", "threads", "dask" or distributed.Client
+        Where the E-steps run (see :func:`emkit.em`); a Dask source runs on the current
+        ``dask.distributed`` client by default.
+    checkpoint : str or path-like, optional
+        Save the fit's state to this file every ``checkpoint_every`` EM steps, and
+        resume from it if it exists (the same result as an uninterrupted fit); a file
+        from another fit is refused (see :mod:`emkit.engine.checkpoint`).
+    checkpoint_every : int, default 1
+        EM steps between two writes of the checkpoint.
 
     Attributes
     ----------
@@ -132,6 +149,9 @@ class GaussianImputer(EMEstimator):
         progress: bool = False,
         verbose: int = 0,
         check_monotone: str = "warn",
+        executor: Any = None,
+        checkpoint: Any = None,
+        checkpoint_every: int = 1,
     ):
         self._set_hyperparameters(locals())
 
@@ -223,22 +243,32 @@ class GaussianImputer(EMEstimator):
         """
 
         self._check_hyperparameters()
-        X, w = self._validate_training_data(X, sample_weight)
-        # Centre at the observed means (the model is translation-equivariant): the raw
-        # second moments of the E-step then suffer no cancellation.
-        obs = ~np.isnan(X)
-        weights = np.ones(len(X)) if w is None else w
-        W = obs * weights[:, None]
-        shift = (W * np.where(obs, X, 0.0)).sum(axis=0) / W.sum(axis=0)
-        Xc = X - shift
+        source = table_source(X, self.batch_size)
+        if source is None:
+            X, w = self._validate_training_data(X, sample_weight)
+            # Centre at the observed means (the model is translation-equivariant): the raw
+            # second moments of the E-step then suffer no cancellation.
+            obs = ~np.isnan(X)
+            weights = np.ones(len(X)) if w is None else w
+            W = obs * weights[:, None]
+            shift = (W * np.where(obs, X, 0.0)).sum(axis=0) / W.sum(axis=0)
+            Xc = X - shift
+            data, n_obs = (Xc, w), float(len(X) if w is None else w.sum())
+        else:  # out of core: a streaming pass for the centre (see emkit.models._sources)
+            check_no_weights(sample_weight)
+            shift = column_centre(source)
+            rows = prepared_rows(
+                allow_nan=True, all_missing=self.all_missing, shift=shift, dtype=np.float64
+            )
+            data, n_obs = source.map(then(rows, unweighted)), float(source.n_samples)
+            (Xc, w), X = data.init_data(), np.empty((0, source.n_features))
         model = MVNMissingModel(
             float(self.reg_covar), self.init if isinstance(self.init, str) else "observed"
         )
         rng = np.random.default_rng(seed_sequence(self.random_state))
         init = self._starting_params(model, Xc, w, shift, rng)
-        n_obs = float(len(X) if w is None else w.sum())
         # nothing in the fit is random
-        result = self._run_engine(model, (Xc, w), init, n_obs, random_state=0)
+        result = self._run_engine(model, data, init, n_obs, random_state=0)
         # Everything is computed; only now is the estimator changed.
         p = result.params
         self.mean_ = np.asarray(p.mean, dtype=np.float64) + shift

@@ -52,7 +52,11 @@ class MixtureMixin:
         """
         from emkit._random import seed_sequence
         from emkit._validation import check_array, check_sample_weight
+        from emkit.models._sources import table_source
 
+        source = table_source(X, self.batch_size)
+        if source is not None:
+            return self._run_em_source(source, sample_weight, **options)
         X = check_array(X, min_samples=2, allow_nan=self._allow_nan)
         w = check_sample_weight(sample_weight, len(X))
         # Checked once per fit: without NaN everything below is the complete-data path.
@@ -75,6 +79,33 @@ class MixtureMixin:
         rtol = 1e-9 if X.dtype == np.float64 else 1e-5  # float32 data: float32 round-off
         result = self._run_engine(model, data, init, n_obs, monotone_rtol=rtol, **options)
         return result, shift, X, n_obs
+
+    def _run_em_source(self, source, sample_weight, **options):
+        """``_run_em`` on a table source: centred at its column means (a streaming pass),
+        started from its ``init_data()`` subsample, E-steps batch by batch."""
+        import functools
+
+        from emkit._random import seed_sequence
+        from emkit.models._sources import check_no_weights, column_centre, prepared_rows, then
+
+        check_no_weights(sample_weight)
+        self._check_hyperparameters(source.n_samples)
+        shift = column_centre(source)
+        rows = prepared_rows(
+            allow_nan=self._allow_nan,
+            all_missing=getattr(self, "all_missing", "error"),
+            dtype=source.dtype,
+        )
+        batch = functools.partial(_mixture_batch, allow_nan=self._allow_nan, shift=shift)
+        data = source.map(then(rows, batch))
+        model = self._model()
+        rng = np.random.default_rng(seed_sequence(self.random_state))
+        start = data.init_data()
+        init = self._starting_params(model, start[0], start[1], shift, rng)
+        n_obs = float(source.n_samples)
+        rtol = 1e-9 if source.dtype == np.float64 else 1e-5
+        result = self._run_engine(model, data, init, n_obs, monotone_rtol=rtol, **options)
+        return result, shift, np.empty((0, source.n_features), dtype=source.dtype), n_obs
 
     @staticmethod
     def _centred_data(X: np.ndarray, w, has_nan: bool, shift: np.ndarray | None = None):
@@ -230,3 +261,9 @@ class MixtureMixin:
         with np.errstate(divide="ignore"):
             penalty = -np.sum(np.log(resp.max(axis=1)))
         return self.bic(X) + 2.0 * float(penalty)
+
+
+def _mixture_batch(X: np.ndarray, *, allow_nan: bool, shift: np.ndarray):
+    """The engine's batch for rows of a source (complete-data or missing-value form)."""
+    has_nan = allow_nan and bool(np.isnan(X).any())
+    return MixtureMixin._centred_data(X, None, has_nan, shift)[0]

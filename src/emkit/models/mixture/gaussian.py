@@ -99,6 +99,15 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         scikit-learn takes them; the same as ``init={"weights", "means",
         "covariances"}`` (giving both is an error). What is not given starts by
         ``init``'s method.
+    executor : None, "serial", "threads", "dask" or distributed.Client
+        Where the E-steps run (see :func:`emkit.em`); a Dask source runs on the current
+        ``dask.distributed`` client by default.
+    checkpoint : str or path-like, optional
+        Save the fit's state to this file every ``checkpoint_every`` EM steps, and
+        resume from it if it exists (the same result as an uninterrupted fit); a file
+        from another fit is refused (see :mod:`emkit.engine.checkpoint`).
+    checkpoint_every : int, default 1
+        EM steps between two writes of the checkpoint.
 
     Attributes
     ----------
@@ -175,6 +184,9 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         weights_init: Any = None,
         means_init: Any = None,
         precisions_init: Any = None,
+        executor: Any = None,
+        checkpoint: Any = None,
+        checkpoint_every: int = 1,
     ):
         self._set_hyperparameters(locals())
 

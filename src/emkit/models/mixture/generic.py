@@ -22,6 +22,7 @@ and the engine's monotonicity check applies to that objective.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,6 +34,7 @@ from emkit._validation import check_real, check_sample_weight, drop_all_missing_
 from emkit.distributions.base import Distribution, component
 from emkit.distributions.missing import MissingBatch, group_by_pattern
 from emkit.distributions.spec import from_spec
+from emkit.models._sources import check_no_weights, table_source
 from emkit.models.estimator import EMEstimator
 from emkit.models.mixture.base import MixtureMixin
 from emkit.models.mixture.model import MixtureModel, MixtureParams
@@ -98,7 +100,8 @@ class Mixture(MixtureMixin, EMEstimator):
         categories, the concatenation for ``Independent``. Or a dict with "weights"
         (K,) and/or "components" (a list of K parameter tuples, as ``components_``).
     random_state : None, int or Generator
-    batch_size, progress, verbose, check_monotone, accel, variant, anneal, kappa, t0, n_jobs
+    batch_size, progress, verbose, check_monotone, accel, variant, anneal, kappa, t0, n_jobs,
+    executor, checkpoint, checkpoint_every
         Engine options, as in :class:`emkit.GaussianMixture` (restarts in parallel,
         SQUAREM, online, hard and annealed EM, batches).
 
@@ -154,6 +157,9 @@ class Mixture(MixtureMixin, EMEstimator):
         kappa: float = 0.6,
         t0: float = 2.0,
         n_jobs: int | None = None,
+        executor: Any = None,
+        checkpoint: Any = None,
+        checkpoint_every: int = 1,
     ):
         self._set_hyperparameters(locals())
 
@@ -237,6 +243,9 @@ class Mixture(MixtureMixin, EMEstimator):
         """
 
         dist = self._distribution()
+        source = table_source(X, self.batch_size)
+        if source is not None:
+            return self._fit_source(dist, source, y, sample_weight)
         X = dist.validate(X)
         w = check_sample_weight(sample_weight, len(X))
         self._check_hyperparameters(len(X))
@@ -263,11 +272,29 @@ class Mixture(MixtureMixin, EMEstimator):
         init = self._starting_params(model, data, rng)
         n_obs = float(len(X) if w is None else w.sum())
         result = self._run_engine(model, data, init, n_obs)
+        return self._store(dist, result, X.shape[1], n_obs)
+
+    def _fit_source(self, dist, source, y, sample_weight) -> Mixture:
+        """``fit`` on a table source: batches validated and grouped by missing pattern on
+        the way in; the start from its ``init_data()`` subsample (see emkit.models._sources)."""
+        check_no_weights(sample_weight)
+        if y is not None:
+            raise ValueError("labels y cannot be given with a data source")
+        self._check_hyperparameters(source.n_samples)
+        data = source.map(functools.partial(_source_batch, dist=dist, all_missing=self.all_missing))
+        model = self._model()
+        rng = np.random.default_rng(seed_sequence(self.random_state))
+        init = self._starting_params(model, data.init_data(), rng)
+        n_obs = float(source.n_samples)
+        result = self._run_engine(model, data, init, n_obs)
+        return self._store(dist, result, source.n_features, n_obs)
+
+    def _store(self, dist, result, n_features: int, n_obs: float) -> Mixture:
         # Everything is computed; only now is the estimator changed.
         p = result.params
         self.weights_ = np.asarray(p.weights, dtype=np.float64)
         self.component_arrays_ = dist.params_to_dict(p.components)
-        self.n_features_in_ = X.shape[1]
+        self.n_features_in_ = n_features
         self.loglik_ = float(result.loglik)
         self.lower_bound_ = self.loglik_ / n_obs
         self._finish_fit(result)
@@ -317,3 +344,14 @@ class Mixture(MixtureMixin, EMEstimator):
     def _sample_component(self, rng: np.random.Generator, k: int, n: int) -> np.ndarray:
         p = self._params()
         return self._distribution().sample(component(p.components, k), n, rng).reshape(n, -1)
+
+
+def _source_batch(block: np.ndarray, *, dist, all_missing: str):
+    """The engine's batch for rows of a source, as ``Mixture.fit`` builds it in memory."""
+    X = dist.validate(block)
+    keep = drop_all_missing_rows(X, None, all_missing, min_rows=0)
+    X = X if keep.all() else X[keep]
+    if np.isnan(X).any():
+        order, pattern = group_by_pattern(np.isnan(X))
+        return MissingBatch(X[order], None, pattern)
+    return (X, None, None)
