@@ -120,7 +120,7 @@ class TableSource(DataSource):
         for lo, hi in self._bounds():
             first = (-lo) % step
             if first < hi - lo:
-                parts.append(self._read(lo, hi)[first::step])
+                parts.append(self._read(lo, hi)[first::step].copy())  # not a view of the batch
         return np.concatenate(parts, axis=0)
 
     def column_mean(self) -> np.ndarray:

@@ -63,7 +63,11 @@ def check_no_weights(sample_weight: Any) -> None:
 def column_centre(source: TableSource) -> np.ndarray:
     """The column means of the source's observed values (a streaming pass)."""
     shift = source.column_mean()
-    empty = np.flatnonzero(~np.isfinite(shift))
+    if np.isinf(shift).any():
+        raise ValueError(
+            f"Input X contains infinity (column(s) {np.flatnonzero(np.isinf(shift)).tolist()})"
+        )
+    empty = np.flatnonzero(np.isnan(shift))
     if empty.size:
         raise ValueError(
             f"column(s) {empty.tolist()} of the data have every value missing: they "
