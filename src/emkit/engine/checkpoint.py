@@ -138,6 +138,7 @@ class Checkpoint:
             )
         self.path = path
         self.every = int(every)
+        _remove_stale_temporaries(path)
         self.fingerprint = json.loads(json.dumps(fingerprint))  # as it reads back
         self.meta: dict[str, Any] = {"finished": [], "current": None, "seed": None}
         self.arrays: dict[str, np.ndarray] = {}
@@ -279,7 +280,19 @@ class Checkpoint:
                 zf.writestr("meta.json", json.dumps(meta))
                 for key, arr in arrays.items():
                     buf = _io.BytesIO()
-                    np.lib.format.write_array(buf, np.ascontiguousarray(arr), allow_pickle=False)
+                    np.lib.format.write_array(buf, np.asarray(arr, order="C"), allow_pickle=False)
                     zf.writestr(f"{key}.npy", buf.getvalue())
 
         atomic_write(self.path, write)
+
+
+def _remove_stale_temporaries(path: str) -> None:
+    """Remove temporary files a killed writer of ``path`` left (``atomic_write``'s names)."""
+    folder, name = os.path.split(path)
+    folder = folder or "."
+    for entry in os.listdir(folder):
+        if entry.startswith(f".{name}.") and entry.endswith(".tmp"):
+            try:
+                os.unlink(os.path.join(folder, entry))
+            except FileNotFoundError:
+                pass

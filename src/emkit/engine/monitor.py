@@ -123,9 +123,9 @@ class Monitor:
             self._report_drop(change)
         elif change <= self.tol * self.scale:  # an exact fixed point converges even at tol=0
             self.converged = True
-        stop = self._notify(params, loglik, objective, change)
         if self.on_record is not None:
             self.on_record(params)
+        stop = self._notify(params, loglik, objective, change)
         return stop or self.converged or self.stage_iter >= self.max_iter
 
     def _report_drop(self, change: float) -> None:
