@@ -20,6 +20,7 @@ to ``retries`` times.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -45,11 +46,11 @@ class DaskExecutor(Executor):
     ----------
     client : distributed.Client, optional
         The cluster's client; the current one (``distributed.get_client()``) if omitted.
-    retries : int, default 2
+    retries : int, default 5
         How many times an E-step is submitted again after losing a worker.
     """
 
-    def __init__(self, client: Any = None, retries: int = 2):
+    def __init__(self, client: Any = None, retries: int = 5):
         from distributed import Client, get_client
 
         if client is None:
@@ -103,6 +104,7 @@ class DaskExecutor(Executor):
             except Exception as exc:
                 if attempt == self.retries or not _lost_worker(exc):
                     raise
+                time.sleep(0.5 * (attempt + 1))  # let the scheduler notice the lost worker
         raise AssertionError("unreachable")  # pragma: no cover
 
     def map_reduce(self, estep: EStep, batches: Iterable[Any]) -> tuple[Any, float]:
@@ -122,8 +124,7 @@ def _lost_worker(exc: BaseException) -> bool:
     import concurrent.futures
 
     from distributed import KilledWorker
+    from distributed.comm.core import CommClosedError
 
-    return (
-        isinstance(exc, (KilledWorker, concurrent.futures.CancelledError))
-        or "lost" in str(exc).lower()
-    )
+    lost = (KilledWorker, CommClosedError, OSError, TimeoutError, concurrent.futures.CancelledError)
+    return isinstance(exc, lost) or "lost" in str(exc).lower()

@@ -1,0 +1,169 @@
+"""EM on a real ``distributed.LocalCluster`` (two worker processes, loopback only).
+
+Every fit on the cluster is compared with the in-memory fit from the same start: the
+E-steps run on the workers and the statistics come back summed in another order, so
+the results agree to round-off (1e-10 relative). One test kills a worker process in
+the middle of a fit: Dask recomputes what the worker held, and the fit ends with the
+same result.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+distributed = pytest.importorskip("distributed")
+import cloudpickle  # noqa: E402
+import dask.array as da  # noqa: E402
+
+import emkit  # noqa: E402
+from emkit.data import from_dask, from_npy, from_parquet  # noqa: E402
+from emkit.engine.dask_executor import DaskExecutor  # noqa: E402
+from emkit.models.mixture.gaussian_model import GaussianMixtureModel  # noqa: E402
+
+# the workers unpickle this module's model and functions by value
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+RTOL = 1e-10
+pytestmark = pytest.mark.filterwarnings("ignore::emkit.ConvergenceWarning")
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=logging.CRITICAL,
+    )
+    client = distributed.Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+@pytest.fixture(scope="module")
+def X():
+    rng = np.random.default_rng(7)
+    return (
+        np.vstack([rng.normal([0, 0, 0], 1.0, (400, 3)), rng.normal([2, 1, 0], 0.8, (400, 3))])[
+            rng.permutation(800)
+        ]
+        + 10.0
+    )
+
+
+class PoissonMixture:
+    """A user's model: a two-component Poisson mixture on one column of counts."""
+
+    def init_params(self, data, rng):
+        return np.array([0.5, 0.5]), np.quantile(data[:, 0], [0.25, 0.75]) + 0.5
+
+    def estep(self, params, batch):
+        weights, rates = params
+        x = batch[:, 0]
+        log_joint = np.log(weights) + x[:, None] * np.log(rates) - rates
+        top = log_joint.max(axis=1, keepdims=True)
+        norm = top[:, 0] + np.log(np.exp(log_joint - top).sum(axis=1))
+        resp = np.exp(log_joint - norm[:, None])
+        from scipy.special import gammaln
+
+        loglik = float(norm.sum() - gammaln(x + 1).sum())
+        return (resp.sum(axis=0), resp.T @ x), loglik
+
+    def mstep(self, stats, params):
+        counts, sums = stats
+        return counts / counts.sum(), sums / counts
+
+
+def test_a_user_model_runs_on_the_current_client_with_a_dask_array(client):
+    rng = np.random.default_rng(1)
+    counts = np.concatenate([rng.poisson(2.0, 500), rng.poisson(9.0, 300)])[:, None] * 1.0
+    darr = da.from_array(counts, chunks=(200, 1))
+    assert isinstance(emkit.engine.driver._executor(None, None, from_dask(darr))[0], DaskExecutor)
+    options = dict(tol=0.0, max_iter=6)
+    reference = emkit.em(PoissonMixture(), counts, **options)
+    result = emkit.em(PoissonMixture(), darr, **options)
+    assert result.n_iter == reference.n_iter == 6
+    np.testing.assert_allclose(result.history, reference.history, rtol=RTOL)
+    for a, b in zip(result.params, reference.params):
+        np.testing.assert_allclose(a, b, rtol=RTOL)
+
+
+def assert_same_fit(fit, ref, names):
+    assert fit.n_iter_ == ref.n_iter_
+    np.testing.assert_allclose(fit.loglik_, ref.loglik_, rtol=RTOL)
+    for name in names:
+        np.testing.assert_allclose(getattr(fit, name), getattr(ref, name), rtol=RTOL, atol=1e-12)
+
+
+def test_estimators_on_the_cluster_equal_their_in_memory_fits(client, X, tmp_path):
+    from emkit.distributions import Gaussian
+
+    np.save(tmp_path / "x.npy", X)
+    kw = dict(n_components=2, tol=0.0, max_iter=5, random_state=0)
+    ref = emkit.GaussianMixture(**kw).fit(X)
+    fit = emkit.GaussianMixture(**kw, executor=client).fit(
+        from_npy(tmp_path / "x.npy", batch_size=300)
+    )
+    assert_same_fit(fit, ref, ["weights_", "means_", "covariances_"])
+
+    ref = emkit.Mixture(Gaussian("diag"), **kw).fit(X)
+    fit = emkit.Mixture(Gaussian("diag"), **kw, executor="dask", batch_size=400).fit(X)
+    assert_same_fit(fit, ref, ["weights_"])
+
+    holes = X.copy()
+    holes[:, 1][np.random.default_rng(2).random(len(X)) < 0.2] = np.nan
+    pd.DataFrame(holes, columns=list("abc")).to_parquet(tmp_path / "h.parquet", row_group_size=300)
+    ref = emkit.GaussianImputer(tol=0.0, max_iter=5).fit(holes)
+    fit = emkit.GaussianImputer(tol=0.0, max_iter=5, executor=client).fit(
+        from_parquet(tmp_path / "h.parquet")
+    )
+    assert_same_fit(fit, ref, ["mean_", "covariance_"])
+
+    ref = emkit.FactorAnalysis(1, tol=0.0, max_iter=5).fit(X)
+    fit = emkit.FactorAnalysis(1, tol=0.0, max_iter=5, executor=client, batch_size=300).fit(X)
+    assert_same_fit(fit, ref, ["components_", "noise_variance_"])
+
+    lengths = [200, 150, 250, 200]  # whole sequences per partition: two per batch
+    hmm = dict(n_states=2, tol=0.0, max_iter=4, random_state=0, covariance_type="diag")
+    ref = emkit.HMM(**hmm).fit(X, lengths)
+    fit = emkit.HMM(**hmm, executor=client, batch_size=2).fit(X, lengths)
+    assert_same_fit(fit, ref, ["transmat_", "means_"])
+
+
+def _model_batch(block):
+    return np.asfortranarray(block), None
+
+
+def test_a_worker_killed_mid_fit_changes_nothing(client, X):
+    model = GaussianMixtureModel(2)
+    options = dict(tol=0.0, max_iter=6, random_state=0)
+    reference = emkit.em(model, (X - X.mean(axis=0), None), **options)
+    source = from_dask(da.from_array(X - X.mean(axis=0), chunks=(200, 3))).map(_model_batch)
+    killed = []
+
+    def kill_a_worker(info):
+        if info.iteration == 2 and not killed:
+            pids = client.run(os.getpid)
+            victim = sorted(pids)[0]
+            os.kill(pids[victim], signal.SIGKILL)
+            killed.append(victim)
+
+    result = emkit.em(model, source, executor=client, callback=kill_a_worker, **options)
+    assert killed
+    assert result.n_iter == reference.n_iter == 6
+    np.testing.assert_allclose(result.history, reference.history, rtol=RTOL)
+    np.testing.assert_allclose(
+        result.params.components.mean, reference.params.components.mean, rtol=RTOL, atol=1e-12
+    )
