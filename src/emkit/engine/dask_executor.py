@@ -82,8 +82,6 @@ class DaskExecutor(Executor):
         return self._parts[key][1]
 
     def run_estep(self, estep, params, source) -> tuple[Any, float]:
-        from distributed import wait
-
         for attempt in range(self.retries + 1):
             try:
                 parts = self._persisted(source)
@@ -98,7 +96,6 @@ class DaskExecutor(Executor):
                         for i in range(0, len(stage), 2)
                     ]
                     stage = pairs
-                wait(stage)
                 stats, loglik = stage[0].result()
                 return stats, float(loglik)
             except Exception as exc:
