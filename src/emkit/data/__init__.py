@@ -1,6 +1,7 @@
 """Where batches come from: in-memory arrays, sets of sequences, tables on disk (``.npy``,
 Parquet, CSV) read in row batches, and Dask collections."""
 
+from emkit.data.convert import source_of
 from emkit.data.dask_sources import DaskSource, from_dask
 from emkit.data.sequences import SequenceSource
 from emkit.data.sources import ArraySource, DataSource, as_source
@@ -30,4 +31,5 @@ __all__ = [
     "from_dask",
     "from_npy",
     "from_parquet",
+    "source_of",
 ]

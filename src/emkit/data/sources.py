@@ -100,12 +100,7 @@ def is_dask_collection(data: Any) -> bool:
 
 
 def as_source(data: Any, batch_size: int | None = None) -> DataSource:
-    """Wrap ``data`` in a :class:`DataSource` (sources are passed through unchanged; a
-    Dask array or DataFrame becomes :func:`emkit.data.from_dask`)."""
-    if is_dask_collection(data):  # passed directly
-        from emkit.data.dask_sources import from_dask
-
-        return from_dask(data, batch_size=batch_size)
+    """Wrap ``data`` in a :class:`DataSource` (sources are passed through unchanged)."""
     if isinstance(data, DataSource):
         if batch_size is not None:
             raise ValueError("batch_size cannot be given with a DataSource; set it on the source")

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from emkit._random import seed_sequence
-from emkit.data.sources import as_source
+from emkit.data.convert import source_of
 from emkit.engine.checkpoint import Checkpoint, fingerprint
 from emkit.engine.executors import Executor, SerialExecutor, ThreadExecutor, as_executor
 from emkit.engine.monitor import _MONOTONE_MODES, Monitor
@@ -162,7 +162,7 @@ def em(
         )
         if variant == "online":
             batch_size = None  # the scheme draws its own mini-batches
-    source = as_source(data, batch_size)
+    source = source_of(data, batch_size)
     scale = float(source.n_samples if tol_scale is None else tol_scale)
     exe, own_executor = _executor(executor, n_jobs, source)
     restart_threads = (
@@ -295,21 +295,33 @@ def _executor(executor: Any, n_jobs: int | None, source: Any) -> tuple[Executor,
     """The executor of a fit, and whether the fit made it (and closes it)."""
     if isinstance(executor, Executor):
         return executor, False
+    if (isinstance(executor, str) and executor == "dask") or _is_client(executor):
+        from emkit.engine.dask_executor import DaskExecutor
+
+        return DaskExecutor(None if isinstance(executor, str) else executor), True
     if executor is not None:
         return as_executor(executor, n_jobs), True
     base = source
     while hasattr(base, "base"):
         base = base.base
     if type(base).__name__ == "DaskSource":
-        from distributed import get_client
-
         try:
-            return as_executor(get_client()), True
-        except ValueError:  # no client: Dask's local scheduler computes each batch
-            pass
+            from distributed import get_client
+
+            client = get_client()
+        except (ImportError, ValueError):  # no client: Dask's scheduler computes each batch
+            client = None
+        if client is not None:
+            from emkit.engine.dask_executor import DaskExecutor
+
+            return DaskExecutor(client), True
     if n_jobs is not None and n_jobs > 1 and getattr(source, "n_batches", 1) > 1:
         return ThreadExecutor(n_jobs), True
     return SerialExecutor(), True
+
+
+def _is_client(executor: Any) -> bool:
+    return type(executor).__module__.split(".")[0] == "distributed"
 
 
 def _resume(ckpt: Checkpoint, i: int, params0: Any, monitor: Monitor, ctx: RunContext) -> Any:

@@ -96,19 +96,15 @@ def _bounded_map(pool: ThreadPoolExecutor, fn: Callable, items: Iterable[Any], a
 
 
 def as_executor(executor: Any, n_jobs: int | None = None) -> Executor:
-    """The executor for ``executor``: "serial", "threads" (``n_jobs`` threads, default 2),
-    "dask" (the current ``dask.distributed`` client), a ``distributed.Client``, or an
-    :class:`Executor` (passed through)."""
+    """The executor for ``executor``: "serial", "threads" (``n_jobs`` threads, default 2)
+    or an :class:`Executor` (passed through); ``emkit.em`` also takes "dask" and a
+    ``distributed.Client`` (:class:`~emkit.engine.dask_executor.DaskExecutor`)."""
     if executor is None or executor == "serial":
         return SerialExecutor()
     if executor == "threads":
         return ThreadExecutor(n_jobs or 2)
     if isinstance(executor, Executor):
         return executor
-    if executor == "dask" or type(executor).__module__.startswith("distributed"):
-        from emkit.engine.dask_executor import DaskExecutor
-
-        return DaskExecutor(None if executor == "dask" else executor)
     raise ValueError(
         "executor must be 'serial', 'threads', 'dask', a distributed.Client or an Executor, "
         f"got {executor!r}"
