@@ -191,18 +191,7 @@ def run_threads(w: ScaleWorkload, args: argparse.Namespace) -> dict[str, Any]:
     times, last = time_interleaved(
         {"threads": lambda: fit(2), "serial": lambda: fit(None)}, min(args.repeats, 3)
     )
-    return comparison_row(
-        workload=w.name,
-        peer="1 thread",
-        emkit_times=times["threads"],
-        peer_times=times["serial"],
-        emkit_iters=last["threads"].n_iter_,
-        peer_iters=last["serial"].n_iter_,
-        emkit_loglik=last["threads"].loglik_,
-        peer_loglik=last["serial"].loglik_,
-        n_samples=n,
-        n_jobs=2,
-    )
+    return _row(w, "1 thread", times, last, "threads", "serial", n_samples=n, n_jobs=2)
 
 
 def run_cluster(w: ScaleWorkload, args: argparse.Namespace) -> dict[str, Any]:
@@ -236,18 +225,21 @@ def run_cluster(w: ScaleWorkload, args: argparse.Namespace) -> dict[str, Any]:
             {"cluster": lambda: fit(darr, client), "memory": lambda: fit(X, "serial")},
             min(args.repeats, 3),
         )
+    return _row(w, "in memory", times, last, "cluster", "memory", n_samples=n, workers=2)
+
+
+def _row(w, peer: str, times, last, ours: str, theirs: str, **details) -> dict[str, Any]:
+    """The result row of two fits timed by ``time_interleaved``."""
     return comparison_row(
         workload=w.name,
-        peer="in memory",
-        emkit_times=times["cluster"],
-        peer_times=times["memory"],
-        emkit_iters=last["cluster"].n_iter_,
-        peer_iters=last["memory"].n_iter_,
-        emkit_loglik=last["cluster"].loglik_,
-        peer_loglik=last["memory"].loglik_,
-        n_samples=n,
-        workers=2,
-        partitions=8,
+        peer=peer,
+        emkit_times=times[ours],
+        peer_times=times[theirs],
+        emkit_iters=last[ours].n_iter_,
+        peer_iters=last[theirs].n_iter_,
+        emkit_loglik=last[ours].loglik_,
+        peer_loglik=last[theirs].loglik_,
+        **details,
     )
 
 

@@ -23,6 +23,7 @@ from emkit.data.sources import DataSource, is_dask_collection
 from emkit.data.tables import TableSource
 
 __all__ = [
+    "centred_rows",
     "check_no_weights",
     "column_centre",
     "prepared_rows",
@@ -108,3 +109,12 @@ def _compose(first, second, block):
 def unweighted(X: np.ndarray) -> tuple[np.ndarray, None]:
     """``(X, None)``: rows without sample weights, the batch form of most models."""
     return X, None
+
+
+def centred_rows(source: TableSource, sample_weight: Any, all_missing: str = "error"):
+    """A source as batches ``(X - centre, None)`` of float64 rows (NaN allowed): the data
+    of the latent-variable models. Returns (centre, mapped source, number of rows)."""
+    check_no_weights(sample_weight)
+    shift = column_centre(source)
+    rows = prepared_rows(allow_nan=True, all_missing=all_missing, shift=shift, dtype=np.float64)
+    return shift, source.map(then(rows, unweighted)), float(source.n_samples)

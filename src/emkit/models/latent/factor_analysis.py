@@ -20,14 +20,7 @@ from emkit._validation import (
     check_real,
     check_sample_weight,
 )
-from emkit.models._sources import (
-    check_no_weights,
-    column_centre,
-    prepared_rows,
-    table_source,
-    then,
-    unweighted,
-)
+from emkit.models._sources import centred_rows, table_source
 from emkit.models.estimator import EMEstimator
 from emkit.models.latent.factor_model import (
     INIT_METHODS,
@@ -86,15 +79,9 @@ class FactorAnalysis(EMEstimator):
         1 prints a summary of the fit, 2 every iteration.
     check_monotone : {"warn", "raise", "off"}, default "warn"
         What to do if the log-likelihood ever drops (which exact EM never does).
-    executor : None, "serial", "threads", "dask" or distributed.Client
-        Where the E-steps run (see :func:`emkit.em`); a Dask source runs on the current
-        ``dask.distributed`` client by default.
-    checkpoint : str or path-like, optional
-        Save the fit's state to this file every ``checkpoint_every`` EM steps, and
-        resume from it if it exists (the same result as an uninterrupted fit); a file
-        from another fit is refused (see :mod:`emkit.engine.checkpoint`).
-    checkpoint_every : int, default 1
-        EM steps between two writes of the checkpoint.
+    executor, checkpoint, checkpoint_every
+        Where the E-steps run (threads, a Dask cluster), and checkpoint / resume of
+        the fit: as in :func:`emkit.em`.
 
     Attributes
     ----------
@@ -296,12 +283,9 @@ class FactorAnalysis(EMEstimator):
             Xc = X - shift
             data, n_obs = (Xc, w), weights.sum()
         else:  # out of core: streaming passes, a subsample for the start (see _sources)
-            check_no_weights(sample_weight)
             self._check_hyperparameters(source.n_features)
-            shift = column_centre(source)
+            shift, data, n_obs = centred_rows(source, sample_weight)
             var = source.column_variance(shift)
-            rows = prepared_rows(allow_nan=True, shift=shift, dtype=np.float64)
-            data, n_obs = source.map(then(rows, unweighted)), float(source.n_samples)
             (Xc, w), X = data.init_data(), np.empty((0, source.n_features))
         model = FactorAnalysisModel(
             self.n_components,

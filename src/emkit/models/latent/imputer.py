@@ -24,14 +24,7 @@ from emkit._validation import (
     drop_all_missing_rows,
 )
 from emkit.distributions.missing import missing_patterns
-from emkit.models._sources import (
-    check_no_weights,
-    column_centre,
-    prepared_rows,
-    table_source,
-    then,
-    unweighted,
-)
+from emkit.models._sources import centred_rows, table_source
 from emkit.models.estimator import EMEstimator
 from emkit.models.latent.mvn import (
     INIT_METHODS,
@@ -82,15 +75,9 @@ class GaussianImputer(EMEstimator):
         2 prints every iteration.
     check_monotone : {"warn", "raise", "off"}, default "warn"
         What to do if the log-likelihood ever drops (which exact EM never does).
-    executor : None, "serial", "threads", "dask" or distributed.Client
-        Where the E-steps run (see :func:`emkit.em`); a Dask source runs on the current
-        ``dask.distributed`` client by default.
-    checkpoint : str or path-like, optional
-        Save the fit's state to this file every ``checkpoint_every`` EM steps, and
-        resume from it if it exists (the same result as an uninterrupted fit); a file
-        from another fit is refused (see :mod:`emkit.engine.checkpoint`).
-    checkpoint_every : int, default 1
-        EM steps between two writes of the checkpoint.
+    executor, checkpoint, checkpoint_every
+        Where the E-steps run (threads, a Dask cluster), and checkpoint / resume of
+        the fit: as in :func:`emkit.em`.
 
     Attributes
     ----------
@@ -255,12 +242,7 @@ class GaussianImputer(EMEstimator):
             Xc = X - shift
             data, n_obs = (Xc, w), float(len(X) if w is None else w.sum())
         else:  # out of core: a streaming pass for the centre (see emkit.models._sources)
-            check_no_weights(sample_weight)
-            shift = column_centre(source)
-            rows = prepared_rows(
-                allow_nan=True, all_missing=self.all_missing, shift=shift, dtype=np.float64
-            )
-            data, n_obs = source.map(then(rows, unweighted)), float(source.n_samples)
+            shift, data, n_obs = centred_rows(source, sample_weight, self.all_missing)
             (Xc, w), X = data.init_data(), np.empty((0, source.n_features))
         model = MVNMissingModel(
             float(self.reg_covar), self.init if isinstance(self.init, str) else "observed"

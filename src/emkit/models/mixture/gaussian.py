@@ -99,15 +99,9 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         scikit-learn takes them; the same as ``init={"weights", "means",
         "covariances"}`` (giving both is an error). What is not given starts by
         ``init``'s method.
-    executor : None, "serial", "threads", "dask" or distributed.Client
-        Where the E-steps run (see :func:`emkit.em`); a Dask source runs on the current
-        ``dask.distributed`` client by default.
-    checkpoint : str or path-like, optional
-        Save the fit's state to this file every ``checkpoint_every`` EM steps, and
-        resume from it if it exists (the same result as an uninterrupted fit); a file
-        from another fit is refused (see :mod:`emkit.engine.checkpoint`).
-    checkpoint_every : int, default 1
-        EM steps between two writes of the checkpoint.
+    executor, checkpoint, checkpoint_every
+        Where the E-steps run (threads, a Dask cluster), and checkpoint / resume of
+        the fit: as in :func:`emkit.em`.
 
     Attributes
     ----------
