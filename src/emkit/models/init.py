@@ -2,6 +2,10 @@
 
 Distances are computed block by block as ``|x|^2 - 2 x.c + |c|^2`` (one matrix product
 per block), so memory stays bounded for millions of rows.
+
+On a data source read from disk or Dask (``emkit.data``), every method here runs on the
+source's ``init_data()``: a systematic subsample of at most ``init_rows`` rows (every
+``ceil(n / init_rows)``-th row, read in one streaming pass), never the whole file.
 """
 
 from __future__ import annotations
