@@ -176,7 +176,8 @@ def em(
         options = dict(
             tol=tol, max_iter=max_iter, n_init=n_init, tol_scale=tol_scale,
             random_state=random_state if random_state is None or isinstance(random_state, int)
-            else type(random_state).__name__, scheme=scheme,
+            else type(random_state).__name__, scheme=scheme, accel=accel, variant=variant,
+            kappa=kappa, t0=t0, batch_size=batch_size,
         )  # fmt: skip
         ckpt = Checkpoint(checkpoint, checkpoint_every, fingerprint(model, source, options, init))
         if ckpt.load() and ckpt.seed is not None:
