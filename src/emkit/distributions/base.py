@@ -271,7 +271,7 @@ class Distribution(abc.ABC):
                     bad = np.flatnonzero(is_bad(col) & observed)
                 if bad.size:
                     raise ValueError(
-                        f"{self.name}: column {label} has {what}, e.g. {col[bad[0]]!r} "
+                        f"{self.name}: column {label} has {what}, e.g. {float(col[bad[0]]):.6g} "
                         f"in row {bad[0]}"
                     )
         return arr
