@@ -343,6 +343,14 @@ class Gaussian(Distribution):
     #: NaN entries are integrated out by conditioning on the observed values
     integrates_missing_entries = True
 
+    def check_params(self, params: GaussianParams, n_components: int | None = None) -> None:
+        mean = np.asarray(params.mean, dtype=np.float64)
+        if mean.ndim != 2 or (n_components is not None and len(mean) != n_components):
+            raise ValueError(f"Gaussian mean must have shape (K, D), got {mean.shape}")
+        if not np.all(np.isfinite(mean)):
+            raise ValueError("Gaussian mean must be finite")
+        self.structure.check(params.covariance, *mean.shape)  # shape, symmetric, PD
+
     # ---------------------------------------------------------------- validation
     def validate(self, X: Any, *, columns: Sequence[Any] | None = None) -> np.ndarray:
         """Check ``X``: 2-D, numeric, no infinite values; NaN marks a missing value."""
@@ -445,6 +453,23 @@ class Gaussian(Distribution):
                 "increase reg_covar, decrease n_components, or scale the data"
             )
         return GaussianParams(means, self.from_storage(covs, K))
+
+    holdable_fields = ("mean", "covariance")
+
+    @property
+    def shares_parameters(self) -> bool:
+        return self.structure.shared
+
+    def held_stats(self, stats, previous, fields):
+        """Hold the means: the statistics are moments about ``previous``'s means (as the
+        E-step takes them), so with the first moments zeroed the M-step's covariances are
+        ``sum r (x - m)(x - m)' / sum r`` about the held means ``m``, exactly and without
+        cancellation however far they are from the origin. Held covariances need
+        nothing: the means given any covariance are the weighted means."""
+        stats = super().held_stats(stats, previous, fields)
+        if stats is None or "mean" not in fields:
+            return stats
+        return stats._replace(s1=np.zeros_like(np.asarray(stats.s1, dtype=np.float64)))
 
     def sample(self, params_k: GaussianParams, n: int, rng: np.random.Generator) -> np.ndarray:
         mean = np.asarray(params_k.mean, dtype=np.float64)

@@ -54,8 +54,11 @@ def _describe(value: Any) -> Any:
         return int(value)
     if isinstance(value, numbers.Real):
         return float(value)
-    if isinstance(value, (list, tuple)):
-        return [_describe(v) for v in value]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        return [_describe(v) for v in items]
+    if isinstance(value, dict):
+        return {str(k): _describe(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     if isinstance(value, np.ndarray):
         return {"array": list(value.shape), "sha1": hashlib.sha1(value.tobytes()).hexdigest()}
     cls = type(value)

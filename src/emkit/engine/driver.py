@@ -15,6 +15,7 @@ from emkit._random import seed_sequence
 from emkit.data.convert import source_of
 from emkit.engine.checkpoint import Checkpoint, fingerprint
 from emkit.engine.executors import Executor, SerialExecutor, ThreadExecutor, as_executor
+from emkit.engine.fixed import HeldModel, held_model, parse_fixed, set_path, start_values
 from emkit.engine.monitor import _MONOTONE_MODES, Monitor
 from emkit.engine.protocol import EMResult, IterationInfo, objective_name
 from emkit.engine.schemes import PlainEM, RunContext, Scheme
@@ -29,7 +30,7 @@ def em(
     *,
     init: Any = None,
     max_iter: int = 100,
-    tol: float = 1e-6,
+    tol: float | None = 1e-6,
     n_init: int = 1,
     random_state: Any = None,
     batch_size: int | None = None,
@@ -48,6 +49,7 @@ def em(
     n_jobs: int | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 1,
+    fixed: Any = None,
 ) -> EMResult:
     """Fit ``model`` to ``data`` by Expectation-Maximization.
 
@@ -77,7 +79,8 @@ def em(
     tol : float, default 1e-6
         Stop when the objective rises by less than ``tol`` per observation
         (``tol * n_samples`` in total). A decrease beyond round-off never counts as
-        convergence.
+        convergence. ``None`` runs exactly ``max_iter`` steps (as hmmlearn's
+        ``tol=-inf``), for comparing paths step by step.
     n_init : int, default 1
         Number of restarts from independent seeds spawned from ``random_state``;
         the run with the highest final objective is kept.
@@ -135,6 +138,14 @@ def em(
         not with ``anneal``.
     checkpoint_every : int, default 1
         Steps between two writes of the checkpoint.
+    fixed : collection of str or dict, optional
+        Parameters held fixed: names (held at the starting values of each restart) or
+        a dict name -> value (substituted into the starting parameters of every
+        restart, ``init`` included, and held). A name is a field of the parameters
+        (``"weights"``), a nested field (``"components.mean"``) or rows of one
+        (``"components[1]"``: row 1 of every array below). The model must provide
+        ``hold(names)`` (see :mod:`emkit.engine.fixed`); every scheme keeps the held
+        values bit-for-bit, and the monotonicity check stays on.
 
     Returns
     -------
@@ -145,7 +156,10 @@ def em(
     ------
     ValueError
         Bad options, or a model whose ``objective`` is neither ``"loglik"`` nor
-        ``"elbo"``.
+        ``"elbo"``; with ``fixed``: a name the model does not know or cannot hold, or a
+        value of the wrong shape.
+    TypeError
+        ``fixed`` is given and the model has no ``hold``.
     """
     _check_options(max_iter, tol, n_init, callback, check_monotone, monotone_rtol)
     what = objective_name(model)
@@ -162,6 +176,8 @@ def em(
         )
         if variant == "online":
             batch_size = None  # the scheme draws its own mini-batches
+    names, fixed_values = parse_fixed(fixed) if fixed is not None else ((), None)
+    held = held_model(model, names) if names else None
     source = source_of(data, batch_size)
     scale = float(source.n_samples if tol_scale is None else tol_scale)
     exe, own_executor = _executor(executor, n_jobs, source)
@@ -177,7 +193,7 @@ def em(
             tol=tol, max_iter=max_iter, n_init=n_init, tol_scale=tol_scale,
             random_state=random_state if random_state is None or isinstance(random_state, int)
             else type(random_state).__name__, scheme=scheme, accel=accel, variant=variant,
-            kappa=kappa, t0=t0, batch_size=batch_size,
+            kappa=kappa, t0=t0, batch_size=batch_size, fixed=fixed,
         )  # fmt: skip
         ckpt = Checkpoint(checkpoint, checkpoint_every, fingerprint(model, source, options, init))
         if ckpt.load() and ckpt.seed is not None:
@@ -190,6 +206,11 @@ def em(
         if ckpt is not None and (done := ckpt.finished(i)) is not None:
             return _finished_run(ckpt, model, source, init, rng, i, done, what, with_prior)
         params0 = init if init is not None else model.init_params(source.init_data(), rng)
+        run_model = model
+        if held is not None:
+            for name, value in (fixed_values or {}).items():
+                params0 = set_path(params0, name, value)
+            run_model = HeldModel(held, start_values(params0, names))
         monitor = Monitor(
             max_iter=max_iter,
             tol=tol,
@@ -204,7 +225,7 @@ def em(
             with_prior=with_prior,
         )
         try:
-            ctx = RunContext(model, source, exe, monitor, random_state=rng)
+            ctx = RunContext(run_model, source, exe, monitor, random_state=rng)
             if ckpt is not None:
                 params0 = _resume(ckpt, i, params0, monitor, ctx)
                 monitor.on_record = lambda p: ckpt.record(i, p, monitor, rng, ctx.scheme_state)
@@ -365,10 +386,10 @@ def _check_options(max_iter, tol, n_init, callback, check_monotone, monotone_rto
         raise TypeError(f"n_init must be an integer, got {type(n_init).__name__}")
     if n_init < 1:
         raise ValueError(f"n_init must be at least 1, got {n_init}")
-    if not isinstance(tol, numbers.Real) or isinstance(tol, bool):
-        raise TypeError(f"tol must be a number, got {type(tol).__name__}")
-    if not tol >= 0:
-        raise ValueError(f"tol must be non-negative, got {tol}")
+    if tol is not None and (not isinstance(tol, numbers.Real) or isinstance(tol, bool)):
+        raise TypeError(f"tol must be a number or None, got {type(tol).__name__}")
+    if tol is not None and not tol >= 0:
+        raise ValueError(f"tol must be non-negative (or None), got {tol}")
     if not monotone_rtol >= 0:
         raise ValueError(f"monotone_rtol must be non-negative, got {monotone_rtol}")
     if callback is not None and not callable(callback):

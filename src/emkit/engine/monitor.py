@@ -121,7 +121,8 @@ class Monitor:
             pass
         elif change < -noise:
             self._report_drop(change)
-        elif change <= self.tol * self.scale:  # an exact fixed point converges even at tol=0
+        elif self.tol is not None and change <= self.tol * self.scale:
+            # an exact fixed point converges even at tol=0; tol=None runs every step
             self.converged = True
         if self.on_record is not None:
             self.on_record(params)

@@ -304,7 +304,7 @@ class OnlineEM(Scheme):
             # to the monitor's monotone test, so convergence is decided here.
             ctx.scheme_state.update(running=running, t=t)
             stop = monitor.record(params, loglik, objective, reseeded=True)
-            if abs(objective - previous) < monitor.tol * monitor.scale:
+            if monitor.tol is not None and abs(objective - previous) < monitor.tol * monitor.scale:
                 monitor.converged = True
                 stop = True
         return params, loglik, objective
