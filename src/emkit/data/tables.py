@@ -295,21 +295,23 @@ class ParquetSource(TableSource):
         return self._n
 
     def batches(self) -> Iterator[np.ndarray]:
-        # One sequential scan; batches are cut at batch_size rows across row groups.
+        # One sequential scan, a row group at a time (pyarrow's iter_batches holds on to
+        # the whole file's buffers); batches are cut at batch_size rows across groups.
         import pyarrow.parquet as pq
 
         pending: list[np.ndarray] = []
         held = 0
-        for f in self.files:
-            pf = pq.ParquetFile(f)
-            for rb in pf.iter_batches(batch_size=self.batch_size, columns=self.columns):
-                pending.append(self._to_numpy(rb))
-                held += rb.num_rows
-                while held >= self.batch_size:
-                    block = np.concatenate(pending) if len(pending) > 1 else pending[0]
-                    yield block[: self.batch_size]
-                    rest = block[self.batch_size :]
-                    pending, held = ([rest] if len(rest) else []), len(rest)
+        handles: dict[int, Any] = {}
+        for i, g, _, _ in self._groups:
+            pf = handles.get(i) or handles.setdefault(i, pq.ParquetFile(self.files[i]))
+            handles = {i: pf}  # one file open at a time
+            pending.append(self._to_numpy(pf.read_row_group(g, columns=self.columns)))
+            held += len(pending[-1])
+            while held >= self.batch_size:
+                block = np.concatenate(pending) if len(pending) > 1 else pending[0]
+                yield block[: self.batch_size]
+                rest = block[self.batch_size :]
+                pending, held = ([rest] if len(rest) else []), len(rest)
         if held:
             yield np.concatenate(pending) if len(pending) > 1 else pending[0]
 
