@@ -17,6 +17,7 @@ import numpy as np
 from emkit._random import seed_sequence
 from emkit._validation import check_init, check_int, check_real
 from emkit.data.sequences import SequenceSource
+from emkit.data.sources import DataSource, is_dask_collection
 from emkit.distributions.base import Distribution
 from emkit.distributions.covariance import get_structure
 from emkit.models.estimator import EMEstimator
@@ -340,6 +341,12 @@ class HMM(EMEstimator):
         """
 
         self._check_hyperparameters()
+        if isinstance(X, DataSource) or is_dask_collection(X):
+            raise TypeError(
+                "HMM.fit takes sequences in memory (an array with lengths, or a list of "
+                "arrays), not a data source; to run its E-steps on a Dask cluster pass "
+                "executor=client, with batch_size whole sequences per partition"
+            )
         X, offsets = as_sequences(X, lengths)
         K = self.n_states
         part = self._emission_part(X)
