@@ -199,7 +199,10 @@ class MappedSource(DataSource):
         import dask
 
         fn = dask.delayed(self.fn, pure=True)
-        return [fn(part) for part in self.base.delayed_parts()]
+        if hasattr(self.base, "delayed_parts"):
+            return [fn(part) for part in self.base.delayed_parts()]
+        # in memory: each batch goes into the graph as it is
+        return [fn(dask.delayed(b, traverse=False)) for b in self.base.batches()]
 
     def map(self, fn: Callable[[Any], Any]) -> MappedSource:
         return MappedSource(self, fn)
