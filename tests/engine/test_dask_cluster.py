@@ -42,7 +42,7 @@ def client():
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port: never a clash with a running cluster
         silence_logs=logging.CRITICAL,
     )
     client = distributed.Client(cluster)
@@ -145,7 +145,7 @@ def test_hmm_on_a_cluster_with_whole_sequences_as_partitions(X):
             n_workers=2,
             threads_per_worker=1,
             processes=False,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: never a clash with a running cluster
             silence_logs=logging.CRITICAL,
         ) as cluster,
         distributed.Client(cluster, set_as_default=False) as client,
