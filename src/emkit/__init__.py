@@ -25,6 +25,7 @@ from emkit.models.latent.imputer import GaussianImputer
 from emkit.models.mixture.gaussian import GaussianMixture
 from emkit.models.mixture.generic import Mixture
 from emkit.models.mixture.student_t import StudentTMixture
+from emkit.models.ssm.estimator import LinearGaussianSSM
 
 __all__ = [
     "HMM",
@@ -36,6 +37,7 @@ __all__ = [
     "GaussianImputer",
     "GaussianMixture",
     "IterationInfo",
+    "LinearGaussianSSM",
     "Mixture",
     "MonotonicityError",
     "MonotonicityWarning",
