@@ -2,8 +2,8 @@
 
 The estimator is thin: it validates the series and the parameters, centres the data
 (:mod:`emkit.models.ssm.parameters`), builds the pure model
-(:class:`~emkit.models.ssm.model.LinearGaussianSSMModel`), holds the fixed parameters,
-runs the engine, and keeps the fitted parameters as attributes; the inference methods
+(:class:`~emkit.models.ssm.model.LinearGaussianSSMModel`), runs the engine with the
+fixed parameters (held through the model's ``hold``), and keeps the fitted parameters as attributes; the inference methods
 run the Kalman kernels (:mod:`emkit.models.ssm.kernels`) on them.
 """
 
@@ -250,9 +250,11 @@ class LinearGaussianSSM(EMEstimator):
         c_x = state_shift(fixed, c_y, n)
         given = shift_params(start, c_x, c_y, +1, start)
         Yc = np.where(O, X - c_y, 0.0)
-        model = self._model(given).hold(fixed)
         source = SequenceSource((Yc, O), offsets)
-        result = self._run_engine(model, source, None, len(X))
+        # The engine holds the fixed values (through the model's hold), in the centred
+        # coordinates the model runs in.
+        held = {name: given[name] for name in fixed} or None
+        result = self._run_engine(self._model(given), source, None, len(X), fixed=held)
         p_fit = params_back(result.params, c_x, c_y)
         # Everything is computed; only now is the estimator changed.
         for name, value in p_fit._asdict().items():
