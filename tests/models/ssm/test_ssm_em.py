@@ -3,6 +3,7 @@ local level against a direct maximisation of the diffuse likelihood (and Durbin 
 Koopman's published estimates), parameter recovery, monotonicity with missing
 values, additivity of the statistics, held parameters and invariance to offsets."""
 
+import itertools
 import warnings
 
 import numpy as np
@@ -108,7 +109,7 @@ def test_nile_local_level_reaches_the_diffuse_maximum_likelihood():
 
 def test_recovers_parameters_from_several_sequences():
     rng = np.random.default_rng(2)
-    n, p = 2, 3
+    n = 2
     truth = SSMParams(
         np.array([[0.8, 0.2], [-0.2, 0.7]]), np.array([0.5, -0.3]),
         np.array([[1.0, 0.0], [0.0, 1.0], [0.6, -0.4]]), np.array([1.0, -2.0, 0.5]),
@@ -149,7 +150,9 @@ def test_loglik_never_decreases_with_missing_values(cov_type):
     assert np.all(np.diff(model.history_) >= -1e-9 * abs(model.history_[-1]))
     assert model.history_[-1] > model.history_[0] + 1.0
     if cov_type == "diag":
-        assert np.count_nonzero(model.observation_cov_ - np.diag(np.diag(model.observation_cov_))) == 0
+        assert (
+            np.count_nonzero(model.observation_cov_ - np.diag(np.diag(model.observation_cov_))) == 0
+        )
 
 
 @pytest.mark.parametrize("diffuse", [False, True])
@@ -158,14 +161,14 @@ def test_statistics_add_up_over_any_split_into_sequences(diffuse):
     params = random_params(rng, 2, 3)
     Y = rng.normal(size=(90, 3))
     Y[rng.random(Y.shape) < 0.2] = np.nan
-    O = ~np.isnan(Y)
-    Y0 = np.where(O, Y, 0.0)
+    obs = ~np.isnan(Y)
+    Y0 = np.where(obs, Y, 0.0)
     offsets = np.array([0, 30, 31 + 20, 90])
     model = LinearGaussianSSMModel(2, diffuse=diffuse)
-    whole, ll = model.estep(params, SequenceBatch((Y0, O), offsets))
+    whole, ll = model.estep(params, SequenceBatch((Y0, obs), offsets))
     parts = [
-        model.estep(params, SequenceBatch((Y0[a:b], O[a:b]), np.array([0, b - a])))
-        for a, b in zip(offsets[:-1], offsets[1:])
+        model.estep(params, SequenceBatch((Y0[a:b], obs[a:b]), np.array([0, b - a])))
+        for a, b in itertools.pairwise(offsets)
     ]
     assert ll == pytest.approx(sum(p[1] for p in parts), rel=1e-12)
     for i, name in enumerate(whole._fields):

@@ -63,7 +63,7 @@ def test_other_bad_inputs(data):
     with pytest.raises(ValueError, match="infinity"):
         LinearGaussianSSM(2).fit(bad)
     with pytest.raises(ValueError, match="identify its diffuse initial state"):
-        LinearGaussianSSM(2, initial="diffuse").fit(np.array([[1.0], [np.nan], [2.0]]))
+        LinearGaussianSSM(3, initial="diffuse").fit(np.array([[1.0], [2.0], [np.nan]]))
     with pytest.raises(ValueError, match=r"column\(s\) \[1\]"):
         LinearGaussianSSM(2).fit(np.column_stack([Y[:, 0], np.full(len(Y), np.nan)]))
 
@@ -83,9 +83,7 @@ def test_a_failed_fit_leaves_the_previous_fit(data):
 
 def test_save_and_load_round_trip(tmp_path, data):
     _, Y = data
-    model = fit_quiet(
-        LinearGaussianSSM(2, fixed={"transition_offset": [0.0, 0.0]}, max_iter=5), Y
-    )
+    model = fit_quiet(LinearGaussianSSM(2, fixed={"transition_offset": [0.0, 0.0]}, max_iter=5), Y)
     path = tmp_path / "ssm.npz"
     model.save(path)
     again = emkit.load(path)

@@ -4,12 +4,11 @@ of a proper start with a growing variance for the exact diffuse start."""
 
 import numpy as np
 import pytest
+from ssm_cases import blocks, dense_joint, dense_posterior, nile, random_params
 
 from emkit import LinearGaussianSSM
 from emkit.models.ssm.kernels import run_kalman
 from emkit.models.ssm.model import PARAM_NAMES, SSMParams
-
-from ssm_cases import blocks, dense_joint, dense_posterior, nile, random_params
 
 
 def fitted(p: SSMParams, initial="estimate") -> LinearGaussianSSM:
@@ -42,8 +41,8 @@ def test_filter_and_smoother_equal_dense_conditioning(n, p, diag_r):
     means, covs = est.smooth(Y)
     np.testing.assert_allclose(means.ravel(), mean, atol=1e-10)
     np.testing.assert_allclose(covs, blocks(cov, n, T), atol=1e-10)
-    O = ~np.isnan(Y)
-    out = run_kalman(np.where(O, Y, 0), O, np.array([0, T]), params, store=True)
+    obs = ~np.isnan(Y)
+    out = run_kalman(np.where(obs, Y, 0), obs, np.array([0, T]), params, store=True)
     np.testing.assert_allclose(out.cross_covs[1:], blocks(cov, n, T, lag=1), atol=1e-10)
     # filtered moments: conditioning on the prefix y_1..y_t
     fm, fc = est.filter(Y)
@@ -101,10 +100,10 @@ def test_steady_state_reuse_changes_nothing():
     T = 400
     Y = rng.normal(size=(T, 4))
     Y[200, 2] = np.nan  # breaks the steady state once
-    O = ~np.isnan(Y)
+    obs = ~np.isnan(Y)
     off = np.array([0, 150, T])
-    fast = run_kalman(np.where(O, Y, 0), O, off, params, store=True)
-    slow = run_kalman(np.where(O, Y, 0), O, off, params, store=True, rtol=0.0)
+    fast = run_kalman(np.where(obs, Y, 0), obs, off, params, store=True)
+    slow = run_kalman(np.where(obs, Y, 0), obs, off, params, store=True, rtol=0.0)
     np.testing.assert_allclose(fast.loglik, slow.loglik, rtol=1e-13)
     np.testing.assert_allclose(fast.means, slow.means, rtol=1e-11, atol=1e-11)
     np.testing.assert_allclose(fast.smoothed_covs, slow.smoothed_covs, rtol=1e-11, atol=1e-13)

@@ -9,6 +9,7 @@ run the Kalman kernels (:mod:`emkit.models.ssm.kernels`) on them.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,7 +44,7 @@ def _read_series(Y) -> tuple[np.ndarray, np.ndarray, bool]:
 
 
 def _split(arr: np.ndarray, offsets: np.ndarray, is_list: bool):
-    return [arr[a:b] for a, b in zip(offsets[:-1], offsets[1:])] if is_list else arr
+    return [arr[a:b] for a, b in itertools.pairwise(offsets)] if is_list else arr
 
 
 class LinearGaussianSSM(EMEstimator):
@@ -197,7 +198,7 @@ class LinearGaussianSSM(EMEstimator):
 
     def _training_data(self, Y) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         X, offsets, _ = _read_series(Y)
-        O = ~np.isnan(X)
+        obs = ~np.isnan(X)
         lengths = np.diff(offsets)
         if np.any(lengths < 2):
             s = int(np.flatnonzero(lengths < 2)[0])
@@ -205,11 +206,11 @@ class LinearGaussianSSM(EMEstimator):
                 f"sequence {s} has {lengths[s]} time step; a state-space model needs at "
                 "least T = 2 steps per sequence to estimate its dynamics"
             )
-        seen = np.add.reduceat(O.any(axis=1), offsets[:-1])
+        seen = np.add.reduceat(obs.any(axis=1), offsets[:-1])
         if np.any(seen == 0):
             s = int(np.flatnonzero(seen == 0)[0])
             raise ValueError(f"sequence {s} has every value missing (all NaN); remove it")
-        none = np.flatnonzero(~O.any(axis=0))
+        none = np.flatnonzero(~obs.any(axis=0))
         if none.size:
             raise ValueError(
                 f"column(s) {none.tolist()} of Y have every value missing: they cannot be "
@@ -222,7 +223,7 @@ class LinearGaussianSSM(EMEstimator):
                 f"column(s) {np.flatnonzero(spread == 0).tolist()} of Y are constant: their "
                 "observation variance would be 0; drop them"
             )
-        return X, O, offsets
+        return X, obs, offsets
 
     def fit(self, Y, y=None) -> LinearGaussianSSM:
         """Estimate the parameters by EM.
@@ -239,18 +240,20 @@ class LinearGaussianSSM(EMEstimator):
         self
         """
         self._check_hyperparameters()
-        X, O, offsets = self._training_data(Y)
+        X, obs, offsets = self._training_data(Y)
         n, p = self.state_dim, X.shape[1]
         diffuse = self.initial == "diffuse"
         args = (n, p, self._cov_types(), diffuse)
         fixed = check_param_dict(self.fixed, "fixed", *args)
-        start = check_param_dict(self.init if isinstance(self.init, Mapping) else None, "init", *args)
+        start = check_param_dict(
+            self.init if isinstance(self.init, Mapping) else None, "init", *args
+        )
         start.update(fixed)
-        c_y = np.where(O, X, 0.0).sum(axis=0) / O.sum(axis=0)
+        c_y = np.where(obs, X, 0.0).sum(axis=0) / obs.sum(axis=0)
         c_x = state_shift(fixed, c_y, n)
         given = shift_params(start, c_x, c_y, +1, start)
-        Yc = np.where(O, X - c_y, 0.0)
-        source = SequenceSource((Yc, O), offsets)
+        Yc = np.where(obs, X - c_y, 0.0)
+        source = SequenceSource((Yc, obs), offsets)
         # The engine holds the fixed values (through the model's hold), in the centred
         # coordinates the model runs in.
         held = {name: given[name] for name in fixed} or None
@@ -276,8 +279,8 @@ class LinearGaussianSSM(EMEstimator):
         params = self._params()
         X, offsets, is_list = _read_series(Y)
         self._check_n_features(X)
-        O = ~np.isnan(X)
-        out = self._model().run(params, np.where(O, X, 0.0), O, offsets, store=store)
+        obs = ~np.isnan(X)
+        out = self._model().run(params, np.where(obs, X, 0.0), obs, offsets, store=store)
         return out, offsets, is_list, params
 
     def filter(self, Y):
@@ -368,9 +371,7 @@ class LinearGaussianSSM(EMEstimator):
         n = self.state_dim
         if initial_state is None:
             if self.initial == "diffuse":
-                raise ValueError(
-                    "a diffuse initial state cannot be drawn from; give initial_state"
-                )
+                raise ValueError("a diffuse initial state cannot be drawn from; give initial_state")
             x = rng.multivariate_normal(p.initial_mean, p.initial_cov)
         else:
             x = np.asarray(initial_state, dtype=np.float64)
@@ -387,7 +388,7 @@ class LinearGaussianSSM(EMEstimator):
 
     def _check_fitted_state(self) -> None:
         names = tuple(f"{name}_" for name in PARAM_NAMES)
-        self._check_float_arrays(names[:6] + ("history_",), finite=False)
+        self._check_float_arrays((*names[:6], "history_"), finite=False)
         n, p = self.state_dim, self.n_features_in_
         check_param_dict(
             {k: getattr(self, f"{k}_") for k in PARAM_NAMES[:6]},

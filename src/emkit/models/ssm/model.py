@@ -178,12 +178,12 @@ class LinearGaussianSSMModel:
         coordinate's); ``"random"``: the same with a random ``C``. State coordinates
         beyond the number of observed ones get small random loadings.
         """
-        (Y, O), offsets = data
+        (Y, obs), offsets = data
         n, p, g = self.state_dim, Y.shape[1], self.given
-        counts = np.maximum(O.sum(axis=0), 1)
-        mu = np.where(O, Y, 0.0).sum(axis=0) / counts
-        Yc = np.where(O, Y - mu, 0.0)
-        pairs = np.maximum(O.T.astype(np.float64) @ O, 1.0)
+        counts = np.maximum(obs.sum(axis=0), 1)
+        mu = np.where(obs, Y, 0.0).sum(axis=0) / counts
+        Yc = np.where(obs, Y - mu, 0.0)
+        pairs = np.maximum(obs.T.astype(np.float64) @ obs, 1.0)
         cov = _sym(Yc.T @ Yc / pairs)
         evals, evecs = np.linalg.eigh(cov)
         evals, evecs = np.maximum(evals[::-1], 0.0), evecs[:, ::-1]
@@ -196,7 +196,7 @@ class LinearGaussianSSMModel:
                 C[:, :k] = evecs[:, :k] * np.sqrt(np.maximum(evals[:k] / 2, 1e-3 * scale))
                 C[:, k:] *= 1e-2
         d = g.get("observation_offset", mu)
-        X = (np.where(O, Y, mu) - d) @ np.linalg.pinv(C).T
+        X = (np.where(obs, Y, mu) - d) @ np.linalg.pinv(C).T
         first = offsets[:-1]
         has_prev = np.ones(len(Y), dtype=bool)
         has_prev[first] = False
@@ -235,11 +235,11 @@ class LinearGaussianSSMModel:
         vals = (A, b, C, d, Q, R, m0, P0)
         return SSMParams(*(np.array(v, dtype=np.float64) for v in vals))
 
-    def run(self, params: SSMParams, Y, O, offsets, store: bool = False):
+    def run(self, params: SSMParams, Y, obs, offsets, store: bool = False):
         """The filter and smoother at ``params`` (a ValueError when they fail)."""
         out = run_kalman(
             Y,
-            O,
+            obs,
             offsets,
             params,
             diffuse=self.diffuse,
@@ -263,8 +263,8 @@ class LinearGaussianSSMModel:
         return out
 
     def estep(self, params: SSMParams, batch: SequenceBatch) -> tuple[SSMStats, float]:
-        (Y, O), offsets = batch
-        out = self.run(params, Y, O, offsets)
+        (Y, obs), offsets = batch
+        out = self.run(params, Y, obs, offsets)
         n, p = params.transition.shape[0], Y.shape[1]
         M, Yh, acc = out.means, out.yhat, out.acc
         has_prev = np.ones(len(Y), dtype=bool)

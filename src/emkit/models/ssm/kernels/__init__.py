@@ -101,7 +101,7 @@ def _filtered(af, Pf_rec, rec, gram_t, T, n, mf, Pf_out):
 
 
 @nb.njit(cache=True, nogil=True)
-def _run(Y, O, offsets, A, b, C, d, Q, R, m0, P0, diffuse, r_diag, rtol, store):
+def _run(Y, obs, offsets, A, b, C, d, Q, R, m0, P0, diffuse, r_diag, rtol, store):
     S = offsets.size - 1
     T = offsets[-1]
     p, n = C.shape
@@ -139,10 +139,10 @@ def _run(Y, O, offsets, A, b, C, d, Q, R, m0, P0, diffuse, r_diag, rtol, store):
         M1[:, 0] = m0
     for s in range(S):
         lo, hi = offsets[s], offsets[s + 1]
-        Ys, Os = Y[lo:hi], O[lo:hi]
+        Ys, obs_s = Y[lo:hi], obs[lo:hi]
         gram[:, :] = 0.0
         step, logdet, n_obs = forward(
-            Ys, Os, A, b, C, d, Q, R, M1, P1, rtol, ap, af, Pp_rec, Pf_rec, rec, gram, gram_t
+            Ys, obs_s, A, b, C, d, Q, R, M1, P1, rtol, ap, af, Pp_rec, Pf_rec, rec, gram, gram_t
         )
         if step >= 0:
             failed[s] = 1
@@ -156,7 +156,7 @@ def _run(Y, O, offsets, A, b, C, d, Q, R, m0, P0, diffuse, r_diag, rtol, store):
         if store:
             _filtered(af, Pf_rec, rec, gram_t, hi - lo, n, mf[lo:hi], Pf_out[lo:hi])
         backward(
-            Ys, Os, A, C, d, R, r_diag, ap, af, Pp_rec, Pf_rec, rec, xhat, Sinv, rtol,
+            Ys, obs_s, A, C, d, R, r_diag, ap, af, Pp_rec, Pf_rec, rec, xhat, Sinv, rtol,
             M[lo:hi], Yhat[lo:hi], acc, Ps_out[lo:hi], Pc_out[lo:hi],
         )  # fmt: skip
         first[s] = M[lo]

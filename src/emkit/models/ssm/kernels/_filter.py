@@ -52,12 +52,12 @@ def _joseph(P, K, C, R, idx, q, out):
 
 
 @nb.njit(cache=True, nogil=True)
-def forward(Y, O, A, b, C, d, Q, R, M1, P1, rtol, ap, af, Pp_rec, Pf_rec, rec, gram, gram_t):
+def forward(Y, obs, A, b, C, d, Q, R, M1, P1, rtol, ap, af, Pp_rec, Pf_rec, rec, gram, gram_t):
     """Kalman filter of one sequence.
 
     Parameters
     ----------
-    Y, O : (T, p) float and bool arrays: the data (any value where missing) and
+    Y, obs : (T, p) float and bool arrays: the data (any value where missing) and
         which entries are observed.
     A, b, C, d, Q, R : the parameters.
     M1, P1 : (n, r) and (n, n): the prior means and covariance of the first state.
@@ -95,7 +95,7 @@ def forward(Y, O, A, b, C, d, Q, R, M1, P1, rtol, ap, af, Pp_rec, Pf_rec, rec, g
     for t in range(T):
         q = 0
         for j in range(p):
-            if O[t, j]:
+            if obs[t, j]:
                 idx[q] = j
                 q += 1
         full = q == p

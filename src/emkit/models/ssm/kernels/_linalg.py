@@ -9,7 +9,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["cholesky", "chol_solve", "close", "lower_solve", "symmetrize"]
+__all__ = ["chol_solve", "cholesky", "close", "lower_solve", "symmetrize"]
 
 
 @nb.njit(cache=True, nogil=True)

@@ -44,7 +44,7 @@ def _gain(A, Pf, Pp):
 
 
 @nb.njit(cache=True, nogil=True)
-def _missing(t, Y, O, C, d, R, r_diag, m, P, yhat, Syx_c, Syy_c):
+def _missing(t, Y, obs, C, d, R, r_diag, m, P, yhat, Syx_c, Syy_c):
     """E[y_t] into ``yhat`` and the moment corrections of the missing entries of y_t."""
     p, n = C.shape
     o = np.empty(p, dtype=np.int64)
@@ -52,7 +52,7 @@ def _missing(t, Y, O, C, d, R, r_diag, m, P, yhat, Syx_c, Syy_c):
     q = 0
     nu = 0
     for j in range(p):
-        if O[t, j]:
+        if obs[t, j]:
             o[q] = j
             q += 1
             yhat[j] = Y[t, j]
@@ -120,7 +120,7 @@ def _combine(ms, Ps, xhat, Sinv, m, P, H):
 
 @nb.njit(cache=True, nogil=True)
 def backward(
-    Y, O, A, C, d, R, r_diag, ap, af, Pp_rec, Pf_rec, rec, xhat, Sinv, rtol,
+    Y, obs, A, C, d, R, r_diag, ap, af, Pp_rec, Pf_rec, rec, xhat, Sinv, rtol,
     M, Yhat, acc, Ps_out, Pc_out,
 ):  # fmt: skip
     """RTS smoother of one sequence of length T = len(Y) after :func:`forward`.
@@ -155,10 +155,10 @@ def backward(
     acc[2, :n, :n] += P
     if store:
         Ps_out[T - 1] = P
-    if O[T - 1].all():
+    if obs[T - 1].all():
         Yhat[T - 1] = Y[T - 1]
     else:
-        _missing(T - 1, Y, O, C, d, R, r_diag, m, P, Yhat[T - 1], acc[4, :p, :n], acc[5, :p, :p])
+        _missing(T - 1, Y, obs, C, d, R, r_diag, m, P, Yhat[T - 1], acc[4, :p, :n], acc[5, :p, :p])
     for t in range(T - 2, -1, -1):
         rt = rec[t]
         rn = rec[t + 1]
@@ -195,8 +195,8 @@ def backward(
         if store:
             Ps_out[t] = P
             Pc_out[t + 1] = crossf
-        if O[t].all():
+        if obs[t].all():
             Yhat[t] = Y[t]
         else:
-            _missing(t, Y, O, C, d, R, r_diag, m, P, Yhat[t], acc[4, :p, :n], acc[5, :p, :p])
+            _missing(t, Y, obs, C, d, R, r_diag, m, P, Yhat[t], acc[4, :p, :n], acc[5, :p, :p])
     acc[1, :n, :n] += P
