@@ -259,6 +259,10 @@ class LinearGaussianSSM(EMEstimator):
         held = {name: given[name] for name in fixed} or None
         result = self._run_engine(self._model(given), source, None, len(X), fixed=held)
         p_fit = params_back(result.params, c_x, c_y)
+        if diffuse:  # the flat prior has no moments
+            p_fit = p_fit._replace(
+                initial_mean=np.full(n, np.nan), initial_cov=np.full((n, n), np.nan)
+            )
         # Everything is computed; only now is the estimator changed.
         for name, value in p_fit._asdict().items():
             setattr(self, f"{name}_", np.array(value, dtype=np.float64))

@@ -230,8 +230,8 @@ class LinearGaussianSSMModel:
             Q = np.diag(np.diag(Q))
         if self.observation_cov_type == "diag":
             R = np.diag(np.diag(R))
-        if self.diffuse:
-            m0, P0 = np.full(n, np.nan), np.full((n, n), np.nan)
+        if self.diffuse:  # not parameters: zeros that stay (finite, for SQUAREM's vectors)
+            m0, P0 = np.zeros(n), np.zeros((n, n))
         vals = (A, b, C, d, Q, R, m0, P0)
         return SSMParams(*(np.array(v, dtype=np.float64) for v in vals))
 
@@ -293,29 +293,19 @@ class LinearGaussianSSMModel:
         return stats, float(out.loglik.sum())
 
     def mstep(self, stats: SSMStats, params: SSMParams) -> SSMParams:
-        h, s = self.held, stats
-        C, d = _regress(
-            s.yx, s.y_sum, s.x_sxx, s.x_sum, s.n_obs,
-            params.observation, params.observation_offset,
-            "observation" in h, "observation_offset" in h,
+        s = stats
+        C, d, R = self._block(
+            (s.yy, s.yx, s.y_sum, s.x_sxx, s.x_sum, s.n_obs),
+            params, ("observation", "observation_offset", "observation_cov"),
+            self.observation_cov_type,
         )  # fmt: skip
-        R = params.observation_cov
-        if "observation_cov" not in h:
-            R = _residual_cov(
-                s.yy, s.yx, s.y_sum, s.x_sxx, s.x_sum, s.n_obs, C, d, self.observation_cov_type
-            )
-        A, b = _regress(
-            s.cross_sxx, s.next_sum, s.prev_sxx, s.prev_sum, s.n_trans,
-            params.transition, params.transition_offset,
-            "transition" in h, "transition_offset" in h,
+        A, b, Q = self._block(
+            (s.next_sxx, s.cross_sxx, s.next_sum, s.prev_sxx, s.prev_sum, s.n_trans),
+            params, ("transition", "transition_offset", "transition_cov"),
+            self.transition_cov_type,
         )  # fmt: skip
-        Q = params.transition_cov
-        if "transition_cov" not in h:
-            Q = _residual_cov(
-                s.next_sxx, s.cross_sxx, s.next_sum, s.prev_sxx, s.prev_sum, s.n_trans,
-                A, b, self.transition_cov_type,
-            )  # fmt: skip
         m0, P0 = params.initial_mean, params.initial_cov
+        h = self.held
         if not self.diffuse:
             if "initial_mean" not in h:
                 m0 = s.first_sum / s.n_seq
@@ -326,3 +316,15 @@ class LinearGaussianSSMModel:
                     np.zeros((len(m0), 1)), m0, "full",
                 )  # fmt: skip
         return SSMParams(A, b, C, d, Q, R, m0, P0)
+
+    def _block(self, sums, params: SSMParams, names: tuple[str, str, str], cov_type: str):
+        """``(B, c, S)`` of one regression ``y = B x + c + noise(S)`` (the observation
+        or the transition equation) from its sums ``(Syy, Syx, sy, Sxx, sx, N)``: held
+        ones kept, the others maximised given them."""
+        Syy, Syx, sy, Sxx, sx, N = sums
+        B, c, S = (getattr(params, name) for name in names)
+        held = [name in self.held for name in names]
+        B, c = _regress(Syx, sy, Sxx, sx, N, B, c, held[0], held[1])
+        if not held[2]:
+            S = _residual_cov(Syy, Syx, sy, Sxx, sx, N, B, c, cov_type)
+        return B, c, S
