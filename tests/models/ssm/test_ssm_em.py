@@ -88,6 +88,8 @@ def test_nile_local_level_reaches_the_diffuse_maximum_likelihood():
         fixed=LOCAL_LEVEL, initial="diffuse", tol=1e-12, max_iter=5000, check_monotone="raise"
     ).fit(y)
     assert model.converged_
+    assert model.transition_.tolist() == model.observation_.tolist() == [[1.0]]
+    assert model.transition_offset_.tolist() == model.observation_offset_.tolist() == [0.0]
 
     def nll(log_vars):
         return -nile_diffuse_loglik(y, *np.exp(log_vars))
@@ -239,3 +241,15 @@ def test_exact_whatever_the_offset(offset):
     b = quiet_fit(LinearGaussianSSM(2, **kw), Y + offset)
     np.testing.assert_allclose(b.history_, a.history_, rtol=1e-9)
     np.testing.assert_allclose(b.observation_offset_ - offset, a.observation_offset_, atol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e8])
+def test_exact_whatever_the_scale(scale):
+    rng = np.random.default_rng(6)
+    Y, _ = sample(rng, random_params(rng, 2, 2), 300)
+    kw = {"max_iter": 20, "tol": 0.0}
+    a = quiet_fit(LinearGaussianSSM(2, **kw), Y)
+    b = quiet_fit(LinearGaussianSSM(2, **kw), Y * scale)
+    # log-likelihoods shift by -N log(scale); covariances scale by scale**2
+    np.testing.assert_allclose(b.history_, a.history_ - Y.size * np.log(scale), rtol=1e-9)
+    np.testing.assert_allclose(b.observation_cov_, a.observation_cov_ * scale**2, rtol=1e-6)

@@ -126,6 +126,13 @@ def test_diffuse_start_is_the_limit_of_a_vague_prior():
         assert loglik + n / 2 * np.log(kappa) == pytest.approx(d_loglik, abs=tol)
         np.testing.assert_allclose(d_means.ravel(), mean, atol=tol * 10)
         np.testing.assert_allclose(d_covs, blocks(cov, n, T), atol=tol * 10)
+    # filtered moments once y_1..y_t determine the state; before, NaN and infinite
+    vague = fitted(params._replace(initial_mean=np.zeros(n), initial_cov=1e7 * np.eye(n)))
+    fm, fc = diffuse.filter(Y)
+    vm, vc = vague.filter(Y)
+    assert np.all(np.isnan(fm[0])) and np.all(np.isinf(np.diag(fc[0])))
+    np.testing.assert_allclose(fm[1:], vm[1:], atol=1e-4)
+    np.testing.assert_allclose(fc[1:], vc[1:], atol=1e-4)
 
 
 def nile_diffuse_loglik(y, var_eps, var_eta):

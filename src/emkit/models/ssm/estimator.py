@@ -258,7 +258,8 @@ class LinearGaussianSSM(EMEstimator):
         # coordinates the model runs in.
         held = {name: given[name] for name in fixed} or None
         result = self._run_engine(self._model(given), source, None, len(X), fixed=held)
-        p_fit = params_back(result.params, c_x, c_y)
+        # the fixed values exactly as given (the shifts there and back may round)
+        p_fit = params_back(result.params, c_x, c_y)._replace(**fixed)
         if diffuse:  # the flat prior has no moments
             p_fit = p_fit._replace(
                 initial_mean=np.full(n, np.nan), initial_cov=np.full((n, n), np.nan)

@@ -202,7 +202,7 @@ class LinearGaussianSSMModel:
         has_prev[first] = False
         has_next = np.roll(has_prev, -1)
         Xp, Xn = X[has_next], X[has_prev]
-        eps = 1e-3 * max(float(np.trace(np.atleast_2d(np.cov(X.T)))) / n, 1e-6 * scale)
+        eps = 1e-3 * max(float(np.trace(np.atleast_2d(np.cov(X.T)))) / n, np.finfo(float).tiny)
         A, b = g.get("transition"), g.get("transition_offset")
         if A is None:
             ridge = eps * len(Xp) * np.eye(n)
