@@ -236,7 +236,14 @@ class LinearGaussianSSMModel:
         return SSMParams(*(np.array(v, dtype=np.float64) for v in vals))
 
     def run(self, params: SSMParams, Y, obs, offsets, store: bool = False):
-        """The filter and smoother at ``params`` (a ValueError when they fail)."""
+        """The filter and smoother at ``params`` (a ValueError when they fail, or when a
+        covariance is not positive definite: for example a SQUAREM trial point)."""
+        covs = ["transition_cov", "observation_cov"] + ([] if self.diffuse else ["initial_cov"])
+        for name in covs:
+            try:
+                np.linalg.cholesky(getattr(params, name))
+            except np.linalg.LinAlgError:
+                raise ValueError(f"{name} is not positive definite") from None
         out = run_kalman(
             Y,
             obs,
