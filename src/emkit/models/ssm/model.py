@@ -107,7 +107,24 @@ def _residual_cov(Syy, Syx, sy, Sxx, sx, N, B, c, cov_type: str):
     cs = np.outer(c, sy - B @ sx)
     S = Syy - BSxy - BSxy.T + B @ Sxx @ B.T - cs - cs.T + N * np.outer(c, c)
     S = _sym(S / N)
-    return np.diag(np.diag(S)) if cov_type == "diag" else S
+    return _positive_definite(np.diag(np.diag(S)) if cov_type == "diag" else S)
+
+
+def _positive_definite(S: np.ndarray) -> np.ndarray:
+    """``S``, or ``S`` plus the smallest ridge ``10^k * 1e-12 * mean(diag S)`` that makes it
+    positive definite when round-off has left it singular (a covariance the data drive to
+    zero, such as the initial covariance of a single sequence): a change far below what
+    the log-likelihood can see, instead of a failed fit."""
+    scale = max(float(np.mean(np.diag(S))), np.finfo(float).tiny)
+    for k in range(8):
+        try:
+            np.linalg.cholesky(
+                S if k == 0 else S + 10.0 ** (k - 1) * 1e-12 * scale * np.eye(len(S))
+            )
+        except np.linalg.LinAlgError:
+            continue
+        return S if k == 0 else S + 10.0 ** (k - 1) * 1e-12 * scale * np.eye(len(S))
+    return S
 
 
 class LinearGaussianSSMModel:
@@ -202,7 +219,8 @@ class LinearGaussianSSMModel:
         has_prev[first] = False
         has_next = np.roll(has_prev, -1)
         Xp, Xn = X[has_next], X[has_prev]
-        eps = 1e-3 * max(float(np.trace(np.atleast_2d(np.cov(X.T)))) / n, np.finfo(float).tiny)
+        spread = float(np.trace(np.atleast_2d(np.cov(X.T)))) / n  # X does not scale with Y
+        eps = 1e-3 * (spread if spread > 0 else 1.0)
         A, b = g.get("transition"), g.get("transition_offset")
         if A is None:
             ridge = eps * len(Xp) * np.eye(n)
@@ -232,6 +250,8 @@ class LinearGaussianSSMModel:
             R = np.diag(np.diag(R))
         if self.diffuse:  # not parameters: zeros that stay (finite, for SQUAREM's vectors)
             m0, P0 = np.zeros(n), np.zeros((n, n))
+        Q, R, P0 = (v if k in g else _positive_definite(v) for k, v in
+                    (("transition_cov", Q), ("observation_cov", R), ("initial_cov", P0)))  # fmt: skip
         vals = (A, b, C, d, Q, R, m0, P0)
         return SSMParams(*(np.array(v, dtype=np.float64) for v in vals))
 
