@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from emkit.data.sequences import SequenceBatch
+from emkit.engine.protocol import Reseeded
 from emkit.models.ssm.kernels import run_kalman
 
 __all__ = ["COV_TYPES", "INIT_METHODS", "LinearGaussianSSMModel", "SSMParams", "SSMStats"]
@@ -107,7 +108,7 @@ def _residual_cov(Syy, Syx, sy, Sxx, sx, N, B, c, cov_type: str):
     cs = np.outer(c, sy - B @ sx)
     S = Syy - BSxy - BSxy.T + B @ Sxx @ B.T - cs - cs.T + N * np.outer(c, c)
     S = _sym(S / N)
-    return _positive_definite(np.diag(np.diag(S)) if cov_type == "diag" else S)
+    return np.diag(np.diag(S)) if cov_type == "diag" else S
 
 
 def _positive_definite(S: np.ndarray) -> np.ndarray:
@@ -279,8 +280,10 @@ class LinearGaussianSSMModel:
             if out.failed[s] == 1:
                 raise ValueError(
                     f"the innovation covariance C P C^T + R of sequence {s} at step "
-                    f"{int(out.failed_step[s])} is not positive definite; check that "
-                    "observation_cov is positive definite"
+                    f"{int(out.failed_step[s])} is not positive definite: the parameters "
+                    "are degenerate or too ill-conditioned (an over-sized state_dim, or an "
+                    "initial_cov estimated from too few sequences: fix it, or use "
+                    "initial='diffuse')"
                 )
             raise ValueError(
                 f"sequence {s} does not identify its diffuse initial state (initial="
@@ -342,7 +345,17 @@ class LinearGaussianSSMModel:
                     s.first_sxx, s.first_sum[:, None], s.first_sum, one, np.ones(1), s.n_seq,
                     np.zeros((len(m0), 1)), m0, "full",
                 )  # fmt: skip
-        return SSMParams(A, b, C, d, Q, R, m0, P0)
+        new = SSMParams(A, b, C, d, Q, R, m0, P0)
+        # A covariance that round-off left singular gets a tiny ridge; the step is then
+        # not an exact EM step, and the engine is told so (Reseeded).
+        fixes = {}
+        for name in ("transition_cov", "observation_cov", "initial_cov"):
+            if name not in self.held and not (self.diffuse and name == "initial_cov"):
+                value = getattr(new, name)
+                fixed = _positive_definite(value)
+                if fixed is not value:
+                    fixes[name] = fixed
+        return Reseeded(new._replace(**fixes)) if fixes else new
 
     def _block(self, sums, params: SSMParams, names: tuple[str, str, str], cov_type: str):
         """``(B, c, S)`` of one regression ``y = B x + c + noise(S)`` (the observation
