@@ -125,6 +125,13 @@ class LinearGaussianSSM(EMEstimator):
     their steady state. Missing entries of ``y_t`` are latent variables of the EM as
     well. The M-step is closed form, jointly in ``(A, b)`` and in ``(C, d)``.
 
+    With an estimated ``initial_cov`` and few sequences, or a state larger than the
+    data identify, the likelihood grows toward singular covariances (the initial
+    covariance shrinks to zero); plain EM approaches slowly, SQUAREM quickly, and
+    near that point the filter's round-off can trip the monotonicity check or the
+    fit stops with an error that says so. Fix ``initial_cov``, use
+    ``initial="diffuse"``, or a smaller ``state_dim``.
+
     Examples
     --------
     >>> import numpy as np
