@@ -21,6 +21,7 @@ from emkit.models.latent.imputer import GaussianImputer
 from emkit.models.mixture.gaussian import GaussianMixture
 from emkit.models.mixture.generic import Mixture
 from emkit.models.mixture.student_t import StudentTMixture
+from emkit.models.ssm.estimator import LinearGaussianSSM
 
 __all__ = [
     "HMM",
@@ -32,6 +33,7 @@ __all__ = [
     "GaussianImputer",
     "GaussianMixture",
     "IterationInfo",
+    "LinearGaussianSSM",
     "Mixture",
     "MonotonicityError",
     "MonotonicityWarning",

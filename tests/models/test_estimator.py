@@ -94,6 +94,8 @@ def _fit_data(cls, rng):
         return {}, (X,)
     if cls in (emkit.GaussianMixture, emkit.StudentTMixture):
         return {"n_components": 2}, (X,)
+    if cls is emkit.LinearGaussianSSM:
+        return {"state_dim": 1}, (X,)
     raise AssertionError(f"add a small fit of {cls.__name__} to _fit_data")
 
 
