@@ -133,6 +133,7 @@ class LDAModel:
             tol=self.mean_change_tol,
             max_iter=self.max_doc_update_iter,
             stats=True,
+            restart=self.warm_start,
         )
         doc_topic = None
         if self.warm_start:
@@ -191,12 +192,14 @@ def _as_csr(X: Any) -> sp.csr_matrix:
 def beta_tables(topic_word: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(exp_b, b_max, log_b)`` of the kernels from ``lambda`` (K, V): ``log_b`` is
     ``E[log beta]`` transposed to (V, K), ``b_max`` its row maxima and ``exp_b =
-    exp(log_b - b_max)``."""
+    exp(log_b - b_max)``, zero-padded to a multiple of 4 columns."""
     lam = np.asarray(topic_word, dtype=np.float64)
+    K, V = lam.shape
     elog = psi(lam) - psi(lam.sum(axis=1, keepdims=True))
     log_b = np.ascontiguousarray(elog.T)
     b_max = log_b.max(axis=1)
-    exp_b = np.exp(log_b - b_max[:, None])
+    exp_b = np.zeros((V, -(-K // 4) * 4))
+    np.exp(log_b - b_max[:, None], out=exp_b[:, :K])
     return exp_b, b_max, log_b
 
 
@@ -230,6 +233,7 @@ def infer_documents(
     tol: float,
     max_iter: int,
     stats: bool,
+    restart: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The documents' variational E-step at topic-word factors ``lambda``.
 
@@ -243,6 +247,9 @@ def infer_documents(
     tol, max_iter : the inner loop's mean-change tolerance and most updates
     stats : bool
         Also compute the expected topic-word counts.
+    restart : bool, default False
+        Start every document from ``gamma = 1`` and keep that run unless it ends below
+        the bound at ``start`` (then ascend from ``start``): never below ``start``.
 
     Returns
     -------
@@ -268,6 +275,7 @@ def infer_documents(
         float(alpha),
         float(tol),
         max(int(max_iter), 1),
+        restart,
         _chunks(X.indptr, n_chunks),
     )
     if not stats:
@@ -285,4 +293,4 @@ def infer_documents(
         log_b,
         _chunks(col_ptr, n_chunks),
     )
-    return gamma, bound, np.ascontiguousarray(counts.T)
+    return gamma, bound, np.ascontiguousarray(counts[:, :K].T)
