@@ -28,8 +28,8 @@ with ``phi`` optimal for it::
 
 The inner loop stops when the mean absolute change of ``gamma_d`` falls below ``tol``
 or after ``max_iter`` updates (at least one). Each update is a coordinate-ascent step,
-so the bound never falls below its value at the starting ``gamma``: starting every
-document from its previous ``gamma`` makes batch variational EM monotone.
+so the bound never falls below its value at the starting ``gamma`` (see
+:func:`emkit.models.topic.model.infer_documents` for how batch EM uses this).
 
 The loops over topics take four at a time in vector registers (``emkit._simd``; the
 topic axis is zero-padded to a multiple of 4), without ``fastmath``.
@@ -177,9 +177,22 @@ def _ascend(
 
 @numba.njit(parallel=True, **_JIT)
 def doc_estep(
-    indptr, indices, counts, exp_b, b_max, log_b, gamma, alpha, tol, max_iter, restart, chunks
+    indptr,
+    indices,
+    counts,
+    exp_b,
+    b_max,
+    log_b,
+    start,
+    alpha,
+    tol,
+    max_iter,
+    mode,
+    docs,
+    chunks,
+    out,
 ):  # pragma: no cover - compiled
-    """Coordinate ascent on every document's local factors.
+    """Coordinate ascent on the local factors of the documents ``docs``.
 
     Parameters
     ----------
@@ -188,50 +201,45 @@ def doc_estep(
         multiple of 4 (the word loops work on four topics at a time)
     b_max : (V,) the largest ``E[log beta_kw]`` of each word
     log_b : (V, K) ``E[log beta_kw]`` (for the words done in log space)
-    gamma : (N, K) starting values, overwritten by the final ones
+    start : (N, K) starting ``gamma``
     alpha, tol, max_iter : prior, mean-change tolerance, most updates (at least 1)
-    restart : bool
-        Start each document from ``gamma = 1`` instead, and go back to its given
-        ``gamma`` (and ascend from there) only where the fresh start ends with a lower
-        bound than the given ``gamma`` has: the bound never falls below its value at
-        the given ``gamma``, and a fresh start escapes the near-uniform fixed point an
-        early warm start tends to keep.
-    chunks : (n_chunks + 1,) document boundaries of the parallel chunks
-
-    Returns
-    -------
-    bound : (N,) each document's part of the ELBO at its final gamma
-    ratio : (nnz,) ``n_dw / s_dw`` at the final gamma (-1: the word was done in log space)
-    theta : (N, Kp) scaled ``exp(E[log theta_dk])`` at the final gamma (zero-padded)
-    elog_theta : (N, K) ``E[log theta_dk]`` at the final gamma
-    n_updates : (N,) gamma updates made per document
+    mode : int
+        0: ascend from ``start``; 1: ascend from ``gamma = 1`` instead, and record the
+        bound at ``start`` in ``floor``; 2: continue ascending from the ``gamma`` in
+        ``out`` with tolerance ``tol / 100`` and, if that still ends below ``floor``,
+        ascend from ``start`` instead (so the document ends at or above ``floor``).
+    docs : (n,) rows to process; chunks : (n_chunks + 1,) boundaries in ``docs`` of
+        the parallel chunks
+    out : tuple ``(gamma (N, K), bound (N,), floor (N,), ratio (nnz,), theta (N, Kp),
+        elog_theta (N, K), n_updates (N,))``, written at the processed rows: the final
+        ``gamma``, each document's part of the ELBO there, the bound at ``start``
+        (mode 1), ``n_dw / s_dw`` (-1 where the word was done in log space),
+        the scaled ``exp(E[log theta])`` and ``E[log theta]``, and the updates made
+        (added to).
     """
-    N, K = gamma.shape
+    gamma, bound, floor, ratio, theta, elog_theta, n_updates = out
+    K = gamma.shape[1]
     Kp = exp_b.shape[1]
-    bound = np.zeros(N)
-    ratio = np.empty(counts.size)
-    theta = np.zeros((N, Kp))
-    elog_theta = np.empty((N, K))
-    n_updates = np.zeros(N, dtype=np.int64)
     const = math.lgamma(K * alpha) - K * math.lgamma(alpha)
     for c in numba.prange(chunks.size - 1):
         g = np.empty(K)
         scratch = np.zeros((4, Kp))
-        for d in range(chunks[c], chunks[c + 1]):
+        for i in range(chunks[c], chunks[c + 1]):
+            d = docs[i]
             p0, p1 = indptr[d], indptr[d + 1]
-            g[:] = gamma[d]
-            if restart:
-                floor, _ = _ascend(
+            g[:] = gamma[d] if mode == 2 else start[d]
+            if mode == 1:
+                floor[d], _ = _ascend(
                     p0, p1, indices, counts, exp_b, b_max, log_b, alpha, tol, 0, const, g,
                     scratch, ratio
                 )
                 g[:] = 1.0
             value, updates = _ascend(
-                p0, p1, indices, counts, exp_b, b_max, log_b, alpha, tol, max_iter, const, g,
-                scratch, ratio
+                p0, p1, indices, counts, exp_b, b_max, log_b, alpha,
+                tol / 100 if mode == 2 else tol, max_iter, const, g, scratch, ratio
             )
-            if restart and value < floor:
-                g[:] = gamma[d]
+            if mode == 2 and value < floor[d]:
+                g[:] = start[d]
                 value, more = _ascend(
                     p0, p1, indices, counts, exp_b, b_max, log_b, alpha, tol, max_iter, const,
                     g, scratch, ratio
@@ -241,8 +249,7 @@ def doc_estep(
             theta[d] = scratch[1]
             elog_theta[d] = scratch[0, :K]
             bound[d] = value
-            n_updates[d] = updates
-    return bound, ratio, theta, elog_theta, n_updates
+            n_updates[d] += updates
 
 
 @numba.njit(**_JIT)

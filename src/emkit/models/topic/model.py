@@ -19,14 +19,23 @@ ELBO; :meth:`LDAModel.log_prior` holds the part that does not split over documen
 whole ELBO (``objective = "elbo"``).
 
 Monotonicity: with ``warm_start=True`` (batch variational EM) the parameters also
-carry each document's ``gamma`` from the previous E-step, and the next E-step starts
-from it. The M-step maximises the bound over ``lambda`` exactly and every local
-update is a coordinate-ascent step from where the last E-step ended, so the ELBO the
-engine records never decreases, whatever the inner tolerance. The statistics then
-include the documents' new ``gamma`` as an ``(N, K)`` array that is zero outside the
-batch's documents (still additive over any split of the documents). Online
-variational Bayes (Hoffman, Blei & Bach 2010) is the engine's online EM on these
-statistics, with ``warm_start=False`` (every E-step starts from ``gamma = 1``).
+carry each document's ``gamma`` from the previous E-step and the ELBO's ``floor``. The
+M-step maximises the bound over ``lambda`` exactly, and re-optimising ``phi`` at the
+previous ``gamma`` under the new ``lambda`` only raises it, so the documents' bound at
+their previous ``gamma`` is at least ``floor``: the previous ELBO less the topics'
+terms at the new ``lambda`` (the M-step computes it from the documents' bound, which
+the statistics carry). The E-step runs every document from ``gamma = 1`` (as
+scikit-learn and Hoffman et al.: documents move freely to the topics that fit them
+now, which reaches better optima than continuing from the last pass) and keeps that
+unless the documents' bound would fall below ``floor`` (below their bound at the
+previous ``gamma`` when the E-step runs in chunks of documents); then the documents
+that lost converge further, and those still below ascend from their previous
+``gamma`` instead (:func:`infer_documents`). So the ELBO the engine records never
+decreases, whatever the inner tolerance. The statistics hold the documents' new
+``gamma`` as an ``(N, K)`` array that is zero outside the batch's documents, and their
+bound: both additive over any split of the documents. Online variational Bayes
+(Hoffman, Blei & Bach 2010) is the engine's online EM on these statistics, with
+``warm_start=False`` (every E-step starts from ``gamma = 1``, no floor).
 """
 
 from __future__ import annotations
@@ -43,9 +52,9 @@ from emkit.models.topic.kernels import by_word, doc_estep, word_stats
 
 __all__ = ["LDAModel", "beta_tables", "infer_documents", "topic_word_bound"]
 
-#: Names of the parameters: the topic-word factors (global) and the warm starts of the
-#: documents' factors (local, kept only by batch variational EM).
-PARAMS = ("topic_word", "doc_topic")
+#: Names of the parameters: the topic-word factors (global), and the documents' factors
+#: and the ELBO's floor of the last pass (kept only by batch variational EM).
+PARAMS = ("topic_word", "doc_topic", "floor")
 
 
 class LDAModel:
@@ -59,9 +68,10 @@ class LDAModel:
     topic_word_prior : float
         ``eta`` > 0, the symmetric Dirichlet prior of the topics' word distributions.
     warm_start : bool, default True
-        Keep each document's ``gamma`` in the parameters and start its next E-step from
-        it (batch variational EM, monotone); False starts every E-step from ``gamma = 1``
-        (online variational Bayes, where batches are drawn at random).
+        Keep each document's ``gamma`` in the parameters as the floor of its next
+        E-step (batch variational EM, monotone); False starts every E-step from
+        ``gamma = 1`` with no floor (online variational Bayes, where batches are drawn
+        at random).
     mean_change_tol : float, default 1e-3
         A document's inner loop stops when the mean absolute change of its ``gamma``
         falls below this.
@@ -72,9 +82,11 @@ class LDAModel:
     -----
     Data are ``(X, doc_ids)``: ``X`` a CSR matrix of counts, shape ``(n_docs,
     n_words)``, and ``doc_ids`` the row of each document in the whole corpus (used to
-    find its warm start; may be None without ``warm_start``). Parameters and statistics
+    find its previous ``gamma``; may be None without ``warm_start``). Parameters and statistics
     are dicts with keys ``"topic_word"`` (``lambda``, shape ``(K, V)``) and
-    ``"doc_topic"`` (``gamma``, shape ``(N, K)``, or None without ``warm_start``).
+    ``"doc_topic"`` (``gamma``, shape ``(N, K)``, or None without ``warm_start``);
+    parameters also hold ``"floor"`` (0-d) and statistics ``"doc_bound"`` (0-d), or
+    None without ``warm_start``.
 
     Examples
     --------
@@ -114,17 +126,21 @@ class LDAModel:
         X = data[0]
         n_docs, n_words = X.shape
         topic_word = rng.gamma(100.0, 0.01, (self.n_topics, n_words))
-        doc_topic = np.ones((n_docs, self.n_topics)) if self.warm_start else None
-        return {"topic_word": topic_word, "doc_topic": doc_topic}
+        if not self.warm_start:
+            return {"topic_word": topic_word, "doc_topic": None, "floor": None}
+        doc_topic = np.ones((n_docs, self.n_topics))
+        return {"topic_word": topic_word, "doc_topic": doc_topic, "floor": np.array(-np.inf)}
 
     def estep(self, params: dict[str, Any], batch: Any) -> tuple[dict[str, Any], float]:
         """Expected topic-word counts (and the new ``gamma``) of the batch's documents,
         and their part of the ELBO."""
         X, doc_ids = batch
         X = _as_csr(X)
-        start = None
+        start = floor = None
         if self.warm_start:
             start = np.array(params["doc_topic"][doc_ids], dtype=np.float64)
+            if len(start) == len(params["doc_topic"]):  # the whole corpus: the ELBO's floor
+                floor = float(params["floor"])
         gamma, bound, counts = infer_documents(
             X,
             params["topic_word"],
@@ -134,21 +150,28 @@ class LDAModel:
             max_iter=self.max_doc_update_iter,
             stats=True,
             restart=self.warm_start,
+            floor=floor,
         )
-        doc_topic = None
-        if self.warm_start:
-            doc_topic = np.zeros_like(params["doc_topic"])
-            doc_topic[doc_ids] = gamma
-        return {"topic_word": counts, "doc_topic": doc_topic}, float(bound.sum())
+        total = float(bound.sum())
+        if not self.warm_start:
+            return {"topic_word": counts, "doc_topic": None, "doc_bound": None}, total
+        doc_topic = np.zeros_like(params["doc_topic"])
+        doc_topic[doc_ids] = gamma
+        return {"topic_word": counts, "doc_topic": doc_topic, "doc_bound": np.array(total)}, total
 
     def mstep(self, stats: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-        """``lambda = eta + expected counts``; the documents' new ``gamma`` become the
-        next E-step's starting point. Held parameters are returned unchanged."""
+        """``lambda = eta + expected counts``; the documents' new ``gamma`` and the ELBO's
+        floor for the next E-step (the last ELBO less the topics' terms at the new
+        ``lambda``). Held parameters are returned unchanged."""
         if "topic_word" in self.held:
             topic_word = params["topic_word"]
         else:
             topic_word = self.eta + stats["topic_word"]
-        return {"topic_word": topic_word, "doc_topic": stats["doc_topic"]}
+        if not self.warm_start:
+            return {"topic_word": topic_word, "doc_topic": None, "floor": None}
+        change = self.log_prior(params) - self.log_prior({"topic_word": topic_word})
+        floor = np.array(float(stats["doc_bound"]) + change)
+        return {"topic_word": topic_word, "doc_topic": stats["doc_topic"], "floor": floor}
 
     def log_prior(self, params: dict[str, Any]) -> float:
         """The ELBO's global terms, ``E[log p(beta | eta)] - E[log q(beta | lambda)]``."""
@@ -163,11 +186,11 @@ class LDAModel:
         """
         names = (names,) if isinstance(names, str) else tuple(names)
         for name in names:
-            if name == "doc_topic":
+            if name in ("doc_topic", "floor"):
                 raise ValueError(
-                    "'doc_topic' cannot be held: it holds the documents' variational factors "
-                    "(the E-step's warm starts), not a parameter the M-step estimates; only "
-                    "'topic_word' can be held"
+                    f"{name!r} cannot be held: it is the E-step's record of the last pass (the "
+                    "documents' variational factors and the ELBO), not a parameter the "
+                    "M-step estimates; only 'topic_word' can be held"
                 )
             if name not in PARAMS:
                 raise ValueError(
@@ -234,6 +257,7 @@ def infer_documents(
     max_iter: int,
     stats: bool,
     restart: bool = False,
+    floor: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The documents' variational E-step at topic-word factors ``lambda``.
 
@@ -248,8 +272,17 @@ def infer_documents(
     stats : bool
         Also compute the expected topic-word counts.
     restart : bool, default False
-        Start every document from ``gamma = 1`` and keep that run unless it ends below
-        the bound at ``start`` (then ascend from ``start``): never below ``start``.
+        Run every document from ``gamma = 1`` (scikit-learn's and Hoffman et al.'s
+        start, which lets documents move to the topics that fit them now) but never end
+        below ``floor``, or without one below the bound at ``start``: where the
+        documents' bounds sum to less, those that lost to their bound at ``start``
+        continue their ascent with a 100 times smaller tolerance (most only stopped
+        early), and those still below ascend from ``start`` instead (each then ends at
+        or above its own bound at ``start``). This is how batch EM stays monotone: the
+        bound at the previous pass's ``gamma`` is at least the previous ELBO.
+    floor : float, optional
+        With ``restart``: the least the bounds must sum to, at most their sum at
+        ``start`` (the previous ELBO less the topics' terms at ``lambda``).
 
     Returns
     -------
@@ -262,22 +295,27 @@ def infer_documents(
     n_docs, n_words = X.shape
     K = topic_word.shape[0]
     exp_b, b_max, log_b = beta_tables(topic_word)
-    gamma = np.ones((n_docs, K)) if start is None else np.array(start, dtype=np.float64)
-    n_chunks = 4 * numba.get_num_threads()
-    bound, ratio, theta, elog_theta, _ = doc_estep(
-        X.indptr,
-        X.indices,
-        X.data,
-        exp_b,
-        b_max,
-        log_b,
-        gamma,
-        float(alpha),
-        float(tol),
-        max(int(max_iter), 1),
-        restart,
-        _chunks(X.indptr, n_chunks),
+    start = np.ones((n_docs, K)) if start is None else np.ascontiguousarray(start, np.float64)
+    out = (
+        np.empty((n_docs, K)),
+        np.empty(n_docs),
+        np.empty(n_docs),
+        np.empty(X.nnz),
+        np.zeros((n_docs, exp_b.shape[1])),
+        np.empty((n_docs, K)),
+        np.zeros(n_docs, dtype=np.int64),
     )
+    n_chunks = 4 * numba.get_num_threads()
+    tables = (X.indptr, X.indices, X.data, exp_b, b_max, log_b, start, float(alpha), float(tol))
+    max_iter = max(int(max_iter), 1)
+    docs = np.arange(n_docs, dtype=np.int64)
+    doc_estep(*tables, max_iter, 1 if restart else 0, docs, _chunks(X.indptr, n_chunks), out)
+    gamma, bound, at_start, ratio, theta, elog_theta, _ = out
+    if restart and bound.sum() < (at_start.sum() if floor is None else floor):
+        redo = np.flatnonzero(bound < at_start).astype(np.int64)
+        sizes = np.diff(X.indptr)[redo]
+        ptr = np.concatenate(([0], np.cumsum(sizes)))
+        doc_estep(*tables, max_iter, 2, redo, _chunks(ptr, n_chunks), out)
     if not stats:
         return gamma, bound, None
     col_ptr, position, row = by_word(X.indptr, X.indices, n_words)
