@@ -104,7 +104,9 @@ def _expect(g, el, et):  # pragma: no cover - compiled
 
 @numba.njit(**_JIT)
 def _logsumexp_word(el, log_b, w):  # pragma: no cover - compiled
-    K = el.size
+    """log sum_k exp(el[k] + log_b[w, k]) over the K = log_b.shape[1] topics (``el``
+    may be longer: padded)."""
+    K = log_b.shape[1]
     m = -np.inf
     for k in range(K):
         v = el[k] + log_b[w, k]
