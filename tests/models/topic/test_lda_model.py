@@ -85,7 +85,9 @@ def test_statistics_add_up_over_a_split_of_the_documents(corpus):
     s_all, _ = online.estep(p, (corpus, None))
     s_a, _ = online.estep(p, (corpus[a], None))
     s_b, _ = online.estep(p, (corpus[b], None))
-    np.testing.assert_allclose(s_a["topic_word"] + s_b["topic_word"], s_all["topic_word"], rtol=1e-12)
+    np.testing.assert_allclose(
+        s_a["topic_word"] + s_b["topic_word"], s_all["topic_word"], rtol=1e-12
+    )
 
 
 def test_holding_the_topics_is_inference(corpus):

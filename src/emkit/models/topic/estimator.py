@@ -251,7 +251,9 @@ class LDA(EMEstimator):
         if self.n_jobs == -1:
             options["n_jobs"] = None
         with _threads(self.n_jobs):
-            result = self._run_engine(model, (X, np.arange(X.shape[0])), init, X.shape[0], **options)
+            result = self._run_engine(
+                model, (X, np.arange(X.shape[0])), init, X.shape[0], **options
+            )
         # Everything is computed; only now is the estimator changed.
         self._store(model, result.params["topic_word"], X.shape[1])
         self.elbo_ = self.loglik_ = float(result.objective)
@@ -296,8 +298,9 @@ class LDA(EMEstimator):
         model = self._model(online=True)
         if self.__sklearn_is_fitted__():
             self._check_n_features(X)
-            params = {"topic_word": self.components_, "doc_topic": None}
+            params = {"topic_word": self.components_, "doc_topic": None, "floor": None}
             running = {"topic_word": self.components_ - model.eta, "doc_topic": None}
+            running["doc_bound"] = None
             state = OnlineState(int(self.n_batch_iter_), running)
             history = list(self.history_) if getattr(self, "_partial", False) else []
         else:

@@ -46,7 +46,16 @@ import math
 import numba
 import numpy as np
 
-from emkit._simd import _JIT, _v4_fill, _v4_fma, _v4_load, _v4_load1, _v4_muladd, _v4_store1, _v4_sum
+from emkit._simd import (
+    _JIT,
+    _v4_fill,
+    _v4_fma,
+    _v4_load,
+    _v4_load1,
+    _v4_muladd,
+    _v4_store1,
+    _v4_sum,
+)
 
 __all__ = ["by_word", "digamma", "doc_estep", "word_stats"]
 
@@ -232,19 +241,55 @@ def doc_estep(
             g[:] = gamma[d] if mode == 2 else start[d]
             if mode == 1:
                 floor[d], _ = _ascend(
-                    p0, p1, indices, counts, exp_b, b_max, log_b, alpha, tol, 0, const, g,
-                    scratch, ratio
+                    p0,
+                    p1,
+                    indices,
+                    counts,
+                    exp_b,
+                    b_max,
+                    log_b,
+                    alpha,
+                    tol,
+                    0,
+                    const,
+                    g,
+                    scratch,
+                    ratio,
                 )
                 g[:] = 1.0
             value, updates = _ascend(
-                p0, p1, indices, counts, exp_b, b_max, log_b, alpha,
-                tol / 100 if mode == 2 else tol, max_iter, const, g, scratch, ratio
+                p0,
+                p1,
+                indices,
+                counts,
+                exp_b,
+                b_max,
+                log_b,
+                alpha,
+                tol / 100 if mode == 2 else tol,
+                max_iter,
+                const,
+                g,
+                scratch,
+                ratio,
             )
             if mode == 2 and value < floor[d]:
                 g[:] = start[d]
                 value, more = _ascend(
-                    p0, p1, indices, counts, exp_b, b_max, log_b, alpha, tol, max_iter, const,
-                    g, scratch, ratio
+                    p0,
+                    p1,
+                    indices,
+                    counts,
+                    exp_b,
+                    b_max,
+                    log_b,
+                    alpha,
+                    tol,
+                    max_iter,
+                    const,
+                    g,
+                    scratch,
+                    ratio,
                 )
                 updates += more
             gamma[d] = g
