@@ -57,6 +57,8 @@ def test_engine_options_reach_the_engine(cls, monkeypatch):
         est.set_params(component=Gaussian("diag"), n_components=2)
     if cls is emkit.StudentTMixture:
         est.set_params(algorithm="ecm")  # SQUAREM accelerates ECM
+    if cls is emkit.LDA:
+        X = rng.poisson(2.0, size=(200, 5))  # word counts
     with np.errstate(all="ignore"):
         import warnings
 
