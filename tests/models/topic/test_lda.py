@@ -233,3 +233,17 @@ def test_save_and_load_round_trip(tmp_path, fitted, small):
     b.partial_fit(small[:40])
     np.testing.assert_array_equal(a.components_, b.components_)
     assert a.n_batch_iter_ == fitted.n_batch_iter_ + 1
+
+
+def test_fixed_components_only_infer_the_documents(small, fitted):
+    lam = fitted.components_
+    lda = emkit.LDA(3, fixed={"components": lam}, max_iter=3, tol=0.0, random_state=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        lda.fit(small)
+    np.testing.assert_array_equal(lda.components_, lam)
+    assert np.all(np.diff(lda.history_) >= 0)
+    with pytest.raises(ValueError, match="unknown parameter 'beta'"):
+        emkit.LDA(3, fixed=["beta"]).fit(small)
+    with pytest.raises(ValueError, match="positive"):
+        emkit.LDA(3, fixed={"components": -lam}).fit(small)

@@ -78,6 +78,10 @@ class LDA(EMEstimator):
     verbose : int, default 0
     check_monotone : {"warn", "raise", "off"}, default "warn"
         What to do if the ELBO of a batch fit ever drops (it cannot).
+    fixed : {"components"} or dict, optional
+        Hold the topic-word parameters fixed during ``fit`` (keyed like ``init``):
+        ``["components"]`` at the start, ``{"components": lambda}`` at given values;
+        ``fit`` then only infers the documents' factors (``LDAModel.hold``).
 
     Attributes
     ----------
@@ -163,6 +167,7 @@ class LDA(EMEstimator):
         progress: bool = False,
         verbose: int = 0,
         check_monotone: str = "warn",
+        fixed: Any = None,
     ):
         self._set_hyperparameters(locals())
 
@@ -324,6 +329,23 @@ class LDA(EMEstimator):
         self.fit_time_ = 0.0
         self._partial = True
         return self
+
+    def _engine_fixed(self, fixed: Any) -> Any:
+        """``fixed`` in the model's names: ``"components"`` is ``"topic_word"``."""
+        fixed = super()._engine_fixed(fixed)
+        if fixed is None:
+            return None
+        rename = {"components": "topic_word"}
+        if isinstance(fixed, Mapping):
+            out = {}
+            for name, value in fixed.items():
+                value = np.asarray(value, dtype=np.float64)
+                if name == "components" and not (np.all(np.isfinite(value)) and np.all(value > 0)):
+                    raise ValueError("fixed components must be positive and finite")
+                out[rename.get(name, name)] = value
+            return out
+        names = (fixed,) if isinstance(fixed, str) else tuple(fixed)
+        return [rename.get(name, name) for name in names]
 
     def _describe(self) -> str:
         return f"K={self.n_topics} {self.method} "
