@@ -128,13 +128,14 @@ def _logsumexp_word(el, log_b, w):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
-def _ascend(
-    p0, p1, indices, counts, exp_b, b_max, log_b, alpha, tol, max_iter, const, g, scratch, ratio
-):  # pragma: no cover - compiled
+def _ascend(p0, p1, data, tol, max_iter, g, scratch, ratio):  # pragma: no cover - compiled
     """Coordinate ascent on one document (non-zeros ``p0:p1``) from ``g`` (updated in
     place); ``max_iter = 0`` only evaluates. Returns (its part of the ELBO at the final
     ``g``, the number of updates); ``scratch`` rows 0 and 1 then hold ``E[log theta]``
-    and its scaled exp, ``ratio[p0:p1]`` the final ``n_dw / s_dw``."""
+    and its scaled exp, ``ratio[p0:p1]`` the final ``n_dw / s_dw``. ``data`` is
+    ``(indices, counts, exp_b, b_max, log_b, alpha, const)`` (see :func:`doc_estep`;
+    ``const = log Gamma(K alpha) - K log Gamma(alpha)``)."""
+    indices, counts, exp_b, b_max, log_b, alpha, const = data
     K = g.size
     Kp = exp_b.shape[1]
     el, et, acc, direct = scratch[0], scratch[1], scratch[2], scratch[3]
@@ -232,6 +233,7 @@ def doc_estep(
     K = gamma.shape[1]
     Kp = exp_b.shape[1]
     const = math.lgamma(K * alpha) - K * math.lgamma(alpha)
+    data = (indices, counts, exp_b, b_max, log_b, alpha, const)
     for c in numba.prange(chunks.size - 1):
         g = np.empty(K)
         scratch = np.zeros((4, Kp))
@@ -240,57 +242,13 @@ def doc_estep(
             p0, p1 = indptr[d], indptr[d + 1]
             g[:] = gamma[d] if mode == 2 else start[d]
             if mode == 1:
-                floor[d], _ = _ascend(
-                    p0,
-                    p1,
-                    indices,
-                    counts,
-                    exp_b,
-                    b_max,
-                    log_b,
-                    alpha,
-                    tol,
-                    0,
-                    const,
-                    g,
-                    scratch,
-                    ratio,
-                )
+                floor[d], _ = _ascend(p0, p1, data, tol, 0, g, scratch, ratio)
                 g[:] = 1.0
-            value, updates = _ascend(
-                p0,
-                p1,
-                indices,
-                counts,
-                exp_b,
-                b_max,
-                log_b,
-                alpha,
-                tol / 100 if mode == 2 else tol,
-                max_iter,
-                const,
-                g,
-                scratch,
-                ratio,
-            )
+            inner_tol = tol / 100 if mode == 2 else tol
+            value, updates = _ascend(p0, p1, data, inner_tol, max_iter, g, scratch, ratio)
             if mode == 2 and value < floor[d]:
                 g[:] = start[d]
-                value, more = _ascend(
-                    p0,
-                    p1,
-                    indices,
-                    counts,
-                    exp_b,
-                    b_max,
-                    log_b,
-                    alpha,
-                    tol,
-                    max_iter,
-                    const,
-                    g,
-                    scratch,
-                    ratio,
-                )
+                value, more = _ascend(p0, p1, data, tol, max_iter, g, scratch, ratio)
                 updates += more
             gamma[d] = g
             theta[d] = scratch[1]
