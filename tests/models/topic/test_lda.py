@@ -247,3 +247,34 @@ def test_fixed_components_only_infer_the_documents(small, fitted):
         emkit.LDA(3, fixed=["beta"]).fit(small)
     with pytest.raises(ValueError, match="positive"):
         emkit.LDA(3, fixed={"components": -lam}).fit(small)
+
+
+@pytest.mark.parametrize(
+    ("attr", "value", "match"),
+    [
+        ("components_", lambda c: -c, "components_ must be positive"),
+        ("components_", lambda c: c[:, :5], "does not match"),
+        ("doc_topic_prior_", lambda a: -a, "doc_topic_prior_ must be a positive"),
+    ],
+)
+def test_load_refuses_broken_parameters(tmp_path, fitted, attr, value, match):
+    import copy
+
+    broken = copy.deepcopy(fitted)
+    setattr(broken, attr, value(getattr(broken, attr)))
+    path = tmp_path / "broken.npz"
+    broken.save(path)
+    with pytest.raises(ValueError, match=match):
+        emkit.load(path)
+
+
+def test_threads_give_the_same_fit(small):
+    runs = []
+    for n_jobs in (None, 2, -1):
+        lda = emkit.LDA(3, max_iter=5, tol=0.0, random_state=0, n_jobs=n_jobs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            runs.append(lda.fit(small))
+    for other in runs[1:]:
+        np.testing.assert_array_equal(other.components_, runs[0].components_)
+        np.testing.assert_array_equal(other.transform(small), runs[0].transform(small))

@@ -105,8 +105,9 @@ class LDA(EMEstimator):
     The E-step works on the non-zeros of a CSR matrix (its cost grows with them, not
     with documents times vocabulary) in compiled, parallel code
     (:mod:`emkit.models.topic.kernels`). Batch EM starts every document from ``gamma =
-    1`` each pass and keeps its previous ``gamma`` instead where that gives a higher
-    bound, which makes the ELBO monotone. :meth:`perplexity` is ``exp(-bound / words)``
+    1`` each pass, as scikit-learn does, and falls back towards the previous pass's
+    ``gamma`` only where the ELBO would otherwise drop, so it is monotone
+    (:mod:`emkit.models.topic.model`). :meth:`perplexity` is ``exp(-bound / words)``
     with the bound of :meth:`score`, the definition of scikit-learn and Hoffman et al.
 
     References
