@@ -130,3 +130,17 @@ def test_the_topics_terms_are_a_negative_kl_divergence():
     draws = rng.dirichlet(lam[0], 200_000)
     kl = np.mean(dirichlet.logpdf(draws.T, lam[0]) - dirichlet.logpdf(draws.T, np.full(4, 0.7)))
     assert topic_word_bound(lam, 0.7) == pytest.approx(-kl, rel=2e-2)
+
+
+def test_a_wrong_m_step_is_caught_and_named_as_the_elbo(corpus):
+    # the certificate is live for LDA: an M-step that gives each word the counts of
+    # another word lowers the ELBO, and the engine's message names the ELBO
+    class Wrong(LDAModel):
+        def mstep(self, stats, params):
+            new = super().mstep(stats, params)
+            if np.isfinite(params["floor"]):  # from the second step on
+                new["topic_word"] = self.eta + stats["topic_word"][:, ::-1]
+            return new
+
+    with pytest.raises(emkit.MonotonicityError, match="the ELBO decreased"):
+        emkit.em(Wrong(6, 0.1, 0.05), _data(corpus), max_iter=10, tol=0.0, check_monotone="raise")
