@@ -22,9 +22,11 @@ from emkit.models.mixture.gaussian import GaussianMixture
 from emkit.models.mixture.generic import Mixture
 from emkit.models.mixture.student_t import StudentTMixture
 from emkit.models.ssm.estimator import LinearGaussianSSM
+from emkit.models.topic.estimator import LDA
 
 __all__ = [
     "HMM",
+    "LDA",
     "ConvergenceWarning",
     "DegenerateComponentWarning",
     "EMModel",

@@ -58,6 +58,8 @@ def test_engine_options_reach_the_engine(cls, monkeypatch):
         est.set_params(component=Gaussian("diag"), n_components=2)
     if cls is emkit.StudentTMixture:
         est.set_params(algorithm="ecm")  # SQUAREM accelerates ECM
+    if cls is emkit.LDA:
+        X = rng.poisson(2.0, size=(200, 5))  # word counts
     with np.errstate(all="ignore"):
         import warnings
 
@@ -96,6 +98,8 @@ def _fit_data(cls, rng):
         return {"n_components": 2}, (X,)
     if cls is emkit.LinearGaussianSSM:
         return {"state_dim": 1}, (X,)
+    if cls is emkit.LDA:
+        return {"n_topics": 2}, (rng.poisson(2.0, size=(120, 6)),)
     raise AssertionError(f"add a small fit of {cls.__name__} to _fit_data")
 
 
