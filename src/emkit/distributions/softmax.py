@@ -160,27 +160,40 @@ def newton_step(
     H = (stats.info + np.diag(pen))[np.ix_(f, f)]
     B = (np.kron(0.5 * (np.eye(M) - 1.0 / (M + 1)), stats.gram) + np.diag(pen))[np.ix_(f, f)]
 
-    def certified(d):  # a lower bound on the rise of Q from theta to theta + d
-        value = g @ d - 0.5 * d @ B @ d
-        if bound is not None:
-            full = np.zeros(M * q)
-            full[f] = d
-            D = full.reshape(M, q)
-            c = 2.0 * np.sqrt(bound.radius2 * np.max(np.einsum("mi,ij,mj->m", D, bound.metric, D)))
-            factor = 0.5 if c < 1e-6 else np.expm1(c) / c**2 - 1.0 / c
-            value = max(value, g @ d - factor * (d @ H @ d))
+    def certified(gd: float, dBd: float, dHd: float, reach: float) -> float:
+        """A lower bound on the rise of Q over a step d (given through its scalars)."""
+        value = gd - 0.5 * dBd
+        if reach < np.inf:
+            c = 2.0 * reach  # the largest change of any row's logit along d
+            with np.errstate(over="ignore"):
+                factor = 0.5 if c < 1e-6 else np.expm1(c) / c**2 - 1.0 / c
+            value = max(value, gd - factor * dHd)
         return value
 
+    def reach_of(d: np.ndarray) -> float:
+        if bound is None:
+            return np.inf
+        full = np.zeros(M * q)
+        full[f] = d
+        D = full.reshape(M, q)
+        return float(np.sqrt(bound.radius2 * np.max(np.einsum("mi,ij,mj->m", D, bound.metric, D))))
+
+    def scalars(d: np.ndarray) -> tuple[float, float, float, float]:
+        return float(g @ d), float(d @ B @ d), float(d @ H @ d), reach_of(d)
+
     best = solve_psd(B, g)  # maximiser of the Bohning bound: always an increase
-    best_value = certified(best)
+    best_value = certified(*scalars(best))
     newton = solve_psd(H, g)
     if np.all(np.isfinite(newton)):
-        t = 1.0
-        for _ in range(40):  # step halving
-            value = certified(t * newton)
+        gd, dBd, dHd, reach = scalars(newton)
+        t, best_t = 1.0, 0.0
+        for _ in range(40):  # step halving: along t * newton each scalar scales in t
+            value = certified(t * gd, t * t * dBd, t * t * dHd, t * reach)
             if value > best_value:
-                best, best_value = t * newton, value
+                best_t, best_value = t, value
             t *= 0.5
+        if best_t > 0:
+            best = best_t * newton
     out = theta.ravel().copy()
     out[f] += best
     return out.reshape(M, q)
