@@ -297,7 +297,8 @@ class MixtureOfExperts(ConditionalMixtureEstimator):
             coef = check_start(values, "coef", coef.shape)
         params["beta"] = self._internal_experts(intercept, coef, x_offset, y_offset)
         if "noise_variance" in values:
-            params["noise_variance"] = check_start(values, "noise_variance", (K,), positive=True)
+            var = check_start(values, "noise_variance", (K,), positive=True)
+            params["noise_variance"] = np.maximum(var, model.components.min_variance)
         return params
 
     def _describe(self) -> str:

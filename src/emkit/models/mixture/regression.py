@@ -60,7 +60,8 @@ class MixtureOfRegressions(ConditionalMixtureEstimator):
         Starting responsibilities from one of "kmeans++", "kmeans", "random",
         "random_from_data" on the standardised ``(X, y)`` columns, then an M-step; or a
         dict with any of "weights" (K,), "intercept" (K,), "coef" (K, n_features) and
-        "noise_variance" (K,) (missing entries from the "kmeans++" start).
+        "noise_variance" (K,) (missing entries from the "kmeans++" start; variances
+        below the floor set by ``reg_noise`` start at the floor).
     random_state : None, int or Generator
     batch_size, progress, verbose, check_monotone, accel, variant, anneal, kappa, t0, n_jobs
         Engine options (see :data:`emkit.models.estimator.ENGINE_OPTIONS`).
@@ -161,7 +162,8 @@ class MixtureOfRegressions(ConditionalMixtureEstimator):
             intercept = check_start(values, "intercept", (K,))
         params["beta"] = to_internal(intercept, coef, x_offset, y_offset, self.fit_intercept)
         if "noise_variance" in values:
-            params["noise_variance"] = check_start(values, "noise_variance", (K,), positive=True)
+            var = check_start(values, "noise_variance", (K,), positive=True)
+            params["noise_variance"] = np.maximum(var, model.components.min_variance)
         return params
 
     def _store(self, params, extra) -> None:
