@@ -21,6 +21,9 @@ from emkit._pytree import tree_add, tree_leaves
 from emkit.distributions.conditional import LinearExperts
 from emkit.models.mixture.conditional import ConditionalMixtureModel, ConstantPart
 
+# Several fits run a fixed number of steps (tol=0) on purpose.
+pytestmark = pytest.mark.filterwarnings("ignore::emkit.ConvergenceWarning")
+
 LINES = np.array([[1.0, 2.0, -1.0], [-2.0, -1.0, 0.5], [4.0, 0.0, 3.0]])  # intercept, coefs
 SD = np.array([0.3, 0.5, 0.2])
 WEIGHTS = np.array([0.5, 0.3, 0.2])
