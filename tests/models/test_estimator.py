@@ -62,7 +62,10 @@ def test_engine_options_reach_the_engine(cls, monkeypatch):
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            est.fit(X)
+            if est._estimator_type == "regressor":  # fitted to a response
+                est.fit(X, X @ [1.0, -1.0] + rng.normal(size=200))
+            else:
+                est.fit(X)
     for name, value in options.items():
         if name == "verbose":
             continue
