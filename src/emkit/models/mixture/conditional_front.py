@@ -163,6 +163,13 @@ class ConditionalMixtureEstimator(EMEstimator):
         self._finish_fit(result)
         return self
 
+    def _base_start(self, model, data, rng, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """What an init dict does not give: the "kmeans++" start (zeros when it gives
+        every key, so no start is computed in vain)."""
+        if all(key in self.init for key in keys):
+            return model.zero_params(data[0].shape[1])
+        return model.init_params(data, rng)
+
     def _variance_floor(self, y, w) -> float:
         """``reg_noise`` times the weighted variance of the response (or times 1)."""
         var = float(np.average((y - np.average(y, weights=w)) ** 2, weights=w))

@@ -278,7 +278,7 @@ class MixtureOfExperts(ConditionalMixtureEstimator):
         unknown = set(values) - set(keys)
         if unknown:
             raise ValueError(f"init dict has unknown keys {sorted(unknown)}; use {keys}")
-        base = model.init_params(data, rng)
+        base = self._base_start(model, data, rng, keys)
         params = dict(base)
         gate = np.vstack([base["gate"], np.zeros((1, base["gate"].shape[1]))])
         g_int, g_coef = to_public(gate, x_offset, 0.0, self.fit_intercept)

@@ -148,7 +148,7 @@ class MixtureOfRegressions(ConditionalMixtureEstimator):
         unknown = set(values) - set(keys)
         if unknown:
             raise ValueError(f"init dict has unknown keys {sorted(unknown)}; use {keys}")
-        base = model.init_params(data, rng)
+        base = self._base_start(model, data, rng, keys)
         intercept, coef = to_public(base["beta"], x_offset, y_offset, self.fit_intercept)
         params = dict(base)
         if "weights" in values:
