@@ -25,6 +25,7 @@ SETTINGS = {
     "kappa": 0.75,
     "t0": 5.0,
     "n_jobs": 2,
+    "fixed": None,
 }
 
 
