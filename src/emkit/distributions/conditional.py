@@ -12,9 +12,9 @@ column of ones when there is an intercept):
 Each offers ``log_prob(params, A, y) -> ((n, K) log-densities, cache)``,
 ``suff_stats(A, y, resp, params, cache)`` (additive over any split of the rows),
 ``mstep(stats, params, held)``, ``log_prior``, ``pack``/``unpack`` and ``n_parameters``.
-``params`` is a dict of arrays with a leading axis of K; ``held`` names parameters
-kept at their values while the others are maximised given them ("intercept", "coef",
-"noise_variance").
+``params`` is a dict of arrays with a leading axis of K: "intercept", "coef" (and
+"noise_variance" for linear experts); ``held`` names parameters kept at their values
+while the others are maximised given them.
 
 The linear statistics are taken about the current fit: with residuals
 ``e_ik = y_i - beta_k . a_i`` and weights ``r_ik``, ``g_k = sum r e a``,
@@ -40,9 +40,31 @@ from emkit.distributions.softmax import (
     softmax_stats,
 )
 
-__all__ = ["LinearExperts", "LinearStats", "LogisticExperts", "column_mask"]
+__all__ = [
+    "LinearExperts",
+    "LinearStats",
+    "LogisticExperts",
+    "column_mask",
+    "join",
+    "split",
+]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def join(params, fit_intercept: bool, prefix: str = "") -> np.ndarray:
+    """The coefficients on the design's columns, ``[intercept, coef]`` (..., q)."""
+    coef = params[prefix + "coef"]
+    if not fit_intercept:
+        return coef
+    return np.concatenate([params[prefix + "intercept"][..., None], coef], axis=-1)
+
+
+def split(beta: np.ndarray, like, fit_intercept: bool, prefix: str = "") -> dict[str, np.ndarray]:
+    """Inverse of :func:`join` (without an intercept, ``like``'s zero intercept stays)."""
+    if not fit_intercept:
+        return {prefix + "intercept": like[prefix + "intercept"], prefix + "coef": beta}
+    return {prefix + "intercept": beta[..., 0].copy(), prefix + "coef": beta[..., 1:].copy()}
 
 
 def column_mask(q: int, fit_intercept: bool, held: frozenset, prefix: str = "") -> np.ndarray:
@@ -84,15 +106,24 @@ class LinearExperts:
         self.names = ("intercept", "coef", "noise_variance")
 
     def zero_params(self, K: int, q: int, y_scale: float = 1.0) -> dict[str, np.ndarray]:
-        return {"beta": np.zeros((K, q)), "noise_variance": np.full(K, y_scale)}
+        p = q - int(self.fit_intercept)
+        return {
+            "intercept": np.zeros(K),
+            "coef": np.zeros((K, p)),
+            "noise_variance": np.full(K, y_scale),
+        }
+
+    def beta(self, params) -> np.ndarray:
+        """(K, q) coefficients on the design's columns."""
+        return join(params, self.fit_intercept)
 
     def log_prob(self, params, A, y):
-        E = y[:, None] - A @ params["beta"].T
+        E = y[:, None] - A @ self.beta(params).T
         var = params["noise_variance"]
         return -0.5 * (_LOG_2PI + np.log(var) + E * E / var), E
 
     def suff_stats(self, A, y, resp, params, cache=None) -> LinearStats:
-        E = y[:, None] - A @ params["beta"].T if cache is None else cache
+        E = y[:, None] - A @ self.beta(params).T if cache is None else cache
         rE = resp * E
         return LinearStats(
             resp.sum(axis=0), rE.T @ A, weighted_grams(A, resp), np.einsum("nk,nk->k", rE, E)
@@ -104,7 +135,7 @@ class LinearExperts:
         d = np.zeros((K, q))
         if free.any():
             d[:, free] = solve_psd(stats.gram[:, free][:, :, free], stats.grad[:, free])
-        out = {"beta": params["beta"] + d}
+        out = split(self.beta(params) + d, params, self.fit_intercept)
         if "noise_variance" not in held:
             rss = stats.rss - 2.0 * np.einsum("kq,kq->k", stats.grad, d)
             rss = np.maximum(rss + np.einsum("kp,kpq,kq->k", d, stats.gram, d), 0.0)
@@ -115,7 +146,7 @@ class LinearExperts:
 
     def shift_stats(self, stats: LinearStats, old, new) -> LinearStats:
         """The same statistics about the fit ``new`` instead of ``old`` (exact)."""
-        d = new["beta"] - old["beta"]
+        d = self.beta(new) - self.beta(old)
         Sd = np.einsum("kpq,kq->kp", stats.gram, d)
         rss = stats.rss - 2.0 * np.einsum("kq,kq->k", stats.grad, d) + np.einsum("kq,kq->k", d, Sd)
         return stats._replace(grad=stats.grad - Sd, rss=rss)
@@ -124,20 +155,20 @@ class LinearExperts:
         return 0.0
 
     def pack(self, params) -> list[np.ndarray]:
-        return [params["beta"].ravel(), np.log(params["noise_variance"])]
+        return [params["intercept"], params["coef"].ravel(), np.log(params["noise_variance"])]
 
     def unpack(self, vec, like) -> tuple[dict[str, np.ndarray], int]:
-        n = like["beta"].size
-        K = len(like["noise_variance"])
-        var = np.maximum(np.exp(vec[n : n + K]), self.min_variance)
-        return {"beta": vec[:n].reshape(like["beta"].shape), "noise_variance": var}, n + K
+        K, n = len(like["intercept"]), like["coef"].size
+        var = np.maximum(np.exp(vec[K + n : 2 * K + n]), self.min_variance)
+        coef = vec[K : K + n].reshape(like["coef"].shape)
+        return {"intercept": vec[:K], "coef": coef, "noise_variance": var}, 2 * K + n
 
     def n_parameters(self, K: int, q: int) -> int:
         return K * (q + 1)
 
     def mean(self, params, A) -> np.ndarray:
         """Each expert's prediction (n, K)."""
-        return A @ params["beta"].T
+        return A @ self.beta(params).T
 
 
 class LogisticExperts:
@@ -174,11 +205,16 @@ class LogisticExperts:
         self.names = ("intercept", "coef")
 
     def zero_params(self, K: int, q: int, y_scale: float = 1.0) -> dict[str, np.ndarray]:
-        return {"beta": np.zeros((K, self.n_classes - 1, q))}
+        M, p = self.n_classes - 1, q - int(self.fit_intercept)
+        return {"intercept": np.zeros((K, M)), "coef": np.zeros((K, M, p))}
+
+    def beta(self, params) -> np.ndarray:
+        """(K, n_classes - 1, q) coefficients on the design's columns."""
+        return join(params, self.fit_intercept)
 
     def _log_probs(self, params, A) -> np.ndarray:
         """(K, n, n_classes) log class probabilities of every expert."""
-        return np.stack([log_softmax(A, b) for b in params["beta"]])
+        return np.stack([log_softmax(A, b) for b in self.beta(params)])
 
     def log_prob(self, params, A, y):
         lp = self._log_probs(params, A)
@@ -197,7 +233,7 @@ class LogisticExperts:
         return mask
 
     def mstep(self, stats: SoftmaxStats, params, held=frozenset()) -> dict[str, np.ndarray]:
-        beta = params["beta"]
+        beta = self.beta(params)
         K, M, q = beta.shape
         free = np.broadcast_to(column_mask(q, self.fit_intercept, held), (M, q))
         new = np.stack(
@@ -213,18 +249,18 @@ class LogisticExperts:
                 for k in range(K)
             ]
         )
-        return {"beta": new}
+        return split(new, params, self.fit_intercept)
 
     def log_prior(self, params) -> float:
-        beta = params["beta"]
-        return -0.5 * self.alpha * float(np.sum(beta[..., self._penalised(beta.shape[-1])] ** 2))
+        return -0.5 * self.alpha * float(np.sum(params["coef"] ** 2))
 
     def pack(self, params) -> list[np.ndarray]:
-        return [params["beta"].ravel()]
+        return [params["intercept"].ravel(), params["coef"].ravel()]
 
     def unpack(self, vec, like) -> tuple[dict[str, np.ndarray], int]:
-        n = like["beta"].size
-        return {"beta": vec[:n].reshape(like["beta"].shape)}, n
+        m, n = like["intercept"].size, like["coef"].size
+        intercept = vec[:m].reshape(like["intercept"].shape)
+        return {"intercept": intercept, "coef": vec[m : m + n].reshape(like["coef"].shape)}, m + n
 
     def n_parameters(self, K: int, q: int) -> int:
         return K * (self.n_classes - 1) * q

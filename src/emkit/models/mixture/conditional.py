@@ -15,8 +15,10 @@ distribution of :mod:`emkit.distributions.conditional` (linear-Gaussian or logis
 experts). The E-step is the mixture's: log-space posteriors of the components, each
 part's statistics weighted by them; the M-step is each part's, given the other.
 
-``params`` is a dict of arrays (``"weights"`` or ``"gate"``, ``"beta"``, and
-``"noise_variance"`` for linear experts); data batches are ``(A, y, sample_weight or
+``params`` is a dict of arrays named as the estimators' init dicts (``"weights"`` or
+``"gate_intercept"`` and ``"gate_coef"``; ``"intercept"``, ``"coef"``, and
+``"noise_variance"`` for linear experts), so that ``hold`` and the engine's ``fixed``
+take those names; data batches are ``(A, y, sample_weight or
 None)``. When a part's M-step is only an improving step (the gate's and the logistic
 experts' guarded Newton steps), the model is ``generalized`` (GEM): the engine's
 monotonicity check still applies.
@@ -169,6 +171,8 @@ class ConditionalMixtureModel:
         new = dict(params)
         new.update(self.weights.mstep(stats.weights, params, self.held))
         new.update(self.components.mstep(stats.components, params, self.held))
+        for name in self.held:  # held exactly (the parts leave them as they were anyway)
+            new[name] = params[name]
         return new
 
     # ------------------------------------------------------------------ engine hooks

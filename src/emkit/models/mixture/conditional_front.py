@@ -47,30 +47,29 @@ def r2_score(y: np.ndarray, pred: np.ndarray, w: np.ndarray | None) -> float:
     return 1.0 if ss_res == 0 else 0.0
 
 
-def to_public(beta: np.ndarray, x_offset, y_offset, fit_intercept: bool):
-    """``(intercept, coef)`` in the original coordinates from centred ``beta`` (..., q)."""
-    if not fit_intercept:
-        return np.zeros(beta.shape[:-1]), beta.copy()
-    coef = beta[..., 1:].copy()
-    return beta[..., 0] - coef @ x_offset + y_offset, coef
+def centred_intercept(intercept, coef, x_offset, y_offset) -> np.ndarray:
+    """The intercept about the centre from the one in the original coordinates:
+    ``intercept + coef . x_offset - y_offset`` (``coef`` (..., p))."""
+    return np.asarray(intercept, dtype=np.float64) + np.asarray(coef) @ x_offset - y_offset
 
 
-def to_internal(intercept, coef, x_offset, y_offset, fit_intercept: bool) -> np.ndarray:
-    """Centred ``beta`` (..., q) from ``intercept`` and ``coef`` in original coordinates."""
-    coef = np.asarray(coef, dtype=np.float64)
-    if not fit_intercept:
-        return coef.copy()
-    first = np.asarray(intercept, dtype=np.float64) + coef @ x_offset - y_offset
-    return np.concatenate([first[..., None], coef], axis=-1)
+def original_intercept(intercept, coef, x_offset, y_offset) -> np.ndarray:
+    """Inverse of :func:`centred_intercept`."""
+    return np.asarray(intercept, dtype=np.float64) - np.asarray(coef) @ x_offset + y_offset
 
 
-def check_start(values: Mapping, key: str, shape: tuple, positive: bool = False) -> np.ndarray:
+def check_start(
+    values: Mapping, key: str, shape: tuple, positive: bool = False, what: str = "init"
+) -> np.ndarray:
     """``values[key]`` as a finite float array of ``shape`` (positive if asked)."""
-    arr = np.asarray(values[key], dtype=np.float64)
+    try:
+        arr = np.asarray(values[key], dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} {key} must be numeric: {exc}") from None
     if arr.shape != shape:
-        raise ValueError(f"init {key} must have shape {shape}, got {arr.shape}")
+        raise ValueError(f"{what} {key} must have shape {shape}, got {arr.shape}")
     if not np.all(np.isfinite(arr)) or (positive and np.any(arr <= 0)):
-        raise ValueError(f"init {key} must be finite{' and positive' if positive else ''}")
+        raise ValueError(f"{what} {key} must be finite{' and positive' if positive else ''}")
     return arr
 
 
@@ -78,8 +77,15 @@ class ConditionalMixtureEstimator(EMEstimator):
     """Base of the conditional mixtures: fit body, likelihoods and criteria.
 
     A subclass says which model it fits (``_model``), how ``y`` is read
-    (``_read_y``), and how the engine's centred parameters map to its fitted
-    attributes and back (``_store``, ``_internal_params``, ``_start``).
+    (``_read_y``), which parameters it has (``_keys``: the init-dict keys, its fitted
+    attributes without the trailing ``_``, and the names ``fixed`` takes), how they
+    are checked (``_check_values``) and how they map to the engine's centred parameters
+    and back (``_to_internal``, ``_to_public``).
+
+    ``fixed`` (an engine option): a collection of parameter names, held at their
+    starting values, or a dict name -> value (checked like init values). Holding an
+    intercept fixes it in the original coordinates, so the covariates are then not
+    centred.
     """
 
     _regression = True  # the response is centred (linear experts)
@@ -142,33 +148,85 @@ class ConditionalMixtureEstimator(EMEstimator):
                 f"only {np.count_nonzero(w)} samples have positive weight, fewer than "
                 f"{self._size_name} = {self._n_components}"
             )
+        names, values = self._fixed_parts()
         centre = self.fit_intercept
-        x_offset = np.average(X, axis=0, weights=w) if centre else np.zeros(X.shape[1])
+        centre_x = centre and not any(n.endswith("intercept") for n in names)
+        x_offset = np.average(X, axis=0, weights=w) if centre_x else np.zeros(X.shape[1])
         y_offset = float(np.average(y, weights=w)) if centre and self._regression else 0.0
         A = self._design(X, x_offset)
         yc = y - y_offset if self._regression else y
         model = self._model(A, yc, w, extra)
         data = (A, yc, w)
         rng = np.random.default_rng(seed_sequence(self.random_state))
+        offsets = (x_offset, y_offset)
         init = None
         if isinstance(self.init, Mapping):
-            init = self._start(model, data, rng, x_offset, y_offset, extra)
+            init = self._start(model, data, rng, offsets, extra)
+        fixed = None
+        if values is not None:
+            public = self._to_public(model.zero_params(A.shape[1]), *offsets)
+            public.update(self._check_values(values, X.shape[1], extra, "fixed"))
+            internal = self._to_internal(public, *offsets)
+            fixed = {name: internal[name] for name in names}
+        elif names:
+            fixed = names
         n_obs = float(len(X) if w is None else w.sum())
-        result = self._run_engine(model, data, init, n_obs)
+        result = self._run_engine(model, data, init, n_obs, fixed=fixed)
         # Everything is computed; only now is the estimator changed.
         self.x_offset_, self.y_offset_ = x_offset, y_offset
         self.n_features_in_ = X.shape[1]
-        self._store(result.params, extra)
+        if extra is not None:
+            self.classes_ = extra
+        for key, value in self._to_public(result.params, *offsets).items():
+            setattr(self, key + "_", value)
         self.loglik_ = float(result.loglik)
         self._finish_fit(result)
         return self
 
-    def _base_start(self, model, data, rng, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-        """What an init dict does not give: the "kmeans++" start (zeros when it gives
-        every key, so no start is computed in vain)."""
-        if all(key in self.init for key in keys):
-            return model.zero_params(data[0].shape[1])
-        return model.init_params(data, rng)
+    def _fixed_parts(self) -> tuple[tuple[str, ...], Mapping | None]:
+        """``(names, values or None)`` of ``fixed``, the names checked."""
+        fixed = getattr(self, "fixed", None)
+        if fixed is None:
+            return (), None
+        if isinstance(fixed, str):
+            names, values = (fixed,), None
+        elif isinstance(fixed, Mapping):
+            names, values = tuple(fixed), fixed
+        else:
+            names, values = tuple(fixed), None
+        unknown = set(names) - set(self._keys())
+        if unknown:
+            raise ValueError(
+                f"fixed names unknown parameters {sorted(unknown)}; use {self._keys()}"
+            )
+        return names, (values if values else None)
+
+    def _start(self, model, data, rng, offsets, extra) -> dict[str, np.ndarray]:
+        """The engine's starting parameters from the init dict; what it does not give
+        comes from the "kmeans++" start (computed only then)."""
+        keys = self._keys()
+        unknown = set(self.init) - set(keys)
+        if unknown:
+            raise ValueError(f"init dict has unknown keys {sorted(unknown)}; use {keys}")
+        n_features = data[0].shape[1] - int(self.fit_intercept)
+        given = self._check_values(self.init, n_features, extra, "init")
+        if all(key in given for key in keys):
+            base = model.zero_params(data[0].shape[1])
+        else:
+            base = model.init_params(data, rng)
+        public = self._to_public(base, *offsets)
+        public.update(given)
+        params = self._to_internal(public, *offsets)
+        if "noise_variance" in given:  # the floor set by reg_noise applies to a start too
+            params["noise_variance"] = np.maximum(
+                given["noise_variance"], model.components.min_variance
+            )
+        return params
+
+    def _internal_params(self) -> dict[str, np.ndarray]:
+        """The fitted parameters in the engine's centred coordinates."""
+        public = {key: getattr(self, key + "_") for key in self._keys()}
+        return self._to_internal(public, self.x_offset_, self.y_offset_)
 
     def _variance_floor(self, y, w) -> float:
         """``reg_noise`` times the weighted variance of the response (or times 1)."""

@@ -30,11 +30,11 @@ from emkit.distributions.softmax import design_bound
 from emkit.models.mixture.conditional import ConditionalMixtureModel
 from emkit.models.mixture.conditional_front import (
     ConditionalMixtureEstimator,
+    centred_intercept,
     check_response,
     check_start,
+    original_intercept,
     r2_score,
-    to_internal,
-    to_public,
 )
 from emkit.models.mixture.weights import SoftmaxGate
 
@@ -80,6 +80,11 @@ class MixtureOfExperts(ConditionalMixtureEstimator):
     random_state : None, int or Generator
     batch_size, progress, verbose, check_monotone, accel, variant, anneal, kappa, t0, n_jobs
         Engine options (see :data:`emkit.models.estimator.ENGINE_OPTIONS`).
+    fixed : collection of str or dict, optional
+        Parameters held fixed while the others are estimated: names of the init dict
+        (held at their starting values) or a dict of them -> values. Holding an
+        intercept holds it in the original coordinates (the covariates are then not
+        centred).
 
     Attributes
     ----------
@@ -140,6 +145,7 @@ class MixtureOfExperts(ConditionalMixtureEstimator):
         kappa: float = 0.6,
         t0: float = 2.0,
         n_jobs: int | None = None,
+        fixed: Any = None,
     ):
         self._set_hyperparameters(locals())
 
@@ -223,83 +229,72 @@ class MixtureOfExperts(ConditionalMixtureEstimator):
         return ConditionalMixtureModel(gate, experts, self.n_experts, init)
 
     # ------------------------------------------------------------------ parameters
-    def _public_experts(self, beta, x_offset, y_offset):
-        """(intercept, coef) of the experts from the engine's centred ``beta``."""
-        intercept, coef = to_public(beta, x_offset, y_offset, self.fit_intercept)
-        if self.expert == "linear":
-            return intercept, coef
-        if coef.shape[1] == 1:  # binary: the engine fits class 0 against class 1; negate
-            return -intercept[:, 0], -coef[:, 0]
-        K, _, p = coef.shape
-        return (
-            np.concatenate([intercept, np.zeros((K, 1))], axis=1),
-            np.concatenate([coef, np.zeros((K, 1, p))], axis=1),
-        )
-
-    def _internal_experts(self, intercept, coef, x_offset, y_offset) -> np.ndarray:
-        intercept, coef = np.asarray(intercept, float), np.asarray(coef, float)
-        if self.expert == "logistic":
-            if coef.ndim == 2:
-                intercept, coef = -intercept[:, None], -coef[:, None, :]
-            else:
-                intercept, coef = intercept[:, :-1], coef[:, :-1]
-        return to_internal(intercept, coef, x_offset, y_offset, self.fit_intercept)
-
-    def _store(self, params, extra) -> None:
-        if self.expert == "logistic":
-            self.classes_ = extra
-        gate = np.vstack([params["gate"], np.zeros((1, params["gate"].shape[1]))])
-        self.gate_intercept_, self.gate_coef_ = to_public(
-            gate, self.x_offset_, 0.0, self.fit_intercept
-        )
-        self.intercept_, self.coef_ = self._public_experts(
-            params["beta"], self.x_offset_, self.y_offset_
-        )
-        if self.expert == "linear":
-            self.noise_variance_ = np.asarray(params["noise_variance"], dtype=np.float64)
-
-    def _internal_params(self) -> dict[str, np.ndarray]:
-        K = self.n_experts
-        if self.gate_coef_.shape[0] != K or self.intercept_.shape[0] != K:
-            raise ValueError("the fitted parameters do not have one row per expert")
-        gate = to_internal(
-            self.gate_intercept_[:-1], self.gate_coef_[:-1], self.x_offset_, 0.0, self.fit_intercept
-        )
-        beta = self._internal_experts(self.intercept_, self.coef_, self.x_offset_, self.y_offset_)
-        params = {"gate": gate, "beta": beta}
-        if self.expert == "linear":
-            params["noise_variance"] = np.asarray(self.noise_variance_, dtype=np.float64)
-        return params
-
-    def _start(self, model, data, rng, x_offset, y_offset, extra) -> dict[str, np.ndarray]:
-        values, K = self.init, self.n_experts
+    def _keys(self) -> tuple[str, ...]:
         keys = ("gate_intercept", "gate_coef", "intercept", "coef")
-        keys += ("noise_variance",) if self.expert == "linear" else ()
-        unknown = set(values) - set(keys)
-        if unknown:
-            raise ValueError(f"init dict has unknown keys {sorted(unknown)}; use {keys}")
-        base = self._base_start(model, data, rng, keys)
-        params = dict(base)
-        gate = np.vstack([base["gate"], np.zeros((1, base["gate"].shape[1]))])
-        g_int, g_coef = to_public(gate, x_offset, 0.0, self.fit_intercept)
-        p = g_coef.shape[1]
+        return keys + (("noise_variance",) if self.expert == "linear" else ())
+
+    def _check_values(self, values, n_features: int, extra, what: str) -> dict[str, np.ndarray]:
+        """Parameters given by the user (init or fixed), checked, in the original coordinates."""
+        K, p, out = self.n_experts, n_features, {}
         if "gate_intercept" in values:
-            g_int = check_start(values, "gate_intercept", (K,))
+            out["gate_intercept"] = check_start(values, "gate_intercept", (K,), what=what)
         if "gate_coef" in values:
-            g_coef = check_start(values, "gate_coef", (K, p))
-        if g_int[-1] != 0 or np.any(g_coef[-1] != 0):
-            raise ValueError("init gate: the last expert is the reference; its row must be 0")
-        params["gate"] = to_internal(g_int[:-1], g_coef[:-1], x_offset, 0.0, self.fit_intercept)
-        intercept, coef = self._public_experts(base["beta"], x_offset, y_offset)
-        if "intercept" in values:
-            intercept = check_start(values, "intercept", intercept.shape)
-        if "coef" in values:
-            coef = check_start(values, "coef", coef.shape)
-        params["beta"] = self._internal_experts(intercept, coef, x_offset, y_offset)
-        if "noise_variance" in values:
-            var = check_start(values, "noise_variance", (K,), positive=True)
-            params["noise_variance"] = np.maximum(var, model.components.min_variance)
-        return params
+            out["gate_coef"] = check_start(values, "gate_coef", (K, p), what=what)
+        if out.get("gate_intercept", np.zeros(1))[-1] != 0 or np.any(out.get("gate_coef", 0)[-1:]):
+            raise ValueError(f"{what} gate: the last expert is the reference; its row must be 0")
+        shapes = {"intercept": (K,), "coef": (K, p)}
+        if self.expert == "logistic":
+            C = len(self.classes_ if extra is None else extra)
+            if C > 2:
+                shapes = {"intercept": (K, C), "coef": (K, C, p)}
+        for key, shape in shapes.items():
+            if key in values:
+                out[key] = check_start(values, key, shape, what=what)
+                if len(shape) > 1 + (key == "coef") and np.any(out[key][:, -1]):
+                    raise ValueError(f"{what} {key}: the last class is the reference; it must be 0")
+        if "noise_variance" in values and self.expert == "linear":
+            out["noise_variance"] = check_start(values, "noise_variance", (K,), True, what)
+        return out
+
+    def _to_public(self, params, x_offset, y_offset) -> dict[str, np.ndarray]:
+        gi = original_intercept(params["gate_intercept"], params["gate_coef"], x_offset, 0.0)
+        gc = params["gate_coef"]
+        out = {
+            "gate_intercept": np.append(gi, 0.0),
+            "gate_coef": np.vstack([gc, np.zeros((1, gc.shape[1]))]),
+        }
+        coef = np.array(params["coef"], dtype=np.float64)
+        intercept = original_intercept(params["intercept"], coef, x_offset, y_offset)
+        if self.expert == "linear":
+            out["noise_variance"] = np.array(params["noise_variance"], dtype=np.float64)
+        elif coef.shape[1] == 1:  # binary: the engine fits class 0 against class 1; negate
+            intercept, coef = -intercept[:, 0], -coef[:, 0]
+        else:  # the reference class's zeros appended
+            K, _, p = coef.shape
+            intercept = np.concatenate([intercept, np.zeros((K, 1))], axis=1)
+            coef = np.concatenate([coef, np.zeros((K, 1, p))], axis=1)
+        return {**out, "intercept": intercept, "coef": coef}
+
+    def _to_internal(self, values, x_offset, y_offset) -> dict[str, np.ndarray]:
+        gc = np.asarray(values["gate_coef"], dtype=np.float64)
+        K = len(gc)
+        if any(len(values[key]) != K for key in self._keys()):
+            raise ValueError("the parameters do not have one row per expert")
+        out = {
+            "gate_intercept": centred_intercept(values["gate_intercept"], gc, x_offset, 0.0)[:-1],
+            "gate_coef": gc[:-1].copy(),
+        }
+        intercept = np.asarray(values["intercept"], dtype=np.float64)
+        coef = np.asarray(values["coef"], dtype=np.float64)
+        if self.expert == "linear":
+            out["noise_variance"] = np.array(values["noise_variance"], dtype=np.float64)
+        elif coef.ndim == 2:  # binary
+            intercept, coef = -intercept[:, None], -coef[:, None, :]
+        else:
+            intercept, coef = intercept[:, :-1], coef[:, :-1]
+        out["intercept"] = centred_intercept(intercept, coef, x_offset, y_offset)
+        out["coef"] = coef.copy()
+        return out
 
     def _describe(self) -> str:
         return f"K={self.n_experts} {self.expert} "

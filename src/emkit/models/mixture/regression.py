@@ -25,11 +25,11 @@ from emkit.distributions.conditional import LinearExperts
 from emkit.models.mixture.conditional import ConditionalMixtureModel, ConstantPart
 from emkit.models.mixture.conditional_front import (
     ConditionalMixtureEstimator,
+    centred_intercept,
     check_response,
     check_start,
+    original_intercept,
     r2_score,
-    to_internal,
-    to_public,
 )
 
 __all__ = ["MixtureOfRegressions"]
@@ -65,6 +65,11 @@ class MixtureOfRegressions(ConditionalMixtureEstimator):
     random_state : None, int or Generator
     batch_size, progress, verbose, check_monotone, accel, variant, anneal, kappa, t0, n_jobs
         Engine options (see :data:`emkit.models.estimator.ENGINE_OPTIONS`).
+    fixed : collection of str or dict, optional
+        Parameters held fixed while the others are estimated: names of the init dict
+        (held at their starting values) or a dict of them -> values. Holding an
+        intercept holds it in the original coordinates (the covariates are then not
+        centred).
 
     Attributes
     ----------
@@ -126,6 +131,7 @@ class MixtureOfRegressions(ConditionalMixtureEstimator):
         kappa: float = 0.6,
         t0: float = 2.0,
         n_jobs: int | None = None,
+        fixed: Any = None,
     ):
         self._set_hyperparameters(locals())
 
@@ -142,45 +148,42 @@ class MixtureOfRegressions(ConditionalMixtureEstimator):
         init = self.init if isinstance(self.init, str) else "kmeans++"
         return ConditionalMixtureModel(ConstantPart(), experts, self.n_components, init)
 
-    def _start(self, model, data, rng, x_offset, y_offset, extra) -> dict[str, np.ndarray]:
-        values, K, p = self.init, self.n_components, data[0].shape[1] - int(self.fit_intercept)
-        keys = ("weights", "intercept", "coef", "noise_variance")
-        unknown = set(values) - set(keys)
-        if unknown:
-            raise ValueError(f"init dict has unknown keys {sorted(unknown)}; use {keys}")
-        base = self._base_start(model, data, rng, keys)
-        intercept, coef = to_public(base["beta"], x_offset, y_offset, self.fit_intercept)
-        params = dict(base)
+    @staticmethod
+    def _keys() -> tuple[str, ...]:
+        return ("weights", "intercept", "coef", "noise_variance")
+
+    def _check_values(self, values, n_features: int, extra, what: str) -> dict[str, np.ndarray]:
+        """Parameters given by the user (init or fixed), checked, in the original coordinates."""
+        K, out = self.n_components, {}
         if "weights" in values:
-            w = check_start(values, "weights", (K,))
+            w = check_start(values, "weights", (K,), what=what)
             if np.any(w < 0) or not np.isclose(w.sum(), 1.0):
-                raise ValueError("init weights must be non-negative and sum to 1")
-            params["weights"] = w / w.sum()
-        if "coef" in values:
-            coef = check_start(values, "coef", (K, p))
+                raise ValueError(f"{what} weights must be non-negative and sum to 1")
+            out["weights"] = w / w.sum()
         if "intercept" in values:
-            intercept = check_start(values, "intercept", (K,))
-        params["beta"] = to_internal(intercept, coef, x_offset, y_offset, self.fit_intercept)
+            out["intercept"] = check_start(values, "intercept", (K,), what=what)
+        if "coef" in values:
+            out["coef"] = check_start(values, "coef", (K, n_features), what=what)
         if "noise_variance" in values:
-            var = check_start(values, "noise_variance", (K,), positive=True)
-            params["noise_variance"] = np.maximum(var, model.components.min_variance)
-        return params
+            out["noise_variance"] = check_start(values, "noise_variance", (K,), True, what)
+        return out
 
-    def _store(self, params, extra) -> None:
-        self.weights_ = np.asarray(params["weights"], dtype=np.float64)
-        self.intercept_, self.coef_ = to_public(
-            params["beta"], self.x_offset_, self.y_offset_, self.fit_intercept
+    def _to_public(self, params, x_offset, y_offset) -> dict[str, np.ndarray]:
+        out = {key: np.array(params[key], dtype=np.float64) for key in self._keys()}
+        out["intercept"] = original_intercept(
+            params["intercept"], params["coef"], x_offset, y_offset
         )
-        self.noise_variance_ = np.asarray(params["noise_variance"], dtype=np.float64)
+        return out
 
-    def _internal_params(self) -> dict[str, np.ndarray]:
-        beta = to_internal(
-            self.intercept_, self.coef_, self.x_offset_, self.y_offset_, self.fit_intercept
+    def _to_internal(self, values, x_offset, y_offset) -> dict[str, np.ndarray]:
+        out = {key: np.array(values[key], dtype=np.float64) for key in self._keys()}
+        out["intercept"] = centred_intercept(
+            values["intercept"], values["coef"], x_offset, y_offset
         )
-        K = len(self.weights_)
-        if beta.shape[0] != K or self.noise_variance_.shape != (K,):
-            raise ValueError("the fitted parameters do not have one row per component")
-        return {"weights": self.weights_, "beta": beta, "noise_variance": self.noise_variance_}
+        K = len(out["weights"])
+        if any(len(out[key]) != K for key in self._keys()):
+            raise ValueError("the parameters do not have one row per component")
+        return out
 
     def _describe(self) -> str:
         return f"K={self.n_components} "
@@ -188,7 +191,8 @@ class MixtureOfRegressions(ConditionalMixtureEstimator):
     # ------------------------------------------------------------------ predictions
     def _component_means(self, X) -> np.ndarray:
         A, _ = self._validated(X)
-        return A @ self._internal_params()["beta"].T
+        params = self._internal_params()
+        return self._model(None, None, None, None).components.mean(params, A)
 
     def predict(self, X) -> np.ndarray:
         """The mixture mean ``sum_k weights_k (intercept_k + coef_k . x)``, (n_samples,)."""
