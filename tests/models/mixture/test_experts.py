@@ -337,3 +337,39 @@ def test_sample_weights_equal_repeated_rows():
     np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-8)
     np.testing.assert_allclose(a.gate_coef_, b.gate_coef_, rtol=1e-8, atol=1e-12)
     assert a.loglik_ == pytest.approx(b.loglik_, rel=1e-10)
+
+
+def test_fixed_gate_gives_the_direct_maximum_over_the_experts():
+    rng = np.random.default_rng(15)
+    x, y, _ = switching_data(rng, n=500)
+    # the true gate: logit of expert 0 against expert 1 (the reference) is -4 (x - 0.5)
+    gate = {"gate_intercept": [2.0, 0.0], "gate_coef": [[-4.0], [0.0]]}
+    moe = MixtureOfExperts(2, fixed=gate, tol=1e-12, max_iter=2000, n_init=2, random_state=0)
+    moe.fit(x, y)
+    np.testing.assert_array_equal(moe.gate_intercept_, [2.0, 0.0])
+    np.testing.assert_array_equal(moe.gate_coef_, [[-4.0], [0.0]])
+    gi, gc = np.array([2.0, 0.0]), np.array([[-4.0], [0.0]])
+
+    def negative(t):
+        return -moe_loglik(x, y, gi, gc, t[0:2], t[2:4, None], np.exp(t[4:])).sum()
+
+    start = np.r_[EXPERTS[:, 0], EXPERTS[:, 1], np.log(SD**2)]
+    res = optimize.minimize(negative, start, method="BFGS", options={"gtol": 1e-9})
+    assert moe.loglik_ == pytest.approx(-res.fun, rel=1e-9)
+    np.testing.assert_allclose(moe.intercept_, res.x[0:2], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(moe.coef_[:, 0], res.x[2:4], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(moe.noise_variance_, np.exp(res.x[4:]), rtol=1e-4)
+
+
+def test_fixed_names_and_bad_fixed_values():
+    rng = np.random.default_rng(16)
+    x, y, _ = switching_data(rng, n=200)
+    moe = MixtureOfExperts(2, n_init=1, random_state=0, fixed=["noise_variance"], max_iter=20)
+    moe.set_params(init={"noise_variance": [0.5, 0.5]}).fit(x, y)
+    np.testing.assert_array_equal(moe.noise_variance_, [0.5, 0.5])
+    before = moe.coef_.copy()
+    with pytest.raises(ValueError, match="reference"):
+        moe.set_params(fixed={"gate_coef": [[1.0], [1.0]]}).fit(x, y)
+    with pytest.raises(ValueError, match="unknown parameters"):
+        moe.set_params(fixed=["weights"]).fit(x, y)
+    np.testing.assert_array_equal(moe.coef_, before)

@@ -300,3 +300,48 @@ def test_hold_keeps_named_parameters_and_maximises_the_others():
 
 def stats_norm(y, mu, var):
     return stats.norm.logpdf(y[:, None], mu, np.sqrt(var))
+
+
+def test_fixed_lines_give_the_direct_maximum_over_weights_and_variances():
+    rng = np.random.default_rng(13)
+    X, y, _ = sample_lines(rng, n=600)
+    lines = {"intercept": LINES[:, 0], "coef": LINES[:, 1:]}
+    mr = MixtureOfRegressions(3, fixed=lines, tol=1e-12, max_iter=2000, n_init=2, random_state=0)
+    mr.fit(X, y)
+    np.testing.assert_array_equal(mr.intercept_, LINES[:, 0])
+    np.testing.assert_array_equal(mr.coef_, LINES[:, 1:])
+
+    def negative(t):  # weights by softmax of (t0, t1, 0), log variances t2..t4
+        w = softmax_([t[0], t[1], 0.0])
+        return -loglik(X, y, w, LINES[:, 0], LINES[:, 1:], np.exp(t[2:])).sum()
+
+    res = optimize.minimize(negative, np.zeros(5), method="BFGS", options={"gtol": 1e-9})
+    assert mr.loglik_ == pytest.approx(-res.fun, rel=1e-9)
+    np.testing.assert_allclose(mr.weights_, softmax_([res.x[0], res.x[1], 0.0]), rtol=1e-5)
+    np.testing.assert_allclose(mr.noise_variance_, np.exp(res.x[2:]), rtol=1e-5)
+
+
+def softmax_(t):
+    e = np.exp(np.asarray(t) - np.max(t))
+    return e / e.sum()
+
+
+def test_fixed_names_hold_starting_values_and_bad_fixed_raise():
+    rng = np.random.default_rng(14)
+    X, y, _ = sample_lines(rng, n=300)
+    start = {
+        "weights": WEIGHTS,
+        "intercept": LINES[:, 0],
+        "coef": LINES[:, 1:],
+        "noise_variance": SD**2,
+    }
+    mr = MixtureOfRegressions(3, init=start, fixed=["weights", "noise_variance"]).fit(X, y)
+    np.testing.assert_array_equal(mr.weights_, WEIGHTS)
+    np.testing.assert_array_equal(mr.noise_variance_, SD**2)
+    assert not np.array_equal(mr.coef_, LINES[:, 1:])
+    before = mr.coef_.copy()
+    with pytest.raises(ValueError, match="unknown parameters"):
+        mr.set_params(fixed=["slope"]).fit(X, y)
+    with pytest.raises(ValueError, match="fixed coef must have shape"):
+        mr.set_params(fixed={"coef": np.ones(3)}).fit(X, y)
+    np.testing.assert_array_equal(mr.coef_, before)

@@ -84,8 +84,7 @@ class ConditionalMixtureEstimator(EMEstimator):
 
     ``fixed`` (an engine option): a collection of parameter names, held at their
     starting values, or a dict name -> value (checked like init values). Holding an
-    intercept fixes it in the original coordinates, so the covariates are then not
-    centred.
+    intercept holds it in the original coordinates, so the data are then not centred.
     """
 
     _regression = True  # the response is centred (linear experts)
@@ -149,9 +148,9 @@ class ConditionalMixtureEstimator(EMEstimator):
                 f"{self._size_name} = {self._n_components}"
             )
         names, values = self._fixed_parts()
-        centre = self.fit_intercept
-        centre_x = centre and not any(n.endswith("intercept") for n in names)
-        x_offset = np.average(X, axis=0, weights=w) if centre_x else np.zeros(X.shape[1])
+        # a held intercept is held in the original coordinates: nothing is centred then
+        centre = self.fit_intercept and not any(n.endswith("intercept") for n in names)
+        x_offset = np.average(X, axis=0, weights=w) if centre else np.zeros(X.shape[1])
         y_offset = float(np.average(y, weights=w)) if centre and self._regression else 0.0
         A = self._design(X, x_offset)
         yc = y - y_offset if self._regression else y

@@ -83,8 +83,7 @@ class MixtureOfExperts(ConditionalMixtureEstimator):
     fixed : collection of str or dict, optional
         Parameters held fixed while the others are estimated: names of the init dict
         (held at their starting values) or a dict of them -> values. Holding an
-        intercept holds it in the original coordinates (the covariates are then not
-        centred).
+        intercept holds it in the original coordinates (the data are then not centred).
 
     Attributes
     ----------
@@ -240,7 +239,9 @@ class MixtureOfExperts(ConditionalMixtureEstimator):
             out["gate_intercept"] = check_start(values, "gate_intercept", (K,), what=what)
         if "gate_coef" in values:
             out["gate_coef"] = check_start(values, "gate_coef", (K, p), what=what)
-        if out.get("gate_intercept", np.zeros(1))[-1] != 0 or np.any(out.get("gate_coef", 0)[-1:]):
+        if out.get("gate_intercept", np.zeros(1))[-1] != 0 or np.any(
+            out.get("gate_coef", np.zeros((1, 1)))[-1]
+        ):
             raise ValueError(f"{what} gate: the last expert is the reference; its row must be 0")
         shapes = {"intercept": (K,), "coef": (K, p)}
         if self.expert == "logistic":

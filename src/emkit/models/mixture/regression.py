@@ -68,8 +68,7 @@ class MixtureOfRegressions(ConditionalMixtureEstimator):
     fixed : collection of str or dict, optional
         Parameters held fixed while the others are estimated: names of the init dict
         (held at their starting values) or a dict of them -> values. Holding an
-        intercept holds it in the original coordinates (the covariates are then not
-        centred).
+        intercept holds it in the original coordinates (the data are then not centred).
 
     Attributes
     ----------
