@@ -373,3 +373,14 @@ def test_fixed_names_and_bad_fixed_values():
     with pytest.raises(ValueError, match="unknown parameters"):
         moe.set_params(fixed=["weights"]).fit(x, y)
     np.testing.assert_array_equal(moe.coef_, before)
+
+
+@pytest.mark.parametrize("cls", [MixtureOfExperts, emkit.MixtureOfRegressions])
+def test_annealing_splits_the_merged_components(cls):
+    # at high temperature the components merge; the perturbation between stages splits
+    # them again, so annealing ends at the fit with two distinct experts
+    rng = np.random.default_rng(17)
+    x, y, _ = switching_data(rng, n=1000)
+    ours = cls(2, anneal="default", n_init=1, random_state=0, check_monotone="raise").fit(x, y)
+    assert abs(ours.coef_[0, 0] - ours.coef_[1, 0]) > 2.0
+    np.testing.assert_allclose(np.sort(ours.coef_[:, 0]), EXPERTS[:, 1], atol=0.1)

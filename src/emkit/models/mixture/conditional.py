@@ -200,6 +200,22 @@ class ConditionalMixtureModel:
     def _shift_stats(self, stats: ConditionalStats, old, new) -> ConditionalStats:
         return stats._replace(components=self.components.shift_stats(stats.components, old, new))
 
+    def perturb(self, params, rng: np.random.Generator):
+        """A small random move between annealing stages: at high temperature the
+        components merge, and identical components stay identical without one. The
+        intercepts move by a quarter of a noise standard deviation (linear experts) or a
+        quarter of a logit; held parameters stay."""
+        out = dict(params)
+        K = self.n_components
+        sd = np.sqrt(params["noise_variance"]) if "noise_variance" in params else np.ones(K)
+        if "intercept" not in self.held:
+            shape = np.shape(params["intercept"])
+            scale = sd.reshape((K,) + (1,) * (len(shape) - 1))
+            out["intercept"] = params["intercept"] + 0.25 * scale * rng.standard_normal(shape)
+        if "gate_intercept" in params and "gate_intercept" not in self.held:
+            out["gate_intercept"] = params["gate_intercept"] + 0.25 * rng.standard_normal(K - 1)
+        return out
+
     def pack(self, params) -> np.ndarray:
         """All parameters as one unconstrained vector (for SQUAREM)."""
         return np.concatenate(self.weights.pack(params) + self.components.pack(params))
