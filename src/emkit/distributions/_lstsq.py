@@ -43,12 +43,13 @@ def weighted_grams(A: np.ndarray, C: np.ndarray) -> np.ndarray:
     n, q = A.shape
     P = C.shape[1]
     out = np.zeros((q, P * q))
+    buffer = np.empty((min(n, _BLOCK), P, q))
     # One matrix product per block over all P weightings at once: A_b^T [c_1 A_b, ..., c_P A_b].
     for start in range(0, n, _BLOCK):
         a = A[start : start + _BLOCK]
-        c = C[start : start + _BLOCK]
-        Z = (c[:, :, None] * a[:, None, :]).reshape(len(a), P * q)
-        out += a.T @ Z
+        Z = buffer[: len(a)]
+        np.multiply(C[start : start + _BLOCK, :, None], a[:, None, :], out=Z)
+        out += a.T @ Z.reshape(len(a), P * q)
     G = out.reshape(q, P, q).transpose(1, 0, 2)
     return 0.5 * (G + G.transpose(0, 2, 1))
 
