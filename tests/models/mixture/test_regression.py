@@ -11,13 +11,13 @@ import warnings
 
 import numpy as np
 import pytest
+from conditional_checks import assert_additive
 from scipy import optimize, stats
-from scipy.special import logsumexp
+from scipy.special import logsumexp, softmax
 from sklearn.metrics import r2_score
 
 import emkit
 from emkit import MixtureOfRegressions
-from emkit._pytree import tree_add, tree_leaves
 from emkit.distributions.conditional import LinearExperts
 from emkit.models.mixture.conditional import ConditionalMixtureModel, ConstantPart
 
@@ -27,6 +27,12 @@ pytestmark = pytest.mark.filterwarnings("ignore::emkit.ConvergenceWarning")
 LINES = np.array([[1.0, 2.0, -1.0], [-2.0, -1.0, 0.5], [4.0, 0.0, 3.0]])  # intercept, coefs
 SD = np.array([0.3, 0.5, 0.2])
 WEIGHTS = np.array([0.5, 0.3, 0.2])
+TRUE_PARAMS = {
+    "weights": WEIGHTS,
+    "intercept": LINES[:, 0],
+    "coef": LINES[:, 1:],
+    "noise_variance": SD**2,
+}
 
 
 def sample_lines(rng, n=3000):
@@ -122,12 +128,7 @@ def test_integer_weights_equal_repeated_rows():
     rng = np.random.default_rng(4)
     X, y, _ = sample_lines(rng, n=300)
     counts = rng.integers(1, 4, 300)
-    start = {
-        "weights": WEIGHTS,
-        "intercept": LINES[:, 0],
-        "coef": LINES[:, 1:],
-        "noise_variance": SD**2,
-    }
+    start = TRUE_PARAMS
     a = MixtureOfRegressions(3, init=start, tol=0, max_iter=5).fit(X, y, sample_weight=counts)
     b = MixtureOfRegressions(3, init=start, tol=0, max_iter=5).fit(
         np.repeat(X, counts, axis=0), np.repeat(y, counts)
@@ -161,26 +162,13 @@ def test_statistics_add_up_over_any_split():
     X, y, _ = sample_lines(rng, n=200)
     A = np.column_stack([np.ones(200), X])
     w = rng.uniform(0.5, 2, 200)
-    model = ConditionalMixtureModel(ConstantPart(), LinearExperts(), 3)
-    params = model.init_params((A, y, w), rng)
-    whole, ll = model.estep(params, (A, y, w))
-    cut = rng.permutation(200)
-    parts = [model.estep(params, (A[i], y[i], w[i])) for i in np.array_split(cut, 3)]
-    summed = tree_add(tree_add(parts[0][0], parts[1][0]), parts[2][0])
-    for a, b in zip(tree_leaves(whole), tree_leaves(summed), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
-    assert ll == pytest.approx(sum(p[1] for p in parts), rel=1e-12)
+    assert_additive(ConditionalMixtureModel(ConstantPart(), LinearExperts(), 3), A, y, w, rng)
 
 
 def test_exact_far_from_the_origin():
     rng = np.random.default_rng(7)
     X, y, _ = sample_lines(rng, n=600)
-    start = {
-        "weights": WEIGHTS,
-        "intercept": LINES[:, 0],
-        "coef": LINES[:, 1:],
-        "noise_variance": SD**2,
-    }
+    start = TRUE_PARAMS
     near = MixtureOfRegressions(3, init=start, tol=0, max_iter=20).fit(X, y)
     shift_x, shift_y = np.array([1e6, -3e5]), 1e7
     far_start = dict(start, intercept=LINES[:, 0] + shift_y - LINES[:, 1:] @ shift_x)
@@ -312,29 +300,19 @@ def test_fixed_lines_give_the_direct_maximum_over_weights_and_variances():
     np.testing.assert_array_equal(mr.coef_, LINES[:, 1:])
 
     def negative(t):  # weights by softmax of (t0, t1, 0), log variances t2..t4
-        w = softmax_([t[0], t[1], 0.0])
+        w = softmax([t[0], t[1], 0.0])
         return -loglik(X, y, w, LINES[:, 0], LINES[:, 1:], np.exp(t[2:])).sum()
 
     res = optimize.minimize(negative, np.zeros(5), method="BFGS", options={"gtol": 1e-9})
     assert mr.loglik_ == pytest.approx(-res.fun, rel=1e-9)
-    np.testing.assert_allclose(mr.weights_, softmax_([res.x[0], res.x[1], 0.0]), rtol=1e-5)
+    np.testing.assert_allclose(mr.weights_, softmax([res.x[0], res.x[1], 0.0]), rtol=1e-5)
     np.testing.assert_allclose(mr.noise_variance_, np.exp(res.x[2:]), rtol=1e-5)
-
-
-def softmax_(t):
-    e = np.exp(np.asarray(t) - np.max(t))
-    return e / e.sum()
 
 
 def test_fixed_names_hold_starting_values_and_bad_fixed_raise():
     rng = np.random.default_rng(14)
     X, y, _ = sample_lines(rng, n=300)
-    start = {
-        "weights": WEIGHTS,
-        "intercept": LINES[:, 0],
-        "coef": LINES[:, 1:],
-        "noise_variance": SD**2,
-    }
+    start = TRUE_PARAMS
     mr = MixtureOfRegressions(3, init=start, fixed=["weights", "noise_variance"]).fit(X, y)
     np.testing.assert_array_equal(mr.weights_, WEIGHTS)
     np.testing.assert_array_equal(mr.noise_variance_, SD**2)
