@@ -272,13 +272,15 @@ def test_prediction_methods_follow_the_expert_kind():
     rng = np.random.default_rng(12)
     x, y, _ = switching_data(rng, n=100)
     moe = MixtureOfExperts(2, n_init=1, random_state=0).fit(x, y)
-    with pytest.raises(TypeError, match="logistic"):
+    assert not hasattr(moe, "predict_proba")
+    with pytest.raises(AttributeError, match="logistic"):
         moe.predict_proba(x)
     with pytest.raises(ValueError, match="features"):
         moe.predict(np.ones((3, 2)))
     labels = (y > 1).astype(int)
     clf = MixtureOfExperts(2, "logistic", n_init=1, max_iter=5, random_state=0).fit(x, labels)
-    with pytest.raises(TypeError, match="linear"):
+    assert not hasattr(clf, "predict_distribution")
+    with pytest.raises(AttributeError, match="linear"):
         clf.predict_distribution(x)
     with pytest.raises(ValueError, match="not seen"):
         clf.score_samples(x[:2], [0, 7])

@@ -10,6 +10,7 @@ predictions are computed about it too.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,15 +23,37 @@ from emkit.models.estimator import EMEstimator
 __all__ = ["ConditionalMixtureEstimator"]
 
 
-def check_response(y: Any, n_samples: int) -> np.ndarray:
-    """A finite float64 response of shape (n_samples,)."""
+def column_response(y: Any, n_samples: int) -> np.ndarray:
+    """``y`` as an array, a column (n_samples, 1) raveled with a warning (as scikit-learn)."""
+    if y is None:
+        raise ValueError("this estimator requires y to be passed, but the target y is None")
     y = np.asarray(y)
-    if y.dtype.kind not in "biuf":
-        raise TypeError(f"y must be numeric, got dtype {y.dtype}")
     if y.ndim == 2 and y.shape[1] == 1:
+        try:  # scikit-learn's category when it is installed
+            from sklearn.exceptions import DataConversionWarning
+        except ImportError:  # pragma: no cover
+            DataConversionWarning = UserWarning
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected; it is raveled",
+            DataConversionWarning,
+            stacklevel=3,
+        )
         y = y[:, 0]
     if y.shape != (n_samples,):
         raise ValueError(f"y must have shape ({n_samples},) to match X, got {y.shape}")
+    return y
+
+
+def check_response(y: Any, n_samples: int) -> np.ndarray:
+    """A finite float64 response of shape (n_samples,)."""
+    y = column_response(y, n_samples)
+    if y.dtype.kind == "O":
+        try:
+            y = y.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError("Unknown label type: y must hold numbers") from None
+    if y.dtype.kind not in "biuf":
+        raise TypeError(f"y must be numeric, got dtype {y.dtype}")
     y = y.astype(np.float64)
     if not np.all(np.isfinite(y)):
         raise ValueError("Input y contains NaN or infinity.")
@@ -88,6 +111,17 @@ class ConditionalMixtureEstimator(EMEstimator):
     """
 
     _regression = True  # the response is centred (linear experts)
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import ClassifierTags, RegressorTags
+
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        if self._estimator_type == "classifier":
+            tags.classifier_tags = ClassifierTags()
+        else:
+            tags.regressor_tags = RegressorTags()
+        return tags
 
     # ------------------------------------------------------------------ fitting
     #: float fitted attributes checked by ``load``

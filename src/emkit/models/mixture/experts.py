@@ -33,12 +33,36 @@ from emkit.models.mixture.conditional_front import (
     centred_intercept,
     check_response,
     check_start,
+    column_response,
     original_intercept,
     r2_score,
 )
 from emkit.models.mixture.weights import SoftmaxGate
 
 __all__ = ["MixtureOfExperts"]
+
+
+class _ForExpert:
+    """A method that exists only for one kind of expert: for the other, reading it is
+    an ``AttributeError`` (so ``hasattr`` says no, as scikit-learn hides
+    ``predict_proba`` from regressors)."""
+
+    def __init__(self, kind: str, fn):
+        self.kind, self.fn = kind, fn
+        self.__doc__ = fn.__doc__
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self.fn
+        if obj.expert != self.kind:
+            raise AttributeError(
+                f"{self.fn.__name__} is for expert={self.kind!r}, this one has {obj.expert!r}"
+            )
+        return self.fn.__get__(obj, owner)
+
+
+def _for_expert(kind: str):
+    return lambda fn: _ForExpert(kind, fn)
 
 
 class MixtureOfExperts(ConditionalMixtureEstimator):
@@ -182,11 +206,7 @@ class MixtureOfExperts(ConditionalMixtureEstimator):
         if self.expert == "linear":
             return check_response(y, n_samples), None
         check_choice(self.multi_class, "multi_class", ("auto", "binary", "multinomial"))
-        labels = np.asarray(y)
-        if labels.ndim == 2 and labels.shape[1] == 1:
-            labels = labels[:, 0]
-        if labels.shape != (n_samples,):
-            raise ValueError(f"y must have shape ({n_samples},) to match X, got {labels.shape}")
+        labels = column_response(y, n_samples)
         if labels.dtype.kind == "f":
             if not np.all(np.isfinite(labels)):
                 raise ValueError("Input y contains NaN or infinity.")
@@ -307,13 +327,12 @@ class MixtureOfExperts(ConditionalMixtureEstimator):
         model, params = self._fitted()
         return model.gate(params, A)
 
+    @_for_expert("linear")
     def predict_distribution(self, X) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance of ``y`` given ``x`` under the mixture (linear experts).
 
         ``mean = sum_k g_k mu_k``, ``variance = sum_k g_k (sigma_k^2 + (mu_k - mean)^2)``.
         """
-        if self.expert != "linear":
-            raise TypeError("predict_distribution is for linear experts; use predict_proba")
         A, _ = self._validated(X)
         model, params = self._fitted()
         gate = model.gate(params, A)
@@ -322,11 +341,10 @@ class MixtureOfExperts(ConditionalMixtureEstimator):
         spread = params["noise_variance"] + (mu - mean[:, None]) ** 2
         return mean + self.y_offset_, np.einsum("nk,nk->n", gate, spread)
 
+    @_for_expert("logistic")
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities ``sum_k g_k(x) P_k(class | x)``, (n_samples, n_classes)
         (logistic experts)."""
-        if self.expert != "logistic":
-            raise TypeError("predict_proba is for logistic experts; use predict_distribution")
         A, _ = self._validated(X)
         model, params = self._fitted()
         proba = model.components.class_proba(params, A)
@@ -336,7 +354,8 @@ class MixtureOfExperts(ConditionalMixtureEstimator):
         """The mixture mean (linear experts) or the most probable class (logistic)."""
         if self.expert == "linear":
             return self.predict_distribution(X)[0]
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        best = self.predict_proba(X).argmax(axis=1)
+        return self.classes_[best]
 
     def score(self, X, y, sample_weight=None) -> float:
         """R^2 of :meth:`predict` (linear experts) or its accuracy (logistic), as
