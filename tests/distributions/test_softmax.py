@@ -65,8 +65,11 @@ def test_gradient_and_hessian_match_finite_differences():
     alpha=st.sampled_from([0.0, 0.5]),
     use_bound=st.booleans(),
     hold_intercept=st.booleans(),
+    exact=st.booleans(),
 )
-def test_newton_step_never_lowers_q(seed, n_classes, scale, alpha, use_bound, hold_intercept):
+def test_newton_step_never_lowers_q(
+    seed, n_classes, scale, alpha, use_bound, hold_intercept, exact
+):
     A, T, theta = problem(seed, n_classes=n_classes, scale=scale)
     pen = np.r_[False, np.ones(A.shape[1] - 1, bool)]
     free = np.ones(theta.shape, bool)
@@ -74,10 +77,15 @@ def test_newton_step_never_lowers_q(seed, n_classes, scale, alpha, use_bound, ho
     bound = design_bound(A) if use_bound else None
     for _ in range(3):  # successive calls, as in successive EM iterations
         stats = softmax_stats(A, T, log_softmax(A, theta))
-        new = newton_step(stats, theta, alpha=alpha, penalised=pen, free=free, bound=bound)
+        options = {"alpha": alpha, "penalised": pen, "free": free, "bound": bound}
+        objective = (lambda th: softmax_objective(A, T, th)) if exact else None
+        new = newton_step(stats, theta, objective=objective, **options)
         before = softmax_objective(A, T, theta, alpha, pen)
         after = softmax_objective(A, T, new, alpha, pen)
         assert after >= before - 1e-9 * (1 + abs(before))
+        if exact:  # halving on Q itself is never worse than the certified step
+            certified = softmax_objective(A, T, newton_step(stats, theta, **options), alpha, pen)
+            assert after >= certified - 1e-9 * (1 + abs(certified))
         np.testing.assert_array_equal(new[~free], theta[~free])
         theta = new
 

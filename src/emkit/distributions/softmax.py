@@ -23,12 +23,15 @@ everywhere (Bohning 1992),
 
 for every ``d``. The Newton step is halved until that bound is non-negative, and
 compared with the bound's own maximiser (always an increase); the step with the larger
-second-order gain is taken. ``Q`` therefore never decreases, which makes the M-steps
+certified gain is taken. When the data are at hand (an in-memory fit), a Newton step
+the bounds do not certify is also halved on ``Q`` itself, and the better step on ``Q``
+is taken. ``Q`` therefore never decreases, which makes the M-steps
 that use it generalized EM steps (the engine's monotonicity check applies).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -130,6 +133,7 @@ def newton_step(
     penalised: np.ndarray | None = None,
     free: np.ndarray | None = None,
     bound: DesignBound | None = None,
+    objective: Callable[[np.ndarray], float] | None = None,
 ) -> np.ndarray:
     """New coefficients whose ``Q`` is not below that of ``theta`` (see the module).
 
@@ -147,6 +151,11 @@ def newton_step(
     bound : DesignBound, optional
         A bound on the rows of the design, for the second certificate (without it only
         the Bohning bound certifies steps: safe, but only linearly convergent).
+    objective : callable, optional
+        ``Q(theta)`` (without the penalty) evaluated on the data, when they are at hand.
+        Then, if the bounds do not certify the full Newton step, it is halved until
+        ``Q`` itself does not decrease, and the better (by ``Q``) of that step and the
+        certified one is taken: the certified step is the fallback, never worse.
     """
     M, q = theta.shape
     pen = np.zeros((M, q))
@@ -194,6 +203,27 @@ def newton_step(
             t *= 0.5
         if best_t > 0:
             best = best_t * newton
+        if objective is not None and best_t < 1.0:
+            best = _exact_halving(theta, f, pen, objective, newton, best)
     out = theta.ravel().copy()
     out[f] += best
     return out.reshape(M, q)
+
+
+def _exact_halving(theta, free, pen, objective, newton, certified_step, n_halvings=12):
+    """Step halving on ``Q`` itself (passes over the data): the first halving of the
+    Newton step that does not lower ``Q``, if it beats the certified step on ``Q``."""
+
+    def q_at(step):
+        out = theta.ravel().copy()
+        out[free] += step
+        return objective(out.reshape(theta.shape)) - 0.5 * float(pen @ out**2)
+
+    q0 = q_at(np.zeros_like(newton))
+    t = 1.0
+    for _ in range(n_halvings):
+        value = q_at(t * newton)
+        if value >= q0:
+            return t * newton if value >= q_at(certified_step) else certified_step
+        t *= 0.5
+    return certified_step

@@ -32,8 +32,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from emkit._logspace import log_normalize, posterior_in_place
+from emkit.distributions.softmax import log_softmax
 from emkit.models.init import initial_responsibilities
-from emkit.models.mixture.weights import ConstantWeights
+from emkit.models.mixture.weights import ConstantWeights, SoftmaxGate
 
 __all__ = ["ConditionalMixtureModel", "ConditionalStats", "ConstantPart"]
 
@@ -94,9 +95,15 @@ class ConditionalMixtureModel:
         response side by side, then the M-step from them.
     held : collection of str
         Parameters kept at their values by the M-step (see :meth:`hold`).
+    data : tuple (A, y, sample_weight), optional
+        The whole data, when an in-memory fit has them: the gate's step halving then
+        tests its Q on them where the bounds do not certify a Newton step (see
+        :func:`emkit.distributions.softmax.newton_step`). Without them the M-step uses
+        the statistics only.
     """
 
-    def __init__(self, weights, components, n_components: int, init="kmeans++", held=()):
+    def __init__(self, weights, components, n_components: int, init="kmeans++", held=(), data=None):
+        self.data = data
         self.weights = weights
         self.components = components
         self.n_components = n_components
@@ -169,11 +176,29 @@ class ConditionalMixtureModel:
                 "random_state"
             )
         new = dict(params)
-        new.update(self.weights.mstep(stats.weights, params, self.held))
+        if self.data is not None and isinstance(self.weights, SoftmaxGate):
+            gate = self.weights.mstep(stats.weights, params, self.held, self._gate_q(params))
+            new.update(gate)
+        else:
+            new.update(self.weights.mstep(stats.weights, params, self.held))
         new.update(self.components.mstep(stats.components, params, self.held))
         for name in self.held:  # held exactly (the parts leave them as they were anyway)
             new[name] = params[name]
         return new
+
+    def _gate_q(self, params):
+        """The gate's Q as a function of its coefficients, on ``data``, with the
+        responsibilities at ``params`` (computed at the first call only)."""
+        cache = []
+
+        def objective(theta: np.ndarray) -> float:
+            A, y, w = self.data
+            if not cache:
+                resp = self.posterior(params, A, y)[0]
+                cache.append(resp if w is None else resp * w[:, None])
+            return float(np.sum(cache[0] * log_softmax(A, theta)))
+
+        return objective
 
     # ------------------------------------------------------------------ engine hooks
     def __getattr__(self, name: str) -> Any:
@@ -245,7 +270,7 @@ class ConditionalMixtureModel:
         r = resp if w is None else resp * w[:, None]
         y_scale = float(np.var(y)) if y.dtype.kind == "f" else 1.0
         params = self.zero_params(A.shape[1], y_scale if y_scale > 0 else 1.0)
-        free = ConditionalMixtureModel(self.weights, self.components, self.n_components)
+        free = ConditionalMixtureModel(self.weights, self.components, self.n_components, data=None)
         for _ in range(n_steps):
             log_w = self.weights.log_weights(params, A)
             cache = self.components.log_prob(params, A, y)[1]

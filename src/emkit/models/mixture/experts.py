@@ -245,7 +245,9 @@ class MixtureOfExperts(ConditionalMixtureEstimator):
             n_classes = len(self.classes_ if extra is None else extra)
             experts = LogisticExperts(n_classes, self.fit_intercept, self.alpha, bound)
         init = self.init if isinstance(self.init, str) else "kmeans++"
-        return ConditionalMixtureModel(gate, experts, self.n_experts, init)
+        # the whole data for the gate's exact step halving (not for online EM's mini-batches)
+        data = None if A is None or self.variant == "online" else (A, y, w)
+        return ConditionalMixtureModel(gate, experts, self.n_experts, init, data=data)
 
     # ------------------------------------------------------------------ parameters
     def _keys(self) -> tuple[str, ...]:

@@ -102,12 +102,20 @@ class SoftmaxGate:
         mask[0] = not self.fit_intercept
         return mask
 
-    def mstep(self, stats, params, held=frozenset()) -> dict[str, np.ndarray]:
+    def mstep(self, stats, params, held=frozenset(), objective=None) -> dict[str, np.ndarray]:
+        """One guarded Newton step; ``objective`` (the gate's Q on the data, optional) lets
+        the step halving test Q itself when the bounds do not certify the full step."""
         gate = self.theta(params)
         q = gate.shape[1]
         free = np.broadcast_to(column_mask(q, self.fit_intercept, held, "gate_"), gate.shape)
         step = newton_step(
-            stats, gate, alpha=self.alpha, penalised=self._penalised(q), free=free, bound=self.bound
+            stats,
+            gate,
+            alpha=self.alpha,
+            penalised=self._penalised(q),
+            free=free,
+            bound=self.bound,
+            objective=objective,
         )
         return split(step, params, self.fit_intercept, "gate_")
 
