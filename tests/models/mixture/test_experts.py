@@ -12,6 +12,8 @@ import warnings
 import numpy as np
 import pytest
 from conditional_checks import assert_additive
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import optimize, stats
 from scipy.special import log_softmax, logsumexp, softmax
 from sklearn.linear_model import LogisticRegression
@@ -378,3 +380,40 @@ def test_annealing_splits_the_merged_components(cls):
     ours = cls(2, anneal="default", n_init=1, random_state=0, check_monotone="raise").fit(x, y)
     assert abs(ours.coef_[0, 0] - ours.coef_[1, 0]) > 2.0
     np.testing.assert_allclose(np.sort(ours.coef_[:, 0]), EXPERTS[:, 1], atol=0.1)
+
+
+def gate_q(resp, X, p):
+    """sum_i sum_k r_ik log g_k(x_i) for the gate of ``p``."""
+    logits = p["gate_intercept"] + X @ p["gate_coef"].T
+    logits = np.column_stack([logits, np.zeros(len(X))])
+    return float(np.sum(resp * log_softmax(logits, axis=1)))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    n_experts=st.integers(2, 4),
+    gate_scale=st.sampled_from([0.1, 2.0, 20.0]),
+    in_memory=st.booleans(),
+)
+def test_the_gate_step_increases_its_q_on_every_call(seed, n_experts, gate_scale, in_memory):
+    # the gate's part of Q, sum_i sum_k r_ik log g_k(x_i), computed here with scipy
+    rng = np.random.default_rng(seed)
+    n = 150
+    X = rng.normal(size=(n, 2)) * rng.uniform(0.1, 10, 2)
+    A = np.column_stack([np.ones(n), X])
+    y = rng.normal(size=n) + X[:, 0]
+    model = ConditionalMixtureModel(SoftmaxGate(), LinearExperts(), n_experts)
+    if in_memory:
+        model.data = (A, y, None)
+    params = model.init_params((A, y, None), rng)
+    params["gate_coef"] = rng.normal(size=params["gate_coef"].shape) * gate_scale / X.std(axis=0)
+    for _ in range(3):
+        stats_, _ = model.estep(params, (A, y, None))
+        new = model.mstep(stats_, params)
+        joint = model.log_joint(params, A, y)
+        resp = np.exp(joint - logsumexp(joint, axis=1, keepdims=True))
+
+        before, after = gate_q(resp, X, params), gate_q(resp, X, new)
+        assert after >= before - 1e-9 * (1 + abs(before))
+        params = new
