@@ -95,14 +95,16 @@ class LinearExperts:
         Whether column 0 of the design is the intercept's column of ones.
     min_variance : float
         Floor of the noise variances (a documented regularisation: the likelihood of
-        a line through as many points as it has coefficients is unbounded).
+        a line through as many points as it has coefficients is unbounded); at least
+        the smallest positive float.
     """
 
     generalized = False
 
     def __init__(self, fit_intercept: bool = True, min_variance: float = 0.0):
         self.fit_intercept = fit_intercept
-        self.min_variance = float(min_variance)
+        # never exactly 0: a zero variance would make the log-density NaN
+        self.min_variance = max(float(min_variance), np.finfo(np.float64).tiny)
         self.names = ("intercept", "coef", "noise_variance")
 
     def zero_params(self, K: int, q: int, y_scale: float = 1.0) -> dict[str, np.ndarray]:
