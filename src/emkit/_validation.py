@@ -99,6 +99,27 @@ def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None
     return w
 
 
+def check_probabilities(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """Probabilities of the given shape: finite, non-negative, each last-axis row summing
+    to 1 (within 1e-8; 1e-5 for float32 values); returned renormalised. ``ValueError``
+    names what is wrong."""
+    single = np.asarray(value).dtype == np.float32
+    p = np.asarray(value, dtype=np.float64)
+    if p.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {p.shape}")
+    if not np.all(np.isfinite(p)) or np.any(p < 0):
+        raise ValueError(f"{name} must be finite and non-negative")
+    sums = np.atleast_1d(p.sum(axis=-1))
+    bad = np.flatnonzero(np.abs(sums - 1.0) > (1e-5 if single else 1e-8))
+    if bad.size:
+        where = "" if p.ndim == 1 else f"row {bad[0]} of "
+        raise ValueError(
+            f"{where}{name} sums to {float(sums[bad[0]]):.6g}, not 1; "
+            "probabilities must sum to 1" + (" along each row" if p.ndim > 1 else "")
+        )
+    return p / p.sum(axis=-1, keepdims=True)
+
+
 def check_int(value: Any, name: str, low: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")

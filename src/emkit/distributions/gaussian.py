@@ -343,6 +343,14 @@ class Gaussian(Distribution):
     #: NaN entries are integrated out by conditioning on the observed values
     integrates_missing_entries = True
 
+    def check_params(self, params: GaussianParams, n_components: int | None = None) -> None:
+        mean = np.asarray(params.mean, dtype=np.float64)
+        if mean.ndim != 2 or (n_components is not None and len(mean) != n_components):
+            raise ValueError(f"Gaussian mean must have shape (K, D), got {mean.shape}")
+        if not np.all(np.isfinite(mean)):
+            raise ValueError("Gaussian mean must be finite")
+        self.structure.check(params.covariance, *mean.shape)  # shape, symmetric, PD
+
     # ---------------------------------------------------------------- validation
     def validate(self, X: Any, *, columns: Sequence[Any] | None = None) -> np.ndarray:
         """Check ``X``: 2-D, numeric, no infinite values; NaN marks a missing value."""

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from emkit._logspace import log_normalize
-from emkit._validation import check_init, check_observed_values
+from emkit._validation import check_init, check_observed_values, check_probabilities
 from emkit.distributions.missing import MissingBatch, group_by_pattern, nan_average
 
 __all__ = ["MixtureMixin"]
@@ -231,3 +231,15 @@ class MixtureMixin:
         with np.errstate(divide="ignore"):
             penalty = -np.sum(np.log(resp.max(axis=1)))
         return self.bic(X) + 2.0 * float(penalty)
+
+
+def check_fitted_mixture(est: Any, structure: Any) -> None:
+    """Constraints of a loaded mixture's parameters: weights a probability vector,
+    covariances symmetric positive definite, and their precision Cholesky factors the
+    ones those covariances give (a file edited by hand must not give NaN later)."""
+    K, D = est.means_.shape
+    check_probabilities(est.weights_, (K,), "weights_")
+    cov = structure.check(np.asarray(est.covariances_, dtype=np.float64), K, D)
+    expected = structure.precision_cholesky(cov)
+    if not np.allclose(est.precisions_cholesky_, expected, rtol=1e-6, atol=0):
+        raise ValueError("precisions_cholesky_ does not match covariances_")

@@ -17,7 +17,7 @@ from emkit._validation import (
 )
 from emkit.distributions.covariance import get_structure
 from emkit.models.estimator import EMEstimator
-from emkit.models.mixture.base import MixtureMixin
+from emkit.models.mixture.base import MixtureMixin, check_fitted_mixture
 from emkit.models.mixture.gaussian_model import GaussianMixtureModel
 from emkit.models.mixture.model import MixtureParams
 
@@ -346,6 +346,7 @@ class GaussianMixture(MixtureMixin, EMEstimator):
             or self.precisions_cholesky_.shape != shape
         ):
             raise ValueError("fitted arrays have inconsistent shapes")
+        check_fitted_mixture(self, get_structure(self.covariance_type))
 
     # ------------------------------------------------------------------ prediction
     @property

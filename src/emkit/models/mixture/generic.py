@@ -29,7 +29,12 @@ import numpy as np
 
 from emkit._pytree import tree_map
 from emkit._random import seed_sequence
-from emkit._validation import check_real, check_sample_weight, drop_all_missing_rows
+from emkit._validation import (
+    check_probabilities,
+    check_real,
+    check_sample_weight,
+    drop_all_missing_rows,
+)
 from emkit.distributions.base import Distribution, component
 from emkit.distributions.missing import MissingBatch, group_by_pattern
 from emkit.distributions.spec import from_spec
@@ -276,14 +281,8 @@ class Mixture(MixtureMixin, EMEstimator):
     def _check_fitted_state(self) -> None:
         dist = self._distribution()
         params = dist.params_from_dict(self.component_arrays_)
-        w = np.asarray(self.weights_)
-        if w.shape != (self.n_components,) or not np.all(np.isfinite(w)):
-            raise ValueError("weights_ has the wrong shape or non-finite values")
-        for leaf in params:
-            leaves = leaf if isinstance(leaf, tuple) else (leaf,)
-            for arr in leaves:
-                if np.shape(arr)[:1] != (self.n_components,):
-                    raise ValueError("component arrays do not have one row per component")
+        check_probabilities(self.weights_, (self.n_components,), "weights_")
+        dist.check_params(params, self.n_components)
 
     def _describe(self) -> str:
         return f"K={self.n_components} {self._distribution()!r} "

@@ -36,7 +36,7 @@ from emkit.distributions.base import component
 from emkit.distributions.student_t import DOF_BOUNDS, check_dof, scale_structure
 from emkit.engine.ecme import ECME
 from emkit.models.estimator import EMEstimator
-from emkit.models.mixture.base import MixtureMixin
+from emkit.models.mixture.base import MixtureMixin, check_fitted_mixture
 from emkit.models.mixture.model import MixtureParams
 from emkit.models.mixture.student_t_model import StudentTMixtureModel
 
@@ -297,6 +297,7 @@ class StudentTMixture(MixtureMixin, EMEstimator):
             or self.precisions_cholesky_.shape != shape
         ):
             raise ValueError("fitted arrays have inconsistent shapes")
+        check_fitted_mixture(self, scale_structure(self.covariance_type))
         if np.any(self.dofs_ <= 0):
             raise ValueError("dofs_ must be positive")
 
