@@ -418,3 +418,13 @@ def test_the_gate_step_increases_its_q_on_every_call(seed, n_experts, gate_scale
         before, after = gate_q(resp, X, params), gate_q(resp, X, new)
         assert after >= before - 1e-9 * (1 + abs(before))
         params = new
+
+
+def test_load_refuses_a_gate_without_its_reference_row(tmp_path):
+    rng = np.random.default_rng(18)
+    x, y, _ = switching_data(rng, n=200)
+    moe = MixtureOfExperts(2, n_init=1, random_state=0).fit(x, y)
+    moe.gate_coef_ = moe.gate_coef_ + 1.0
+    moe.save(tmp_path / "broken.npz")
+    with pytest.raises(ValueError, match="reference"):
+        emkit.load(tmp_path / "broken.npz")

@@ -323,3 +323,32 @@ def test_fixed_names_hold_starting_values_and_bad_fixed_raise():
     with pytest.raises(ValueError, match="fixed coef must have shape"):
         mr.set_params(fixed={"coef": np.ones(3)}).fit(X, y)
     np.testing.assert_array_equal(mr.coef_, before)
+
+
+@pytest.mark.parametrize(
+    ("attribute", "change", "match"),
+    [
+        ("weights_", lambda w: w * 0.5, "weights_ sums to 0.5"),
+        ("noise_variance_", lambda v: -v, "noise_variance_ must be positive"),
+        ("coef_", lambda c: c[:1], "one row per component"),
+    ],
+)
+def test_load_refuses_broken_parameters(tmp_path, attribute, change, match):
+    rng = np.random.default_rng(15)
+    X, y, _ = sample_lines(rng, n=200)
+    mr = MixtureOfRegressions(3, n_init=1, random_state=0).fit(X, y)
+    setattr(mr, attribute, change(getattr(mr, attribute)))
+    mr.save(tmp_path / "broken.npz")
+    with pytest.raises(ValueError, match=match):
+        emkit.load(tmp_path / "broken.npz")
+
+
+def test_float32_input_gives_the_float64_fit():
+    rng = np.random.default_rng(16)
+    X, y, _ = sample_lines(rng, n=300)
+    X32, y32 = X.astype(np.float32), y.astype(np.float32)
+    a = MixtureOfRegressions(3, n_init=1, random_state=0).fit(X32.astype(float), y32.astype(float))
+    b = MixtureOfRegressions(3, n_init=1, random_state=0).fit(X32, y32)
+    assert b.loglik_ == pytest.approx(a.loglik_, rel=1e-12)
+    assert b.coef_.dtype == np.float64
+    np.testing.assert_allclose(b.predict(X32), a.predict(X32.astype(float)), rtol=1e-12)

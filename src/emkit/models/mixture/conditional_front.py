@@ -308,5 +308,18 @@ class ConditionalMixtureEstimator(EMEstimator):
         return -2.0 * float(self.score_samples(X, y).sum()) + 2.0 * self._n_parameters()
 
     def _check_fitted_state(self) -> None:
+        """What ``load`` checks: float arrays, shapes that fit together, positive noise
+        variances, probabilities that sum to 1 and the gate's reference row at 0."""
+        from emkit._validation import check_probabilities
+
         self._check_float_arrays(self._float_attributes)
         self._internal_params()  # shapes that fit together
+        if "noise_variance" in self._keys():
+            var = np.asarray(self.noise_variance_)
+            if not np.all(np.isfinite(var)) or np.any(var <= 0):
+                raise ValueError("noise_variance_ must be positive and finite")
+        if "weights" in self._keys():
+            check_probabilities(self.weights_, np.shape(self.weights_), "weights_")
+        if "gate_coef" in self._keys():
+            if self.gate_intercept_[-1] != 0 or np.any(self.gate_coef_[-1] != 0):
+                raise ValueError("the last expert's gate row (the reference) must be 0")
