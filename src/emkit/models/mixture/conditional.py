@@ -99,11 +99,24 @@ class ConditionalMixtureModel:
         The whole data, when an in-memory fit has them: the gate's step halving then
         tests its Q on them where the bounds do not certify a Newton step (see
         :func:`emkit.distributions.softmax.newton_step`). Without them the M-step uses
-        the statistics only.
+        the statistics only. Give them only to runs with exact E-steps (not
+        online, hard or annealed EM): the steps on the data use the exact posterior.
+    gate_steps : int, default 1
+        Newton steps of the gate per M-step when ``data`` are given (one otherwise).
     """
 
-    def __init__(self, weights, components, n_components: int, init="kmeans++", held=(), data=None):
+    def __init__(
+        self,
+        weights,
+        components,
+        n_components: int,
+        init="kmeans++",
+        held=(),
+        data=None,
+        gate_steps: int = 1,
+    ):
         self.data = data
+        self.gate_steps = gate_steps
         self.weights = weights
         self.components = components
         self.n_components = n_components
@@ -177,8 +190,7 @@ class ConditionalMixtureModel:
             )
         new = dict(params)
         if self.data is not None and isinstance(self.weights, SoftmaxGate):
-            gate = self.weights.mstep(stats.weights, params, self.held, self._gate_q(params))
-            new.update(gate)
+            new.update(self._gate_steps(stats.weights, params))
         else:
             new.update(self.weights.mstep(stats.weights, params, self.held))
         new.update(self.components.mstep(stats.components, params, self.held))
@@ -186,19 +198,30 @@ class ConditionalMixtureModel:
             new[name] = params[name]
         return new
 
-    def _gate_q(self, params):
-        """The gate's Q as a function of its coefficients, on ``data``, with the
-        responsibilities at ``params`` (computed at the first call only)."""
-        cache = []
+    def _gate_steps(self, stats, params) -> dict[str, np.ndarray]:
+        """``gate_steps`` guarded Newton (IRLS) steps of the gate on the data: the first
+        from the E-step's statistics, the others from statistics of the data at the
+        previous step with the responsibilities at ``params`` held (each never lowers
+        the gate's Q, so the M-step is a GEM step whatever their number)."""
+        A, y, w = self.data
+        cache: list[np.ndarray] = []
+
+        def resp() -> np.ndarray:  # the posterior at params, computed once if needed
+            if not cache:
+                r = self.posterior(params, A, y)[0]
+                cache.append(r if w is None else r * w[:, None])
+            return cache[0]
 
         def objective(theta: np.ndarray) -> float:
-            A, y, w = self.data
-            if not cache:
-                resp = self.posterior(params, A, y)[0]
-                cache.append(resp if w is None else resp * w[:, None])
-            return float(np.sum(cache[0] * log_softmax(A, theta)))
+            return float(np.sum(resp() * log_softmax(A, theta)))
 
-        return objective
+        new = self.weights.mstep(stats, params, self.held, objective)
+        for _ in range(self.gate_steps - 1):
+            current = {**params, **new}
+            log_w = self.weights.log_weights(current, A)
+            step_stats = self.weights.suff_stats(A, resp(), current, log_w)
+            new = self.weights.mstep(step_stats, current, self.held, objective)
+        return new
 
     # ------------------------------------------------------------------ engine hooks
     def __getattr__(self, name: str) -> Any:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from emkit._validation import check_choice, check_real, check_sample_weight
+from emkit._validation import check_choice, check_int, check_real, check_sample_weight
 from emkit.distributions.conditional import LinearExperts, LogisticExperts
 from emkit.distributions.softmax import design_bound
 from emkit.models.mixture.conditional import ConditionalMixtureModel
@@ -81,6 +81,13 @@ class MixtureOfExperts(ConditionalMixtureEstimator):
         is then the log-likelihood minus ``gate_alpha / 2 ||gate_coef||^2``). A
         sharp switch (separable regions) makes the unpenalised gate coefficients grow
         without bound; a small penalty keeps them finite.
+    gate_steps : int, default=3
+        Iteratively-reweighted-least-squares (Newton) steps of the gate per M-step,
+        each with a step-halving line search that never lowers the gate's part of Q
+        (the M-step is a generalized EM step, declared to the engine). The first uses
+        the E-step's statistics; the others pass over the data held in memory, so
+        online EM, hard EM and annealing (whose E-steps are not the exact posterior)
+        take one.
     alpha : float, default=0.0
         The same penalty on the logistic experts' coefficients.
     fit_intercept : bool, default=True
@@ -150,6 +157,7 @@ class MixtureOfExperts(ConditionalMixtureEstimator):
         *,
         multi_class: str = "auto",
         gate_alpha: float = 0.0,
+        gate_steps: int = 3,
         alpha: float = 0.0,
         fit_intercept: bool = True,
         reg_noise: float = 1e-6,
@@ -198,6 +206,7 @@ class MixtureOfExperts(ConditionalMixtureEstimator):
     def _check_hyperparameters(self, n_samples: int) -> None:
         self._check_common(n_samples, self.n_experts)
         check_real(self.gate_alpha, "gate_alpha", 0.0)
+        check_int(self.gate_steps, "gate_steps", 1)
         check_real(self.alpha, "alpha", 0.0)
 
     def _read_y(self, y, n_samples: int, fitting: bool):
@@ -245,9 +254,14 @@ class MixtureOfExperts(ConditionalMixtureEstimator):
             n_classes = len(self.classes_ if extra is None else extra)
             experts = LogisticExperts(n_classes, self.fit_intercept, self.alpha, bound)
         init = self.init if isinstance(self.init, str) else "kmeans++"
-        # the whole data for the gate's exact step halving (not for online EM's mini-batches)
-        data = None if A is None or self.variant == "online" else (A, y, w)
-        return ConditionalMixtureModel(gate, experts, self.n_experts, init, data=data)
+        # The whole data for the gate's steps on Q itself: only with exact E-steps (Q is
+        # then the gate's part with the exact posterior), not with online EM's
+        # mini-batches nor the tempered or hard posteriors of annealing and hard EM.
+        exact = self.variant not in ("online", "hard") and self.anneal is None
+        data = (A, y, w) if A is not None and exact else None
+        return ConditionalMixtureModel(
+            gate, experts, self.n_experts, init, data=data, gate_steps=self.gate_steps
+        )
 
     # ------------------------------------------------------------------ parameters
     def _keys(self) -> tuple[str, ...]:
