@@ -74,30 +74,48 @@ class SoftmaxStats(NamedTuple):
 
 def log_softmax(A: np.ndarray, theta: np.ndarray) -> np.ndarray:
     """Log class probabilities (n, M + 1) for coefficients ``theta`` (M, q); the last
-    class has logit 0."""
-    logits = np.zeros((len(A), theta.shape[0] + 1))
-    np.matmul(A, theta.T, out=logits[:, :-1])
-    top = logits.max(axis=1, keepdims=True)
-    logits -= top
-    logits -= np.log(np.exp(logits).sum(axis=1, keepdims=True))
-    return logits
+    class has logit 0.
+
+    Computed class by class over contiguous rows of the logits (M is small: reductions
+    along a short axis would cost more than the arithmetic); the result is a
+    Fortran-ordered (n, M + 1) array.
+    """
+    out = np.empty((theta.shape[0] + 1, len(A)))
+    np.matmul(theta, A.T, out=out[:-1])
+    out[-1] = 0.0
+    top = np.max(out, axis=0)
+    out -= top
+    total = np.zeros(len(A))
+    for row in out:
+        total += np.exp(row)
+    out -= np.log(total)
+    return out.T
 
 
 def softmax_stats(A: np.ndarray, targets: np.ndarray, log_p: np.ndarray) -> SoftmaxStats:
     """Gradient, negative Hessian and Gram matrix of ``Q`` at the coefficients whose log
     class probabilities are ``log_p`` (n, M + 1), for weighted soft counts ``targets``
     (n, M + 1)."""
-    q = A.shape[1]
+    n, q = A.shape
     M = log_p.shape[1] - 1
-    p = np.exp(log_p[:, :M])
-    s = targets.sum(axis=1)
-    sp = s[:, None] * p
+    # class by class over contiguous columns (M is small), as in log_softmax
+    p = np.exp(np.asfortranarray(log_p[:, :M]))
+    targets = np.asfortranarray(targets)
+    s = np.zeros(n)
+    for column in targets.T:
+        s += column
+    sp = p * s[:, None]
     grad = (targets[:, :M] - sp).T @ A
     # s_i (delta_mn p_m - p_m p_n) for m <= n, then the Gram matrices of all of them at once
     iu = np.triu_indices(M)
-    pair = -sp[:, iu[0]] * p[:, iu[1]]
-    pair[:, iu[0] == iu[1]] += sp
-    G = weighted_grams(A, np.column_stack([s, pair]))
+    C = np.empty((n, 1 + len(iu[0])), order="F")
+    C[:, 0] = s
+    for j, (m, c) in enumerate(zip(*iu, strict=True)):
+        np.multiply(sp[:, m], p[:, c], out=C[:, j + 1])
+        np.negative(C[:, j + 1], out=C[:, j + 1])
+        if m == c:
+            C[:, j + 1] += sp[:, m]
+    G = weighted_grams(A, C)
     info = np.zeros((M, q, M, q))
     for j, (m, c) in enumerate(zip(*iu, strict=True)):
         info[m, :, c, :] = G[j + 1]
