@@ -97,6 +97,8 @@ def _fit_data(cls, rng):
         return {}, (X,)
     if cls in (emkit.GaussianMixture, emkit.StudentTMixture):
         return {"n_components": 2}, (X,)
+    if cls in (emkit.MixtureOfRegressions, emkit.MixtureOfExperts):  # fitted to a response
+        return {"n_init": 1}, (X, X @ [1.0, -1.0] + rng.normal(size=len(X)))
     raise AssertionError(f"add a small fit of {cls.__name__} to _fit_data")
 
 
