@@ -379,6 +379,17 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         Xc = (X - centre).astype(X.dtype, copy=False)
         return self._model().weighted_log_prob(self._params(centre), Xc)
 
+    def _fitted_variances(self, model, params) -> np.ndarray:
+        cov = model.arrays(params)["covariances"]
+        K, D = np.shape(model.arrays(params)["means"])
+        return np.diagonal(get_structure(self.covariance_type).to_full(cov, K, D), 0, -2, -1)
+
+    def _mahalanobis_shape(self) -> tuple[np.ndarray, np.ndarray]:
+        st = get_structure(self.covariance_type)
+        K, D = self.means_.shape
+        prec = st.precisions(np.asarray(self.precisions_cholesky_, dtype=np.float64))
+        return np.asarray(self.means_, dtype=np.float64), st.to_full(prec, K, D)
+
     def _free_parameters(self, n_features: int, n_components: int | None = None) -> int:
         K, D = n_components or self.n_components, n_features
         return (K - 1) + K * D + get_structure(self.covariance_type).n_parameters(K, D)

@@ -334,6 +334,18 @@ class StudentTMixture(MixtureMixin, EMEstimator):
         K, D = self.means_.shape
         return (K - 1) + self._model().component.n_parameters(K, D)
 
+    def _fitted_variances(self, model, params) -> np.ndarray:
+        arrays = model.arrays(params)
+        K, D = np.shape(arrays["means"])
+        full = scale_structure(self.covariance_type).to_full(arrays["covariances"], K, D)
+        return np.diagonal(full, 0, -2, -1)
+
+    def _mahalanobis_shape(self) -> tuple[np.ndarray, np.ndarray]:
+        st = scale_structure(self.covariance_type)
+        K, D = self.means_.shape
+        prec = st.precisions(np.asarray(self.precisions_cholesky_, dtype=np.float64))
+        return np.asarray(self.means_, dtype=np.float64), st.to_full(prec, K, D)
+
     def _sample_component(self, rng: np.random.Generator, k: int, n: int) -> np.ndarray:
         """``mean + z / sqrt(g)``, ``z ~ N(0, scale)``, ``g ~ chi2(dof) / dof``."""
         p = self._params()
