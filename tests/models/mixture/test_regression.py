@@ -352,3 +352,24 @@ def test_float32_input_gives_the_float64_fit():
     assert b.loglik_ == pytest.approx(a.loglik_, rel=1e-12)
     assert b.coef_.dtype == np.float64
     np.testing.assert_allclose(b.predict(X32), a.predict(X32.astype(float)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1e-150, 1e-5, 1e5, 1e120])
+def test_a_fit_of_scaled_data_is_the_scaled_fit(scale):
+    rng = np.random.default_rng(17)
+    X, y, _ = sample_lines(rng, n=400)
+    start = TRUE_PARAMS
+    a = MixtureOfRegressions(3, init=start, tol=0, max_iter=10).fit(X, y)
+    scaled = {**start, "intercept": start["intercept"] * scale, "noise_variance": SD**2 * scale**2}
+    b = MixtureOfRegressions(3, init=scaled, tol=0, max_iter=10).fit(X * scale, y * scale)
+    np.testing.assert_allclose(b.coef_, a.coef_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(b.noise_variance_ / scale**2, a.noise_variance_, rtol=1e-9)
+    np.testing.assert_array_equal(
+        b.predict_proba(X * scale, y * scale).argmax(1), a.predict_proba(X, y).argmax(1)
+    )
+
+
+def test_data_too_spread_for_float64_stop_with_a_clear_error():
+    X = np.array([[0.0], [1.0], [2.0], [3e200]])
+    with pytest.raises(ValueError, match="spread is too large"):
+        MixtureOfRegressions(2).fit(X, np.arange(4.0))

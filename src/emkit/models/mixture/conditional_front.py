@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 
 from emkit._random import seed_sequence
-from emkit._validation import check_array, check_int, check_real, check_sample_weight
+from emkit._validation import (
+    check_array,
+    check_gaussian_scale,
+    check_int,
+    check_real,
+    check_sample_weight,
+)
 from emkit.models.estimator import EMEstimator
 
 __all__ = ["ConditionalMixtureEstimator"]
@@ -174,6 +180,9 @@ class ConditionalMixtureEstimator(EMEstimator):
         """
         X = check_array(X, min_samples=2, dtype=np.float64)
         y, extra = self._read_y(y, len(X), fitting=True)
+        check_gaussian_scale(X, None)  # squared residuals must not overflow
+        if self._regression:
+            check_gaussian_scale(y[:, None], None)
         w = check_sample_weight(sample_weight, len(X))
         self._check_hyperparameters(len(X))
         if w is not None and np.count_nonzero(w) < self._n_components:
