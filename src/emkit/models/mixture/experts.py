@@ -11,10 +11,11 @@ for regression, or logistic experts (binary or multinomial) for classification.
 :class:`MixtureOfExperts` is a front of the conditional mixture machinery
 (:class:`~emkit.models.mixture.conditional.ConditionalMixtureModel`): the weights part
 is a softmax gate on the inputs (:class:`~emkit.models.mixture.weights.SoftmaxGate`),
-the component part the experts (:mod:`emkit.distributions.conditional`). The gate (and
-the logistic experts) are fitted in the M-step by a guarded Newton (IRLS) step that
-never lowers the expected complete-data log-likelihood (a generalized EM step,
-declared to the engine), so the log-likelihood never decreases.
+the component part the experts (:mod:`emkit.distributions.conditional`). The gate is
+fitted in the M-step by ``gate_steps`` Newton (IRLS) steps, the logistic experts by
+one, each with a step-halving line search that never lowers the expected
+complete-data log-likelihood (a generalized EM step, declared to the engine), so the
+log-likelihood never decreases.
 """
 
 from __future__ import annotations
