@@ -139,7 +139,8 @@ class ConditionalMixtureEstimator(EMEstimator):
 
     def _check_common(self, n_samples: int, n_components: int) -> None:
         check_int(n_components, self._size_name, 1)
-        check_real(self.tol, "tol", 0.0)
+        if self.tol is not None:  # None: exactly max_iter steps
+            check_real(self.tol, "tol", 0.0)
         check_int(self.max_iter, "max_iter", 0)
         check_int(self.n_init, "n_init", 1)
         check_real(self.reg_noise, "reg_noise", 0.0)
