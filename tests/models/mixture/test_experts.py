@@ -429,3 +429,17 @@ def test_load_refuses_a_gate_without_its_reference_row(tmp_path):
     moe.save(tmp_path / "broken.npz")
     with pytest.raises(ValueError, match="reference"):
         emkit.load(tmp_path / "broken.npz")
+
+
+def test_without_intercepts_the_gate_and_experts_pass_through_the_origin():
+    rng = np.random.default_rng(19)
+    x = rng.uniform(-3, 3, (600, 1))
+    z = (rng.random(600) < 1 / (1 + np.exp(-3 * x[:, 0]))).astype(int)
+    y = np.where(z == 1, 2.0, -1.0) * x[:, 0] + rng.normal(0, 0.2, 600)
+    moe = MixtureOfExperts(2, fit_intercept=False, n_init=2, random_state=0).fit(x, y)
+    np.testing.assert_array_equal(moe.intercept_, [0.0, 0.0])
+    np.testing.assert_array_equal(moe.gate_intercept_, [0.0, 0.0])
+    np.testing.assert_allclose(np.sort(moe.coef_[:, 0]), [-1.0, 2.0], atol=0.05)
+    mu = x @ moe.coef_.T
+    gate = softmax(x @ moe.gate_coef_.T, axis=1)
+    np.testing.assert_allclose(moe.predict(x), np.sum(gate * mu, axis=1), rtol=1e-10)

@@ -373,3 +373,15 @@ def test_data_too_spread_for_float64_stop_with_a_clear_error():
     X = np.array([[0.0], [1.0], [2.0], [3e200]])
     with pytest.raises(ValueError, match="spread is too large"):
         MixtureOfRegressions(2).fit(X, np.arange(4.0))
+
+
+def test_without_intercept_one_component_is_least_squares_through_the_origin():
+    rng = np.random.default_rng(18)
+    X = rng.normal(size=(150, 2)) + 5.0
+    y = X @ [1.5, -0.5] + rng.normal(0, 0.3, 150) + 0.7
+    mr = MixtureOfRegressions(1, fit_intercept=False, n_init=1).fit(X, y)
+    beta, rss, *_ = np.linalg.lstsq(X, y, rcond=None)
+    np.testing.assert_allclose(mr.coef_[0], beta, rtol=1e-10)
+    np.testing.assert_array_equal(mr.intercept_, [0.0])
+    np.testing.assert_allclose(mr.noise_variance_, rss / 150, rtol=1e-10)
+    np.testing.assert_allclose(mr.predict(X), X @ beta, rtol=1e-12)
