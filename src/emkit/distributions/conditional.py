@@ -27,6 +27,7 @@ moment of ``y`` enters, so nothing cancels when the fit is good (near convergenc
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -234,7 +235,11 @@ class LogisticExperts:
         mask[0] = not self.fit_intercept
         return mask
 
-    def mstep(self, stats: SoftmaxStats, params, held=frozenset()) -> dict[str, np.ndarray]:
+    def mstep(
+        self, stats: SoftmaxStats, params, held=frozenset(), objective=None
+    ) -> dict[str, np.ndarray]:
+        """One guarded Newton step per expert; ``objective(k, beta_k)`` (expert k's part
+        of Q on the data, optional) lets the step halving test Q itself."""
         beta = self.beta(params)
         K, M, q = beta.shape
         free = np.broadcast_to(column_mask(q, self.fit_intercept, held), (M, q))
@@ -247,6 +252,7 @@ class LogisticExperts:
                     penalised=self._penalised(q),
                     free=free,
                     bound=self.bound,
+                    objective=None if objective is None else partial(objective, k),
                 )
                 for k in range(K)
             ]

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from emkit._logspace import log_normalize, posterior_in_place
+from emkit.distributions.conditional import LogisticExperts
 from emkit.distributions.softmax import log_softmax
 from emkit.models.init import initial_responsibilities
 from emkit.models.mixture.weights import ConstantWeights, SoftmaxGate
@@ -96,8 +97,9 @@ class ConditionalMixtureModel:
     held : collection of str
         Parameters kept at their values by the M-step (see :meth:`hold`).
     data : tuple (A, y, sample_weight), optional
-        The whole data, when an in-memory fit has them: the gate's step halving then
-        tests its Q on them where the bounds do not certify a Newton step (see
+        The whole data, when an in-memory fit has them: the step halving of the gate
+        and of logistic experts then tests Q on them where the bounds do not certify a
+        Newton step (see
         :func:`emkit.distributions.softmax.newton_step`). Without them the M-step uses
         the statistics only. Give them only to runs with exact E-steps (not
         online, hard or annealed EM): the steps on the data use the exact posterior.
@@ -189,28 +191,45 @@ class ConditionalMixtureModel:
                 "random_state"
             )
         new = dict(params)
-        if self.data is not None and isinstance(self.weights, SoftmaxGate):
-            new.update(self._gate_steps(stats.weights, params))
+        resp = None if self.data is None else self._posterior_once(params)
+        if resp is not None and isinstance(self.weights, SoftmaxGate):
+            new.update(self._gate_steps(stats.weights, params, resp))
         else:
             new.update(self.weights.mstep(stats.weights, params, self.held))
-        new.update(self.components.mstep(stats.components, params, self.held))
+        if resp is not None and isinstance(self.components, LogisticExperts):
+            A, y, _ = self.data
+            rows = np.arange(len(y))
+
+            def expert_q(k: int, theta: np.ndarray) -> float:
+                return float(resp()[:, k] @ log_softmax(A, theta)[rows, y])
+
+            new.update(self.components.mstep(stats.components, params, self.held, expert_q))
+        else:
+            new.update(self.components.mstep(stats.components, params, self.held))
         for name in self.held:  # held exactly (the parts leave them as they were anyway)
             new[name] = params[name]
         return new
 
-    def _gate_steps(self, stats, params) -> dict[str, np.ndarray]:
-        """``gate_steps`` guarded Newton (IRLS) steps of the gate on the data: the first
-        from the E-step's statistics, the others from statistics of the data at the
-        previous step with the responsibilities at ``params`` held (each never lowers
-        the gate's Q, so the M-step is a GEM step whatever their number)."""
+    def _posterior_once(self, params):
+        """A function giving the (weighted) posterior at ``params`` on ``data``, computed
+        at its first call only (many M-steps never need it)."""
         A, y, w = self.data
         cache: list[np.ndarray] = []
 
-        def resp() -> np.ndarray:  # the posterior at params, computed once if needed
+        def resp() -> np.ndarray:
             if not cache:
                 r = self.posterior(params, A, y)[0]
                 cache.append(r if w is None else r * w[:, None])
             return cache[0]
+
+        return resp
+
+    def _gate_steps(self, stats, params, resp) -> dict[str, np.ndarray]:
+        """``gate_steps`` guarded Newton (IRLS) steps of the gate on the data: the first
+        from the E-step's statistics, the others from statistics of the data at the
+        previous step with the responsibilities at ``params`` held (each never lowers
+        the gate's Q, so the M-step is a GEM step whatever their number)."""
+        A = self.data[0]
 
         def objective(theta: np.ndarray) -> float:
             return float(np.sum(resp() * log_softmax(A, theta)))
