@@ -25,7 +25,8 @@ stores the result.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+from collections.abc import Collection, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -95,6 +96,42 @@ class HMMModel:
         self.init = init
         self.given = dict(given or {})
         self.generalized = emission.dist.generalized
+        #: the parameters the M-step keeps (see :meth:`hold`)
+        self.held: frozenset[str] = frozenset()
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """What :meth:`hold` takes: ``startprob``, ``transmat`` and the emission's
+        attributes (the keys of an ``init`` dict)."""
+        return ("startprob", "transmat", *self.emission.attributes)
+
+    def hold(self, names: Collection[str]) -> HMMModel:
+        """A copy whose M-step returns the held parameters unchanged and maximises the
+        others given them.
+
+        Parameters
+        ----------
+        names : collection of str
+            Any of :attr:`parameter_names` (a held Gaussian mean makes the covariances
+            the scatter about it; held covariances leave the means' update as it is).
+
+        Raises
+        ------
+        ValueError
+            For a name that is not one of :attr:`parameter_names`.
+        """
+        if isinstance(names, str):
+            names = (names,)
+        names = frozenset(names)
+        unknown = sorted(names - set(self.parameter_names))
+        if unknown:
+            raise ValueError(
+                f"cannot hold {unknown}: this HMM's parameters are {list(self.parameter_names)}"
+            )
+        held = copy.copy(self)
+        held.held = names
+        held.emission = self.emission.hold(names & set(self.emission.attributes))
+        return held
 
     # ------------------------------------------------------------------ the three steps
     def init_params(self, data: SequenceBatch, rng: np.random.Generator) -> HMMParams:
@@ -157,9 +194,14 @@ class HMMModel:
         return stats._replace(emission=shift(stats.emission, old.emission, new.emission))
 
     def mstep(self, stats: HMMStats, params: HMMParams) -> HMMParams:
+        held = self.held
         return HMMParams(
-            self.start.mstep(stats.start, params.startprob),
-            self.transitions.mstep(stats.trans, params.transmat),
+            params.startprob
+            if "startprob" in held
+            else self.start.mstep(stats.start, params.startprob),
+            params.transmat
+            if "transmat" in held
+            else self.transitions.mstep(stats.trans, params.transmat),
             self.emission.mstep(stats.emission, params.emission),
         )
 

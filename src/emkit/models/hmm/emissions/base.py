@@ -15,8 +15,9 @@ log-density of 0 (they are integrated out) and zero weight in the statistics.
 
 from __future__ import annotations
 
+import copy
 import inspect
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -81,6 +82,8 @@ class Emission:
     attributes: tuple[str, ...] = ("emission_params",)
     #: whether rows with some (not all) NaN entries are integrated out
     partial_missing: bool = False
+    #: the attributes whose parameters the M-step keeps as they are (see :meth:`hold`)
+    held: frozenset[str] = frozenset()
 
     def __init__(self, dist: Distribution, prior: Any = None):
         if not isinstance(dist, Distribution):
@@ -148,9 +151,30 @@ class Emission:
             return self.dist.suff_stats(data, weights, params=params)
         return self.dist.suff_stats(data, weights)
 
+    def hold(self, names: Collection[str]) -> Emission:
+        """A copy whose M-step keeps the parameters of the attributes ``names`` (a subset
+        of :attr:`attributes`) and maximises the others given them.
+
+        Raises
+        ------
+        ValueError
+            For a name that is not one of :attr:`attributes`.
+        """
+        names = frozenset(names)
+        unknown = sorted(names - set(self.attributes))
+        if unknown:
+            raise ValueError(
+                f"cannot hold {unknown}: this emission's parameters are {list(self.attributes)}"
+            )
+        held = copy.copy(self)
+        held.held = names
+        return held
+
     def mstep(self, stats: Any, params: Any) -> Any:
         """The distribution's M-step; ``params`` (those the E-step used, or None)
-        warm-start a step without a closed form."""
+        warm-start a step without a closed form. Held parameters are kept."""
+        if params is not None and self.held:  # here all or nothing: one attribute
+            return params
         return self.dist.mstep(stats, self.prior, previous=params)
 
     def log_prior(self, params: Any) -> float:
