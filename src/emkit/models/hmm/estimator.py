@@ -19,6 +19,7 @@ from emkit._validation import check_init, check_int, check_real
 from emkit.data.sequences import SequenceSource
 from emkit.distributions.base import Distribution
 from emkit.distributions.covariance import get_structure
+from emkit.exceptions import NotFittedError
 from emkit.models.estimator import EMEstimator
 from emkit.models.hmm.emissions import (
     CategoricalEmission,
@@ -379,20 +380,54 @@ class HMM(EMEstimator):
         return f"K={self.n_states} {kind} "
 
     # ------------------------------------------------------------------ fitted model
+    def _parameters_set(self) -> bool:
+        """Whether every parameter attribute is there (fitted, loaded or set by hand)."""
+        names = ("startprob", "transmat", *self._emission_attributes)
+        return all(hasattr(self, f"{name}_") for name in names)
+
+    def _check_parameters_set(self) -> None:
+        if not self._parameters_set():
+            self._check_is_fitted()  # the NotFittedError, with its message
+            raise NotFittedError(  # fitted, then a parameter was deleted
+                f"This {type(self).__name__} instance lacks some of its parameters; fit it "
+                "or set startprob_, transmat_ and the emission's parameters"
+            )
+
+    def _emission_values(self) -> dict[str, Any]:
+        """The emission's parameter attributes, keyed by the emission's names."""
+        return {a: getattr(self, f"{a}_") for a in self._emission_attributes}
+
+    def _n_features(self) -> int:
+        """Number of features: ``n_features_in_``, or for parameters set by hand, what
+        the emission's parameters say (one column of symbols for categorical ones)."""
+        if hasattr(self, "n_features_in_"):
+            return int(self.n_features_in_)
+        values = self._emission_values()
+        if "emissionprob" in values:
+            return 1
+        for name in ("means", "rates"):
+            if name in values:
+                return int(np.shape(values[name])[-1])
+        raise NotFittedError(
+            f"set n_features_in_ to use this {type(self).__name__} with parameters set by hand"
+        )
+
     def _fitted(self) -> tuple[HMMModel, HMMParams]:
-        self._check_is_fitted()
-        K, D = self.n_states, self.n_features_in_
-        values = {a: getattr(self, f"{a}_") for a in self._emission_attributes}
+        """The pure model and its parameters, from the attributes: those of a fit, or
+        set by hand (startprob_, transmat_ and the emission's) without fitting."""
+        self._check_parameters_set()
+        K, D = self.n_states, self._n_features()
+        values = self._emission_values()
         shift = None
-        if self.emission in ("gaussian", "gmm"):
+        if "means" in values:
             # Densities are computed about the centre of the means (translation changes
             # nothing but the round-off).
             shift = np.asarray(values["means"], dtype=np.float64).reshape(-1, D).mean(axis=0)
         part = self._emission_part(shift=shift)
         emission = part.from_attributes(values, K, D)
         params = HMMParams(
-            np.asarray(self.startprob_, dtype=np.float64),
-            np.asarray(self.transmat_, dtype=np.float64),
+            ProbabilityRows("startprob_").check(self.startprob_, (K,)),
+            ProbabilityRows("transmat_").check(self.transmat_, (K, K)),
             emission,
         )
         return self._model(part), params
@@ -400,7 +435,11 @@ class HMM(EMEstimator):
     def _frame(self, X, lengths) -> tuple[np.ndarray, np.ndarray, HMMParams, np.ndarray | None]:
         model, params = self._fitted()
         X, offsets = as_sequences(X, lengths)
-        self._check_n_features(X)
+        if X.shape[1] != self._n_features():
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self._n_features()} features as input."
+            )
         data, missing = model.emission.prepare(X)
         return model.frame(params, data, missing), offsets, params, missing
 
@@ -478,7 +517,7 @@ class HMM(EMEstimator):
         return (
             ProbabilityRows.n_free(p.startprob)
             + ProbabilityRows.n_free(p.transmat)
-            + model.emission.n_parameters(p.emission, self.n_features_in_)
+            + model.emission.n_parameters(p.emission, self._n_features())
         )
 
     def _n_observed(self, X, lengths) -> int:
