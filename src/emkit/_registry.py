@@ -10,9 +10,9 @@ key already belongs to another class (a user's ``GaussianMixture`` subclass, or 
 drop-in front with a peer library's name), the newcomer gets its qualified name,
 ``module.QualName``, instead: emkit's own estimators are imported first, by
 ``import emkit``, so they keep their plain names and every file written so far keeps
-loading as before. A class that sets ``_qualified_key = True`` in its own body (a
-drop-in front in a module that ``import emkit`` does not import) is registered under
-its qualified name only, so that loading its files imports its module. Defining a class again under the same module and qualified name
+loading as before. A class with ``_qualified_key = True`` (a drop-in front in a module
+that ``import emkit`` does not import, and its subclasses) is registered under its
+qualified name only, so that loading its files imports its module. Defining a class again under the same module and qualified name
 (``importlib.reload``) replaces the old one under its key.
 """
 
@@ -53,7 +53,7 @@ def register_estimator(cls: type) -> str:
         ``cls.__name__``, or its qualified name when another class holds that name.
     """
     keys = (cls.__name__, _qualified(cls))
-    if cls.__dict__.get("_qualified_key", False):
+    if getattr(cls, "_qualified_key", False):
         keys = keys[1:]
     with _LOCK:
         for key in keys:

@@ -16,7 +16,7 @@ from emkit.models.hmm.emissions import Emission
 from emkit.models.hmm.estimator import HMM
 from emkit.models.hmm.model import HMMModel, HMMParams
 
-__all__ = ["ConvergenceMonitor"]
+__all__ = ["ConvergenceMonitor", "InvalidChoice"]
 
 #: the module the fronts are imported from, and saved under
 MODULE = "emkit.compat.hmmlearn"
@@ -64,6 +64,13 @@ class ConvergenceMonitor:
         return self.iter == self.n_iter or (
             len(self.history) >= 2 and self.history[-1] - self.history[-2] < self.tol
         )
+
+
+class InvalidChoice(ValueError, KeyError):
+    """An unknown option name: a ValueError, and a KeyError as hmmlearn raises for it."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class _HMMLearnFront(HMM):
@@ -143,7 +150,9 @@ class _HMMLearnFront(HMM):
         self
         """
         if self.implementation not in ("log", "scaling"):
-            raise KeyError(self.implementation)
+            raise InvalidChoice(
+                f"implementation must be 'log' or 'scaling', got {self.implementation!r}"
+            )
         X = self._check_X(X)
         offsets = offsets_from_lengths([len(X)] if lengths is None else lengths, len(X))
         values, commit = self._start(X)
@@ -224,7 +233,7 @@ class _HMMLearnFront(HMM):
             raise ValueError(f"Unknown decoder {algorithm!r}")
         if algorithm == "map":
             _, post = self.score_samples(X, lengths)
-            return float(post.max(axis=1).sum()), post.argmax(axis=1)
+            return post.max(axis=1).sum(), post.argmax(axis=1)
         return super().decode(X, lengths, "viterbi")
 
     def get_stationary_distribution(self) -> np.ndarray:
@@ -269,4 +278,6 @@ def _normalised(value: Any, name: str) -> np.ndarray:
     s = p.sum(axis=-1)
     if not np.allclose(s, 1):
         raise ValueError(f"{name} must sum to 1 (got {s})")
+    if np.all(np.abs(s - 1.0) <= 4 * np.finfo(np.float64).eps * p.shape[-1]):
+        return p  # the values as given (a held parameter stays exactly as set)
     return p / np.where(s == 0, 1.0, s)[..., None] if p.ndim > 1 else p / s

@@ -13,7 +13,12 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.cluster import KMeans
 
-from emkit.compat.hmmlearn._base import MODULE, ConvergenceMonitor, _HMMLearnFront
+from emkit.compat.hmmlearn._base import (
+    MODULE,
+    ConvergenceMonitor,
+    InvalidChoice,
+    _HMMLearnFront,
+)
 from emkit.distributions.covariance import get_structure
 from emkit.models.hmm.emissions import GaussianEmission, GaussianMixtureEmission
 from emkit.models.hmm.emissions._gaussian_map import GaussianPrior
@@ -28,7 +33,9 @@ _MATRIX_TYPES = ("full", "tied")
 
 def _check_type(covariance_type: str) -> None:
     if covariance_type not in COVARIANCE_TYPES:
-        raise ValueError(f"covariance_type must be one of {set(COVARIANCE_TYPES)}")
+        raise InvalidChoice(
+            f"covariance_type must be one of {COVARIANCE_TYPES}, got {covariance_type!r}"
+        )
 
 
 def _data_covariance(X: np.ndarray, min_covar: float) -> np.ndarray:
@@ -204,9 +211,7 @@ class GaussianHMM(_HMMLearnFront):
     def _emission_part(self, X=None, shift=None, prior: bool = False) -> GaussianEmission:
         _check_type(self.covariance_type)
         D = self._n_features() if X is None else X.shape[1]
-        return GaussianEmission(
-            self.covariance_type, 0.0, shift, self._prior(D) if prior else None
-        )
+        return GaussianEmission(self.covariance_type, 0.0, shift, self._prior(D) if prior else None)
 
     def _prior(self, D: int) -> GaussianPrior:
         """hmmlearn's priors as emkit's, per state."""
@@ -348,7 +353,7 @@ class GMMHMM(_HMMLearnFront):
                 means.append(sub.fit(rows).cluster_centers_)
             else:  # hmmlearn draws these from numpy's global stream
                 cv = _data_covariance(X, self.min_covar) if cv is None else cv
-                means.append(np.random.multivariate_normal(centroid, cov=cv, size=M))
+                means.append(np.random.multivariate_normal(centroid, cov=cv, size=M))  # noqa: NPY002
         values = {
             "weights": np.full((K, M), 1.0 / M) if self._needs_init("w", "weights_") else None,
             "means": np.stack(means) if self._needs_init("m", "means_") else None,

@@ -98,6 +98,8 @@ class ProbabilityRows:
                 f"{where}{self.name} sums to {float(np.atleast_1d(sums)[bad[0]]):.6g}, not 1; "
                 "probabilities must sum to 1" + (" along each row" if p.ndim > 1 else "")
             )
+        if np.all(np.abs(sums - 1.0) <= 4 * np.finfo(np.float64).eps * p.shape[-1]):
+            return p.copy()  # sums to 1 up to round-off: the values as given
         return p / p.sum(axis=-1, keepdims=True)
 
     def mstep(self, counts: np.ndarray, current: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ lowers the likelihood).
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
