@@ -117,6 +117,11 @@ class HMM(EMEstimator):
         1 prints a summary of the fit, 2 every iteration.
     check_monotone : {"warn", "raise", "off"}, default "warn"
         What to do if the objective ever decreases (exact EM never lets it).
+    fixed : dict or collection of str, optional
+        Parameters held fixed, keyed like ``init``: a dict name -> value (the value is
+        the start and stays), or names held at their starting values (``init`` or
+        drawn). The others get their M-step given them (covariances about held means,
+        exactly). ``{"transmat": A}`` fits the rest of an HMM with known transitions.
 
     Attributes
     ----------
@@ -190,6 +195,7 @@ class HMM(EMEstimator):
         progress: bool = False,
         verbose: int = 0,
         check_monotone: str = "warn",
+        fixed: Any = None,
     ):
         self._set_hyperparameters(locals())
 
@@ -315,6 +321,37 @@ class HMM(EMEstimator):
             out["emission"] = part.from_attributes(dict(values), K, D)
         return out
 
+    def _with_fixed(
+        self, part: Emission, given: dict[str, Any], D: int
+    ) -> tuple[dict[str, Any], list[str] | None]:
+        """The start with ``fixed`` values put in, and the held names as paths in the
+        parameters (what :func:`emkit.em` takes), or None."""
+        fixed = self.fixed
+        if fixed is None or (not isinstance(fixed, str) and len(fixed) == 0):
+            return given, None
+        names = [fixed] if isinstance(fixed, str) else list(fixed)
+        keys = ("startprob", "transmat", *part.attributes)
+        unknown = sorted(set(names) - set(keys))
+        if unknown:
+            raise ValueError(
+                f"fixed names unknown parameters {unknown}; use {', '.join(map(repr, keys))}"
+            )
+        if isinstance(fixed, Mapping):
+            given = dict(given)
+            rows = {k: v for k, v in fixed.items() if k in ("startprob", "transmat")}
+            given.update(self._given(part, rows, D))
+            emission = {k: v for k, v in fixed.items() if k in part.attributes}
+            if emission and "emission" in given:
+                given["emission"] = part.with_attributes(
+                    given["emission"], emission, self.n_states, D
+                )
+            elif len(emission) == len(part.attributes):
+                given.update(self._given(part, emission, D))
+            elif emission:  # the others are drawn, then these put in
+                given["emission_attributes"] = (emission, D)
+        paths = {"startprob": "startprob", "transmat": "transmat", **part.paths}
+        return given, [paths[name] for name in names]
+
     # ------------------------------------------------------------------ fitting
     def fit(self, X, lengths=None) -> HMM:
         """Estimate the parameters by Baum-Welch.
@@ -343,9 +380,10 @@ class HMM(EMEstimator):
         if n_obs < K:
             raise ValueError(f"n_states = {K} is larger than the number of observed rows ({n_obs})")
         given = self._given(part, self.init, X.shape[1]) if isinstance(self.init, Mapping) else {}
+        given, fixed = self._with_fixed(part, given, X.shape[1])
         model = self._model(part, given)
         init = None
-        if len(given) == 3:
+        if all(key in given for key in ("startprob", "transmat", "emission")):
             init = HMMParams(given["startprob"], given["transmat"], given["emission"])
         online = self.variant == "online"
         if self.batch_size is not None:
@@ -361,6 +399,7 @@ class HMM(EMEstimator):
             accel=self.accel,
             kappa=self.kappa,
             t0=self.t0,
+            fixed=fixed,
         )
         # Everything is computed; only now is the estimator changed.
         p = result.params

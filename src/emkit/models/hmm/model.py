@@ -76,7 +76,8 @@ class HMMModel:
         observations.
     given : dict, optional
         Starting values that ``init_params`` keeps (``startprob``, ``transmat``,
-        ``emission``); the rest is drawn.
+        ``emission``, or ``emission_attributes``: some of the emission's attributes and
+        the number of features); the rest is drawn.
     """
 
     def __init__(
@@ -101,9 +102,14 @@ class HMMModel:
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
-        """What :meth:`hold` takes: ``startprob``, ``transmat`` and the emission's
-        attributes (the keys of an ``init`` dict)."""
+        """The keys of an ``init`` dict: ``startprob``, ``transmat`` and the emission's
+        attributes."""
         return ("startprob", "transmat", *self.emission.attributes)
+
+    def parameter_paths(self) -> dict[str, str]:
+        """Each of :attr:`parameter_names` -> where it sits in :class:`HMMParams` (the
+        names of ``emkit.em(fixed=...)``)."""
+        return {"startprob": "startprob", "transmat": "transmat", **self.emission.paths}
 
     def hold(self, names: Collection[str]) -> HMMModel:
         """A copy whose M-step returns the held parameters unchanged and maximises the
@@ -112,25 +118,34 @@ class HMMModel:
         Parameters
         ----------
         names : collection of str
-            Any of :attr:`parameter_names` (a held Gaussian mean makes the covariances
-            the scatter about it; held covariances leave the means' update as it is).
+            Any of :attr:`parameter_names` or their paths in the parameters
+            (:meth:`parameter_paths`; ``"emission"``: all of the emission's). A held
+            Gaussian mean makes the covariances the scatter about it; held covariances
+            leave the means' update as it is.
 
         Raises
         ------
         ValueError
-            For a name that is not one of :attr:`parameter_names`.
+            For a name that is neither.
         """
         if isinstance(names, str):
             names = (names,)
-        names = frozenset(names)
-        unknown = sorted(names - set(self.parameter_names))
-        if unknown:
-            raise ValueError(
-                f"cannot hold {unknown}: this HMM's parameters are {list(self.parameter_names)}"
-            )
+        by_path = {path: key for key, path in self.parameter_paths().items()}
+        keys: set[str] = set()
+        for name in names:
+            if name == "emission":
+                keys.update(self.emission.attributes)
+            elif name in by_path or name in self.parameter_names:
+                keys.add(by_path.get(name, name))
+            else:
+                raise ValueError(
+                    f"cannot hold {name!r}: this HMM's parameters are "
+                    f"{list(self.parameter_names)} (in the parameters: "
+                    f"{list(self.parameter_paths().values())})"
+                )
         held = copy.copy(self)
-        held.held = names
-        held.emission = self.emission.hold(names & set(self.emission.attributes))
+        held.held = frozenset(keys)
+        held.emission = self.emission.hold(held.held & set(self.emission.attributes))
         return held
 
     # ------------------------------------------------------------------ the three steps
@@ -170,6 +185,9 @@ class HMMModel:
         emission = given.get("emission")
         if emission is None:
             emission = self.emission.init_params(X, resp, rng)
+            if "emission_attributes" in given:  # some of them given (held fixed)
+                values, D = given["emission_attributes"]
+                emission = self.emission.with_attributes(emission, values, K, D)
         return HMMParams(start, trans, emission)
 
     def estep(self, params: HMMParams, batch: SequenceBatch) -> tuple[HMMStats, float]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import inspect
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -80,6 +80,9 @@ class Emission:
 
     #: fitted attribute names of the HMM (without the trailing underscore)
     attributes: tuple[str, ...] = ("emission_params",)
+    #: where each attribute's values sit in the HMM's parameter pytree (the names
+    #: ``emkit.em(fixed=...)`` uses)
+    paths: ClassVar[dict[str, str]] = {"emission_params": "emission"}
     #: whether rows with some (not all) NaN entries are integrated out
     partial_missing: bool = False
     #: the attributes whose parameters the M-step keeps as they are (see :meth:`hold`)
@@ -209,6 +212,11 @@ class Emission:
 
     def to_attributes(self, params: Any) -> dict[str, Any]:
         return {"emission_params": self.dist.params_to_dict(params)}
+
+    def with_attributes(self, params: Any, values: dict[str, Any], K: int, D: int) -> Any:
+        """``params`` with the attributes in ``values`` (the data's coordinates and the
+        attributes' shapes) put in; validated as :meth:`from_attributes` validates."""
+        return self.from_attributes({**self.to_attributes(params), **values}, K, D)
 
     def from_attributes(self, values: dict[str, Any], n_states: int, n_features: int) -> Any:
         given = values["emission_params"]

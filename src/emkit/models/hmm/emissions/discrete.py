@@ -8,7 +8,7 @@ instead of the distribution's generic per-component code.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse
@@ -35,6 +35,7 @@ class CategoricalEmission(Emission):
     """
 
     attributes = ("emissionprob",)
+    paths: ClassVar[dict[str, str]] = {"emissionprob": "emission.probs"}
 
     def __init__(self, n_categories: int, prior: DirichletPrior | None = None):
         super().__init__(Categorical(n_categories), prior)
@@ -154,6 +155,7 @@ class PoissonEmission(Emission):
     """
 
     attributes = ("rates",)
+    paths: ClassVar[dict[str, str]] = {"rates": "emission.rate"}
 
     def __init__(self, prior: GammaPrior | None = None):
         super().__init__(Poisson(), prior)

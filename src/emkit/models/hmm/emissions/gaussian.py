@@ -10,7 +10,7 @@ on it: shapes, checks, parameter counts and SQUAREM's unconstrained ``pack``/``u
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -117,6 +117,10 @@ class GaussianEmission(CentredGaussianEmission):
     """
 
     attributes = ("means", "covariances")
+    paths: ClassVar[dict[str, str]] = {
+        "means": "emission.mean",
+        "covariances": "emission.covariance",
+    }
 
     def __init__(
         self,

@@ -7,7 +7,7 @@ the state posterior of k times the within-state responsibility of m.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -65,6 +65,11 @@ class GaussianMixtureEmission(CentredGaussianEmission):
     """
 
     attributes = ("weights", "means", "covariances")
+    paths: ClassVar[dict[str, str]] = {
+        "weights": "emission.weights",
+        "means": "emission.gaussians.mean",
+        "covariances": "emission.gaussians.covariance",
+    }
 
     def __init__(
         self,
