@@ -616,3 +616,74 @@ def test_model_hold_keeps_named_parameters_and_rejects_unknown_names(gaussian):
     assert hmm_model.held == frozenset()  # hold returns a copy
     with pytest.raises(ValueError, match="emissionprob"):
         hmm_model.hold(["emissionprob"])
+
+
+# ---------------------------------------------------------------- emkit.HMM(fixed=...)
+@pytest.mark.parametrize("cov_type", ["diag", "full", "tied"])
+@pytest.mark.parametrize("as_dict", [True, False])
+def test_emkit_hmm_fixed_transitions_match_hmmlearn_without_t(gaussian, cov_type, as_dict):
+    rng = np.random.default_rng(50)
+    start = gaussian_start(rng, gaussian, cov_type)
+    peer = hl.GaussianHMM(
+        K,
+        covariance_type=cov_type,
+        covars_prior=0.0,
+        params="smc",
+        init_params="",
+        n_iter=20,
+        tol=-1.0,
+    )
+    set_all([peer], start)
+    peer.fit(gaussian, LENGTHS)
+    init = {"startprob": start["startprob_"], "means": start["means_"]}
+    init["covariances"] = start["covars_"]
+    if as_dict:
+        fixed = {"transmat": start["transmat_"]}
+    else:
+        init["transmat"], fixed = start["transmat_"], ["transmat"]
+    ours = HMM(
+        K,
+        covariance_type=cov_type,
+        reg_covar=0.0,
+        init=init,
+        fixed=fixed,
+        max_iter=20,
+        tol=0.0,
+        check_monotone="raise",
+    ).fit(gaussian, LENGTHS)
+    np.testing.assert_array_equal(ours.transmat_, start["transmat_"])
+    assert ours.n_iter_ <= 20
+    np.testing.assert_allclose(ours.startprob_, peer.startprob_, atol=1e-8)
+    np.testing.assert_allclose(ours.means_, peer.means_, atol=1e-8)
+    np.testing.assert_allclose(ours.covariances_, peer._covars_, atol=1e-8)
+    assert ours.loglik_ == pytest.approx(peer.score(gaussian, LENGTHS), rel=1e-10)
+    assert np.all(np.diff(ours.history_) >= -1e-9 * abs(ours.history_[-1]))
+
+
+def test_emkit_hmm_fixed_means_give_covariances_about_them(gaussian):
+    rng = np.random.default_rng(51)
+    start = gaussian_start(rng, gaussian, "full")
+    init = {"startprob": start["startprob_"], "transmat": start["transmat_"]}
+    init.update(means=start["means_"] - 1.0, covariances=start["covars_"])
+    held = start["means_"]
+    one = HMM(K, covariance_type="full", reg_covar=0.0, init=init, fixed={"means": held})
+    one.set_params(max_iter=1, tol=0.0).fit(gaussian, LENGTHS)
+    np.testing.assert_array_equal(one.means_, held)
+    peer = hl.GaussianHMM(K, covariance_type="full", init_params="")
+    set_all([peer], {**start, "means_": held})  # the start with the held means put in
+    post = peer.predict_proba(gaussian, LENGTHS)
+    r = gaussian[:, None, :] - held[None]
+    expected = np.einsum("tk,tki,tkj->kij", post, r, r) / post.sum(axis=0)[:, None, None]
+    np.testing.assert_allclose(one.covariances_, expected, rtol=1e-9)
+
+
+def test_emkit_hmm_fixed_with_a_drawn_start_and_bad_names(gaussian):
+    A = np.array([[0.9, 0.05, 0.05], [0.05, 0.9, 0.05], [0.05, 0.05, 0.9]])
+    model = HMM(K, fixed={"transmat": A, "covariances": np.ones((K, 2))}, random_state=0)
+    model.set_params(max_iter=30, check_monotone="raise").fit(gaussian, LENGTHS)
+    np.testing.assert_array_equal(model.transmat_, A)
+    np.testing.assert_array_equal(model.covariances_, np.ones((K, 2)))
+    free = HMM(K, random_state=0, max_iter=30).fit(gaussian, LENGTHS)
+    assert model.loglik_ < free.loglik_  # held values constrain the fit
+    with pytest.raises(ValueError, match="emissionprob"):
+        HMM(K, fixed=["emissionprob"]).fit(gaussian)
