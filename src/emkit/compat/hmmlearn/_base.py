@@ -217,8 +217,8 @@ class _HMMLearnFront(HMM):
         return values, extra
 
     # ------------------------------------------------------------------ prediction
-    def _frame(self, X, lengths):
-        return super()._frame(self._check_X(X), lengths)
+    def _frame(self, X, lengths, **options):
+        return super()._frame(self._check_X(X), lengths, **options)
 
     def decode(self, X, lengths=None, algorithm=None) -> tuple[float, np.ndarray]:
         """Most likely state sequence (hmmlearn's ``decode``).
