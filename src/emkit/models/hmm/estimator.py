@@ -20,7 +20,6 @@ from emkit.data.sequences import SequenceSource
 from emkit.distributions.base import Distribution
 from emkit.distributions.covariance import get_structure
 from emkit.distributions.gaussian import nearest_component
-from emkit.exceptions import NotFittedError
 from emkit.models.estimator import EMEstimator
 from emkit.models.hmm.emissions import (
     CategoricalEmission,
@@ -430,6 +429,8 @@ class HMM(EMEstimator):
 
     def _check_parameters_set(self) -> None:
         if not self._parameters_set():
+            from emkit.exceptions import NotFittedError  # built on first use
+
             self._check_is_fitted()  # the NotFittedError, with its message
             raise NotFittedError(  # fitted, then a parameter was deleted
                 f"This {type(self).__name__} instance lacks some of its parameters; fit it "
@@ -451,6 +452,8 @@ class HMM(EMEstimator):
         for name in ("means", "rates"):
             if name in values:
                 return int(np.shape(values[name])[-1])
+        from emkit.exceptions import NotFittedError  # built on first use
+
         raise NotFittedError(
             f"set n_features_in_ to use this {type(self).__name__} with parameters set by hand"
         )
