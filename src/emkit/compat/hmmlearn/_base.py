@@ -162,7 +162,8 @@ class _HMMLearnFront(HMM):
         D = Xf.shape[1]
         given = self._given(part, values, D)
         held = [name for letter, name in self._letters.items() if letter not in self.params]
-        model = self._model(part, given).hold(held)
+        model = self._model(part, given)
+        paths = model.parameter_paths()
         params = HMMParams(given["startprob"], given["transmat"], given["emission"])
         monitor = self.monitor_
         monitor._reset()
@@ -185,10 +186,12 @@ class _HMMLearnFront(HMM):
                 random_state=0,  # unused (the start is given); the user's stream is left alone
                 callback=report,
                 check_monotone="warn",
+                fixed=[paths[name] for name in held] or None,  # letters not in params
             )
             batch = SequenceBatch((data, missing), offsets)
-            stats, _ = model.estep(result.params, batch)
-            params = model.mstep(stats, result.params)
+            last = model.hold(held) if held else model
+            stats, _ = last.estep(result.params, batch)
+            params = last.mstep(stats, result.params)
         # Everything is computed; only now is the estimator changed.
         self.startprob_ = np.asarray(params.startprob, dtype=np.float64)
         self.transmat_ = np.asarray(params.transmat, dtype=np.float64)
