@@ -140,9 +140,13 @@ def check_gaussian_scale(X: np.ndarray, reg_covar: float | None) -> None:
     the same: scikit-learn's silent collapse on tiny scales). Both are errors that say
     how to rescale, so a fit of ``X * c`` either equals the fit of ``X`` or stops.
     """
+    observed = ~np.isnan(X).all(axis=0)  # columns with no value are another check's
+    if not observed.any():
+        return
+    X = X[:, observed]
     with np.errstate(over="ignore", invalid="ignore"):
         spread = np.nanmax(X, axis=0).astype(np.float64) - np.nanmin(X, axis=0)
-    if np.any(~np.isfinite(spread) | (spread > MAX_SPREAD)):
+    if np.any(np.isinf(spread) | (spread > MAX_SPREAD)):
         big = float(np.nanmax(np.abs(X)))
         raise ValueError(
             f"the data's spread is too large for float64 ({big:.3g} in absolute value; "
