@@ -116,6 +116,9 @@ class MixtureOfExperts(ConditionalMixtureEstimator):
         Parameters held fixed while the others are estimated: names of the init dict
         (held at their starting values) or a dict of them -> values. Holding an
         intercept holds it in the original coordinates (the data are then not centred).
+    executor, checkpoint, checkpoint_every
+        Where the E-steps run (threads, a Dask cluster), and checkpoint / resume of
+        the fit: as in :func:`emkit.em`.
 
     Attributes
     ----------
@@ -178,6 +181,9 @@ class MixtureOfExperts(ConditionalMixtureEstimator):
         t0: float = 2.0,
         n_jobs: int | None = None,
         fixed: Any = None,
+        executor: Any = None,
+        checkpoint: Any = None,
+        checkpoint_every: int = 1,
     ):
         self._set_hyperparameters(locals())
 

@@ -100,6 +100,9 @@ class LinearGaussianSSM(EMEstimator):
         1 prints a summary of the fit, 2 every iteration.
     check_monotone : {"warn", "raise", "off"}, default "warn"
         What to do if the log-likelihood ever decreases (exact EM never lets it).
+    executor, checkpoint, checkpoint_every
+        Where the E-steps run (threads, a Dask cluster), and checkpoint / resume of
+        the fit: as in :func:`emkit.em`.
 
     Attributes
     ----------
@@ -172,6 +175,9 @@ class LinearGaussianSSM(EMEstimator):
         progress: bool = False,
         verbose: int = 0,
         check_monotone: str = "warn",
+        executor: Any = None,
+        checkpoint: Any = None,
+        checkpoint_every: int = 1,
     ):
         self._set_hyperparameters(locals())
 

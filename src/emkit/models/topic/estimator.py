@@ -82,6 +82,9 @@ class LDA(EMEstimator):
         Hold the topic-word parameters fixed during ``fit`` (keyed like ``init``):
         ``["components"]`` at the start, ``{"components": lambda}`` at given values;
         ``fit`` then only infers the documents' factors (``LDAModel.hold``).
+    executor, checkpoint, checkpoint_every
+        Where the E-steps run (threads, a Dask cluster), and checkpoint / resume of
+        the fit: as in :func:`emkit.em`.
 
     Attributes
     ----------
@@ -166,6 +169,9 @@ class LDA(EMEstimator):
         verbose: int = 0,
         check_monotone: str = "warn",
         fixed: Any = None,
+        executor: Any = None,
+        checkpoint: Any = None,
+        checkpoint_every: int = 1,
     ):
         self._set_hyperparameters(locals())
 
