@@ -36,7 +36,17 @@ import numpy as np
 from emkit._pytree import tree_flatten, tree_leaves, tree_map
 from emkit.engine.protocol import Reseeded, unwrap_reseeded
 
-__all__ = ["HeldModel", "get_path", "held_model", "parse_fixed", "parse_path", "set_path"]
+__all__ = [
+    "HeldModel",
+    "check_names",
+    "get_path",
+    "held_model",
+    "name_list",
+    "parse_fixed",
+    "parse_path",
+    "set_path",
+    "start_values",
+]
 
 _STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_]*|\d+)|\[(-?\d+)\]")
 
@@ -184,6 +194,31 @@ def parse_fixed(fixed: Any) -> tuple[tuple[str, ...], dict[str, Any] | None]:
     if len(set(names)) != len(names):
         raise ValueError(f"fixed names a parameter twice: {list(names)}")
     return names, values
+
+
+def name_list(fixed: Any) -> list:
+    """The names of a ``fixed`` that is not a dict: a list, or a ``TypeError``."""
+    if isinstance(fixed, str) or not isinstance(fixed, Iterable):
+        raise TypeError(
+            "fixed must be a dict of parameter values or a collection of parameter names, got "
+            f"{type(fixed).__name__}"
+        )
+    return list(fixed)
+
+
+def check_names(names: Iterable[str], known: Iterable[str], owner: str) -> frozenset[str]:
+    """``names`` as a set, each one of ``known`` (a model's ``hold`` helper for flat
+    parameters); ``ValueError`` naming the first unknown one otherwise."""
+    known = tuple(known)
+    out = set()
+    for name in names:
+        if name not in known:
+            raise ValueError(
+                f"{owner} cannot hold unknown parameter {name!r}; its parameters are "
+                f"{', '.join(map(repr, known))}"
+            )
+        out.add(name)
+    return frozenset(out)
 
 
 def held_model(model: Any, names: tuple[str, ...]) -> Any:

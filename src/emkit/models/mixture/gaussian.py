@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -99,6 +99,16 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         scikit-learn takes them; the same as ``init={"weights", "means",
         "covariances"}`` (giving both is an error). What is not given starts by
         ``init``'s method.
+    fixed : dict or collection of str, optional
+        Parameters held fixed while EM maximises the others given them: a dict with
+        any of ``"weights"``, ``"means"``, ``"covariances"`` or ``"precisions"``
+        (values checked like ``init``'s and used in every start), or a collection of
+        those names (held at their starting values, from ``init`` or its method). Given
+        fixed means, the covariances are ``sum r (x - m)(x - m)' / sum r`` about them
+        (computed from residuals, exact far from the origin); given fixed covariances,
+        the means are the weighted means; given fixed weights, the components' usual
+        M-step. Every engine option keeps fixed values bit-for-bit. Re-seeding a
+        collapsed component would move them: with ``fixed`` it is an error instead.
 
     Attributes
     ----------
@@ -175,8 +185,25 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         weights_init: Any = None,
         means_init: Any = None,
         precisions_init: Any = None,
+        fixed: Any = None,
     ):
         self._set_hyperparameters(locals())
+
+    _fixed_paths: ClassVar[Mapping[str, str]] = {
+        **MixtureMixin._fixed_paths,
+        "precisions": "components.covariance",
+    }
+
+    def _fixed_aliases(self, values: dict[str, Any], n_features: int) -> dict[str, Any]:
+        if "precisions" in values:
+            if "covariances" in values:
+                raise ValueError("give covariances or precisions, not both")
+            st = get_structure(self.covariance_type)
+            precisions = values.pop("precisions")
+            values["covariances"] = st.covariances_from_precisions(
+                precisions, self.n_components, n_features
+            )
+        return values
 
     # ------------------------------------------------------------------ fitting
     def _model(self) -> GaussianMixtureModel:
@@ -257,8 +284,11 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         self
         """
         result, shift, X, n_obs = self._run_em(X, sample_weight)
+        held_means = self._held_means(X.shape[1])  # before the fit changes anything
         # Everything is computed; only now is the estimator changed.
         self._store(result.params, shift, X, result.loglik, n_obs)
+        if held_means is not None:
+            self.means_ = held_means.astype(X.dtype)
         self._online = None
         self._finish_fit(result)
         return self
