@@ -337,3 +337,35 @@ def test_fixed_is_a_hyper_parameter(tmp_path):
     named = GaussianMixture(2, fixed=["weights"], random_state=0).fit(X)
     named.save(tmp_path / "named.npz")
     assert list(emkit.load(tmp_path / "named.npz").fixed) == ["weights"]
+
+
+def test_partial_fit_keeps_fixed_values():
+    X = two_clusters(seed=4)
+    rng = np.random.default_rng(0)
+    covs = np.array([[[1.0, 0.2], [0.2, 0.6]], [[0.4, 0.0], [0.0, 0.8]]])
+    gm = GaussianMixture(2, fixed={"weights": [0.3, 0.7], "covariances": covs}, random_state=0)
+    for chunk in np.array_split(X[rng.permutation(len(X))], 5):
+        gm.partial_fit(chunk)
+        np.testing.assert_array_equal(gm.weights_, [0.3, 0.7])
+        np.testing.assert_array_equal(gm.covariances_, covs)
+    assert gm.n_iter_ == 5
+
+
+def test_mixture_fixed_components_survive_save_and_load(tmp_path):
+    X = poisson_data()
+    one = PoissonParams(rate=np.array([8.0]))
+    both = [PoissonParams(np.array([2.0])), one]
+    for fixed in ({"components": {1: one}, "weights": [0.6, 0.4]}, {"components": both}):
+        mix = Mixture(Poisson(), 2, fixed=fixed, random_state=0).fit(X)
+        mix.save(tmp_path / "mix.npz")
+        loaded = emkit.load(tmp_path / "mix.npz")
+        comps = loaded.fixed["components"]
+        expected = fixed["components"]
+        keys = expected.keys() if isinstance(expected, dict) else range(2)
+        for k in keys:
+            np.testing.assert_array_equal(comps[k].rate, expected[k].rate)
+        refit = loaded.fit(X)
+        np.testing.assert_array_equal(refit.weights_, mix.weights_)
+        np.testing.assert_array_equal(
+            refit.component_arrays_["rate"], mix.component_arrays_["rate"]
+        )

@@ -16,6 +16,7 @@ from emkit._validation import (
     check_sample_weight,
 )
 from emkit.distributions.covariance import get_structure
+from emkit.engine.fixed import HeldModel, parse_fixed, set_path, start_values
 from emkit.models.estimator import EMEstimator
 from emkit.models.mixture.base import MixtureMixin
 from emkit.models.mixture.gaussian_model import GaussianMixtureModel
@@ -346,18 +347,21 @@ class GaussianMixture(MixtureMixin, EMEstimator):
             params = self._starting_params(model, data[0], data[1], shift, rng)
             if params is None:
                 params = model.init_params(data, rng)
-            online = {"shift": shift, "state": None, "history": []}
+            params, held = _hold_start(params, self._fixed_for_engine(model, shift, X.shape[1]))
+            online = {"shift": shift, "state": None, "history": [], "held": held}
         else:
             self._check_n_features(X)
             shift = online["shift"]
             params = self._params(shift)
             data, _ = self._centred_data(X, w, has_nan, shift)
         n_obs = float(len(X) if w is None else w.sum())
+        if online.get("held"):  # fixed: the held model, with the held values of the start
+            model = HeldModel(model.hold(tuple(online["held"])), online["held"])
         params, state, loglik = scheme.partial_step(model, params, online["state"], data, 1 / n_obs)
         # Computed; now the estimator changes.
         self._store(params, shift, X, loglik, n_obs)
         history = [*online["history"], loglik / n_obs]
-        self._online = {"shift": shift, "state": state, "history": history}
+        self._online = {**online, "state": state, "history": history}
         self.n_iter_ = state.t
         self.history_ = np.asarray(history)
         self.converged_ = False
@@ -444,3 +448,13 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         cov_k = st.to_full(np.asarray(self.covariances_, dtype=np.float64), K, D)[k]
         mean_k = np.asarray(self.means_[k], dtype=np.float64)
         return st.sample(rng, mean_k, cov_k, n).astype(self.means_.dtype)
+
+
+def _hold_start(params: MixtureParams, fixed: Any) -> tuple[MixtureParams, dict | None]:
+    """The start with ``fixed``'s values in it, and the held values (None: nothing held)."""
+    if fixed is None:
+        return params, None
+    names, values = parse_fixed(fixed)
+    for name, value in (values or {}).items():
+        params = set_path(params, name, value)
+    return params, start_values(params, names)

@@ -339,6 +339,47 @@ class Mixture(MixtureMixin, EMEstimator):
         self._finish_fit(result)
         return self
 
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """As the base, with component values of ``fixed`` saved as flat arrays
+        (``"components[k].<name>"`` or ``"components.<name>"``, the distribution's names)."""
+        params, attributes = super()._get_state()
+        fixed = params.get("fixed")
+        if isinstance(fixed, Mapping) and "components" in fixed:
+            dist, comps = self._distribution(), fixed["components"]
+            flat = {k: v for k, v in fixed.items() if k != "components"}
+            parts = (
+                {f"components[{k}]": p for k, p in comps.items()}
+                if isinstance(comps, Mapping)
+                else {"components": _stack_components(comps, self.n_components, "fixed")}
+            )
+            for prefix, p in parts.items():
+                for name, value in dist.params_to_dict(p).items():
+                    flat[f"{prefix}.{name}"] = np.asarray(value)
+            params = {**params, "fixed": flat}
+        return params, attributes
+
+    @classmethod
+    def _from_state(cls, params: dict[str, Any], attributes: dict[str, Any]) -> Mixture:
+        fixed = params.get("fixed")
+        if isinstance(fixed, Mapping) and any(k.startswith("components") for k in fixed):
+            spec = params["component"]
+            dist = from_spec(spec) if isinstance(spec, Mapping) else spec
+            groups: dict[str, dict[str, Any]] = {}
+            out = {k: v for k, v in fixed.items() if not k.startswith("components")}
+            for key, value in fixed.items():
+                if key.startswith("components"):
+                    prefix, name = key.split(".", 1)
+                    groups.setdefault(prefix, {})[name] = value
+            for prefix, values in groups.items():
+                p = dist.params_from_dict(values)
+                if prefix == "components":
+                    out["components"] = [component(p, k) for k in range(params["n_components"])]
+                else:
+                    out.setdefault("components", {})[int(prefix[len("components[") : -1])] = p
+            params = {**params, "fixed": out}
+        return super()._from_state(params, attributes)
+
     def _check_fitted_state(self) -> None:
         dist = self._distribution()
         params = dist.params_from_dict(self.component_arrays_)
