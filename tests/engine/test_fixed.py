@@ -220,6 +220,8 @@ def test_a_hold_that_moves_held_values_is_caught():
         ({"weights": [0.5, 0.3, 0.2]}, "shape"),
         ({"components.mean": [[np.nan], [1.0]]}, "non-finite"),
         (["weights", "weights"], "twice"),
+        ({"weights": [0.5, 0.6]}, "sum to 1"),
+        ({"weights": [1.5, -0.5]}, "non-negative"),
         (["weights..x"], "invalid"),
     ],
 )

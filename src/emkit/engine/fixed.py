@@ -4,7 +4,9 @@ A model that can hold parameters fixed provides ``hold(names) -> model``: a copy
 itself whose ``mstep`` returns ``params[name]`` unchanged for each held name and
 maximises the other parameters given them (exactly, or as a generalized step it
 declares with ``generalized = True``); it raises ``ValueError`` for names it does not
-know or cannot hold. The engine does the rest, the same way for every model:
+know or cannot hold. The held model may also provide ``check_fixed(values)``, which
+raises ``ValueError`` for values that break the model's constraints (mixture weights
+that do not sum to 1). The engine does the rest, the same way for every model:
 
 * ``fixed`` is a collection of names (held at the starting values of each restart) or
   a dict name -> value (substituted into the starting parameters of every restart,

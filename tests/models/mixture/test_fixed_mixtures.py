@@ -369,3 +369,22 @@ def test_mixture_fixed_components_survive_save_and_load(tmp_path):
         np.testing.assert_array_equal(
             refit.component_arrays_["rate"], mix.component_arrays_["rate"]
         )
+
+
+@pytest.mark.parametrize("cov_type", ["full", "diag", "tied", "spherical"])
+def test_holding_the_free_fit_means_keeps_the_free_fit_with_missing_values(cov_type):
+    # The MLE's other parameters maximise the likelihood given the MLE's means: from the
+    # free fit, holding its means, EM must stay there (missing values: the held M-step
+    # takes conditional moments about the held means).
+    X = two_clusters(1e4, seed=8)
+    X[np.random.default_rng(1).random(X.shape) < 0.15] = np.nan
+    X[np.isnan(X).all(axis=1), 0] = 1e4
+    free = GaussianMixture(2, covariance_type=cov_type, random_state=0, **TIGHT).fit(X)
+    start = {"weights": free.weights_, "means": free.means_, "covariances": free.covariances_}
+    held = GaussianMixture(
+        2, covariance_type=cov_type, init=start, fixed={"means": free.means_}, **TIGHT
+    ).fit(X)
+    np.testing.assert_array_equal(held.means_, free.means_)
+    # to the free fit's own convergence (its tol and max_iter)
+    np.testing.assert_allclose(held.covariances_, free.covariances_, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(held.weights_, free.weights_, rtol=1e-6)
