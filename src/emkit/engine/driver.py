@@ -28,7 +28,7 @@ def em(
     *,
     init: Any = None,
     max_iter: int = 100,
-    tol: float = 1e-6,
+    tol: float | None = 1e-6,
     n_init: int = 1,
     random_state: Any = None,
     batch_size: int | None = None,
@@ -70,7 +70,8 @@ def em(
     tol : float, default 1e-6
         Stop when the objective rises by less than ``tol`` per observation
         (``tol * n_samples`` in total). A decrease beyond round-off never counts as
-        convergence.
+        convergence. ``None`` runs exactly ``max_iter`` steps (as hmmlearn's
+        ``tol=-inf``), for comparing paths step by step.
     n_init : int, default 1
         Number of restarts from independent seeds spawned from ``random_state``;
         the run with the highest final objective is kept.
@@ -273,10 +274,10 @@ def _check_options(max_iter, tol, n_init, callback, check_monotone, monotone_rto
         raise TypeError(f"n_init must be an integer, got {type(n_init).__name__}")
     if n_init < 1:
         raise ValueError(f"n_init must be at least 1, got {n_init}")
-    if not isinstance(tol, numbers.Real) or isinstance(tol, bool):
-        raise TypeError(f"tol must be a number, got {type(tol).__name__}")
-    if not tol >= 0:
-        raise ValueError(f"tol must be non-negative, got {tol}")
+    if tol is not None and (not isinstance(tol, numbers.Real) or isinstance(tol, bool)):
+        raise TypeError(f"tol must be a number or None, got {type(tol).__name__}")
+    if tol is not None and not tol >= 0:
+        raise ValueError(f"tol must be non-negative (or None), got {tol}")
     if not monotone_rtol >= 0:
         raise ValueError(f"monotone_rtol must be non-negative, got {monotone_rtol}")
     if callback is not None and not callable(callback):

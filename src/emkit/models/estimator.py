@@ -31,7 +31,7 @@ __all__ = ["ENGINE_OPTIONS", "EMEstimator"]
 #: ``max_iter`` suit each model and are set by each estimator).
 ENGINE_OPTIONS: dict[str, str] = {
     "tol": "stop when the objective rises by less than tol per observation (a decrease "
-    "never counts as convergence)",
+    "never counts as convergence); None runs exactly max_iter steps",
     "max_iter": "maximum number of EM steps (SQUAREM: cycles; online EM: passes)",
     "n_init": "restarts from independent seeds spawned from random_state; the best is kept",
     "random_state": "seed of every random choice (None, an int or a numpy Generator)",
@@ -192,7 +192,7 @@ class EMEstimator(_SklearnBase):
         self.n_iter_ = int(result.n_iter)
         self.history_ = result.history
         self.fit_time_ = result.time
-        if not self.converged_ and self.max_iter > 0:
+        if not self.converged_ and self.max_iter > 0 and self.tol is not None:
             label = objective_label(self.objective_name_)
             warnings.warn(
                 f"{what} did not converge in max_iter={self.max_iter} iterations "
