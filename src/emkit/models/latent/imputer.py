@@ -302,15 +302,21 @@ class GaussianImputer(EMEstimator):
         return self.fit(X, y, sample_weight=sample_weight).transform(X)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """Names of the output columns: the input names (``x0, x1, ...`` by default)."""
+        """Names of the output columns: the input names (the DataFrame's columns seen by
+        ``fit``, else ``x0, x1, ...``)."""
         self._check_is_fitted()
+        fitted = getattr(self, "feature_names_in_", None)
         if input_features is None:
+            if fitted is not None:
+                return np.asarray(fitted, dtype=object)
             return np.asarray([f"x{i}" for i in range(self.n_features_in_)], dtype=object)
         names = np.asarray(input_features, dtype=object)
         if names.shape != (self.n_features_in_,):
             raise ValueError(
                 f"input_features should have length {self.n_features_in_}, got {names.shape}"
             )
+        if fitted is not None and not np.array_equal(names, fitted):
+            raise ValueError(f"input_features {list(names)} differ from feature_names_in_")
         return names
 
     def sample_imputations(self, X, n_imputations: int = 5, random_state: Any = None) -> np.ndarray:
