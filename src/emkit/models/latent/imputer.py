@@ -76,6 +76,11 @@ class GaussianImputer(EMEstimator):
         2 prints every iteration.
     check_monotone : {"warn", "raise", "off"}, default "warn"
         What to do if the log-likelihood ever drops (which exact EM never does).
+    fixed : dict or collection of str, optional
+        ``"mean"`` and/or ``"covariance"`` held fixed: a dict of values (checked like
+        ``init``'s) or the names (held at their starting values). Given a held mean
+        ``m`` the covariance is the expected ``sum w (x - m)(x - m)' / sum w``; given a
+        held covariance the mean is the expected weighted mean (exact EM both).
     executor, checkpoint, checkpoint_every
         Where the E-steps run (threads, a Dask cluster), and checkpoint / resume of
         the fit: as in :func:`emkit.em`.
@@ -137,6 +142,7 @@ class GaussianImputer(EMEstimator):
         progress: bool = False,
         verbose: int = 0,
         check_monotone: str = "warn",
+        fixed: Any = None,
         executor: Any = None,
         checkpoint: Any = None,
         checkpoint_every: int = 1,
@@ -204,17 +210,20 @@ class GaussianImputer(EMEstimator):
                 f"init dict has unknown keys {sorted(unknown)}; use 'mean', 'covariance'"
             )
         base = model.init_params((Xc, w), rng)
-        mean, cov = base.mean, base.covariance
-        if "mean" in self.init:
-            m = np.asarray(self.init["mean"], dtype=np.float64)
-            if m.shape != (D,):
-                raise ValueError(f"init mean must have shape ({D},), got {m.shape}")
-            if not np.all(np.isfinite(m)):
-                raise ValueError("init mean must be finite")
-            mean = m - shift
-        if "covariance" in self.init:
-            cov = check_covariance(self.init["covariance"], D, "init covariance")
-        return MVNParams(mean, cov)
+        given = _check_values(self.init, D, "init")
+        if "mean" in given:
+            given["mean"] = given["mean"] - shift
+        return base._replace(**given)
+
+    def _engine_fixed(self, fixed: Any, D: int = 0, shift: Any = 0.0) -> Any:
+        """``fixed`` for the model: names as they are, values checked like ``init``'s
+        with the mean in the centred coordinates of the fit."""
+        if not isinstance(fixed, Mapping):
+            return super()._engine_fixed(fixed)
+        values = _check_values(fixed, D, "fixed")
+        if "mean" in values:
+            values["mean"] = values["mean"] - shift
+        return values or None
 
     def fit(self, X, y=None, sample_weight=None) -> GaussianImputer:
         """Estimate the mean and covariance by EM from ``X`` with missing values (NaN).
@@ -253,10 +262,11 @@ class GaussianImputer(EMEstimator):
         rng = np.random.default_rng(seed_sequence(self.random_state))
         init = self._starting_params(model, Xc, w, shift, rng)
         # nothing in the fit is random
-        result = self._run_engine(model, data, init, n_obs, random_state=0)
+        fixed = self._engine_fixed(self.fixed, X.shape[1], shift)
+        result = self._run_engine(model, data, init, n_obs, random_state=0, fixed=fixed)
         # Everything is computed; only now is the estimator changed.
         p = result.params
-        self.mean_ = np.asarray(p.mean, dtype=np.float64) + shift
+        self.mean_ = _held_mean(self, X.shape[1], np.asarray(p.mean, dtype=np.float64) + shift)
         self.covariance_ = np.asarray(p.covariance, dtype=np.float64).copy()
         self.loglik_ = float(result.loglik)
         self.n_features_in_ = X.shape[1]
@@ -374,3 +384,35 @@ class GaussianImputer(EMEstimator):
     def score(self, X, y=None) -> float:
         """Mean observed-data log-likelihood per row."""
         return float(np.mean(self.score_samples(X)))
+
+
+def _check_values(values: Mapping[str, Any], D: int, what: str) -> dict[str, np.ndarray]:
+    """A dict of ``mean`` (D,) and/or ``covariance`` (D, D), as ``init`` or ``fixed``."""
+    unknown = set(values) - {"mean", "covariance"}
+    if unknown:
+        raise ValueError(
+            f"{what} dict has unknown keys {sorted(unknown)}; use 'mean', 'covariance'"
+        )
+    out = {}
+    if "mean" in values:
+        m = np.asarray(values["mean"], dtype=np.float64)
+        if m.shape != (D,):
+            raise ValueError(f"{what} mean must have shape ({D},), got {m.shape}")
+        if not np.all(np.isfinite(m)):
+            raise ValueError(f"{what} mean must be finite")
+        out["mean"] = m
+    if "covariance" in values:
+        out["covariance"] = check_covariance(values["covariance"], D, f"{what} covariance")
+    return out
+
+
+def _held_mean(est: Any, D: int, fitted: np.ndarray) -> np.ndarray:
+    """The fitted mean, or the held one exactly as given (``fixed`` or ``init``), not
+    ``(mean - shift) + shift``, which may differ in the last bit."""
+    fixed = est.fixed
+    if fixed is None or isinstance(fixed, str) or "mean" not in fixed:
+        return fitted
+    source = fixed if isinstance(fixed, Mapping) else est.init
+    if isinstance(source, Mapping) and "mean" in source:
+        return np.asarray(source["mean"], dtype=np.float64).reshape(D).copy()
+    return fitted
