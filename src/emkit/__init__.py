@@ -25,6 +25,7 @@ from emkit.models.latent.imputer import GaussianImputer
 from emkit.models.mixture.gaussian import GaussianMixture
 from emkit.models.mixture.generic import Mixture
 from emkit.models.mixture.student_t import StudentTMixture
+from emkit.selection import select
 
 __all__ = [
     "HMM",
@@ -44,4 +45,5 @@ __all__ = [
     "__version__",
     "em",
     "load",
+    "select",
 ]

@@ -94,8 +94,10 @@ class _Clusters:
         ni, nj = self.n[i], self.n[others]
         n = ni + nj
         diff = self.mean[i] - self.mean[others]
-        W = self.W[i] + self.W[others] + ((ni * nj / n)[:, None, None]) * (
-            diff[:, :, None] * diff[:, None, :]
+        W = (
+            self.W[i]
+            + self.W[others]
+            + ((ni * nj / n)[:, None, None]) * (diff[:, :, None] * diff[:, None, :])
         )
         mean = (ni * self.mean[i] + nj[:, None] * self.mean[others]) / n[:, None]
         return n, mean, W
@@ -158,6 +160,26 @@ def hc_merges(Z: np.ndarray, model: str = "VVV") -> tuple[np.ndarray, list[tuple
     return cl.inverse, merges
 
 
+#: the last few agglomerations, so that every candidate of a model selection (and each
+#: restart) shares one tree: the data's bytes are the key
+_CACHE: dict[tuple, tuple[np.ndarray, list[tuple[int, int]]]] = {}
+_CACHE_SIZE = 4
+
+
+def _cached_merges(Z: np.ndarray, model: str):
+    import hashlib
+
+    Z = np.ascontiguousarray(Z)
+    key = (hashlib.sha1(Z.tobytes()).hexdigest(), Z.shape, model)
+    hit = _CACHE.get(key)
+    if hit is None:
+        hit = hc_merges(Z, model)
+        while len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)), None)
+        _CACHE[key] = hit
+    return hit
+
+
 def _cut(initial: np.ndarray, merges: Sequence[tuple[int, int]], ks: Sequence[int]):
     """Labels (0..K-1, numbered by first appearance) after cutting at each K in ``ks``."""
     m = int(initial.max()) + 1 if len(initial) else 0
@@ -200,7 +222,7 @@ def hc_partitions(
     if len(X) > max_rows:
         rng = np.random.default_rng(0) if rng is None else rng
         rows = np.sort(rng.choice(len(X), size=max_rows, replace=False))
-    initial, merges = hc_merges(Z[rows], model)
+    initial, merges = _cached_merges(Z[rows], model)
     n_distinct = int(initial.max()) + 1
     too_many = [k for k in ks if k > n_distinct or k < 1]
     if too_many:

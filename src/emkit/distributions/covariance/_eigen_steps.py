@@ -44,8 +44,8 @@ class Decomposition(NamedTuple):
 
 def compose(dec: Decomposition) -> np.ndarray:
     """The (K, D, D) covariances of a decomposition (exactly symmetric)."""
-    O = dec.orientation
-    cov = dec.volume[:, None, None] * ((O * dec.shape[:, None, :]) @ np.swapaxes(O, 1, 2))
+    rot = dec.orientation
+    cov = dec.volume[:, None, None] * ((rot * dec.shape[:, None, :]) @ np.swapaxes(rot, 1, 2))
     return 0.5 * (cov + np.swapaxes(cov, 1, 2))
 
 
@@ -194,17 +194,17 @@ def _eev_vev(W, nk, vol, previous):
     return Decomposition(volumes(A), np.tile(A, (K, 1)), L)
 
 
-def _mm_orientation(W, alphas, M, O):
-    """One majorisation step for ``min_O sum_k tr(W_k O diag(M_k) O')`` over orthogonal O
+def _mm_orientation(W, alphas, M, rot):
+    """One majorisation step for ``min_O sum_k tr(W_k rot diag(M_k) rot')`` over orthogonal rot
     (Browne & McNicholas 2014), alternating their two majorisers: with ``alpha_k`` the
-    largest eigenvalue of ``W_k``, ``G = sum_k (alpha_k I - W_k) O diag(M_k)``; with
-    ``m_k = max M_k``, ``G = sum_k W_k O (m_k I - diag(M_k))``. The minimiser of the
-    linear majoriser is ``O = U V'`` from the SVD ``G = U S V'``."""
-    G = ((alphas[:, None, None] * O[None] - W @ O) * M[:, None, :]).sum(axis=0)
+    largest eigenvalue of ``W_k``, ``G = sum_k (alpha_k I - W_k) rot diag(M_k)``; with
+    ``m_k = max M_k``, ``G = sum_k W_k rot (m_k I - diag(M_k))``. The minimiser of the
+    linear majoriser is ``rot = U V'`` from the SVD ``G = U S V'``."""
+    G = ((alphas[:, None, None] * rot[None] - W @ rot) * M[:, None, :]).sum(axis=0)
     U, _, Vt = np.linalg.svd(G)
-    O = U @ Vt
+    rot = U @ Vt
     m = M.max(axis=1)
-    G = (W @ O * (m[:, None] - M)[:, None, :]).sum(axis=0)
+    G = (W @ rot * (m[:, None] - M)[:, None, :]).sum(axis=0)
     U, _, Vt = np.linalg.svd(G)
     return U @ Vt
 
@@ -215,29 +215,29 @@ def _eve_vve(W, nk, vol, previous):
     K, D = W.shape[:2]
     n = nk.sum()
     if previous is not None:
-        O0 = _common_orientation(previous)
+        rot0 = _common_orientation(previous)
     else:
-        O0 = _eig_desc(W.sum(axis=0))[1]
+        rot0 = _eig_desc(W.sum(axis=0))[1]
     alphas = np.linalg.eigvalsh(W)[:, -1]
 
-    def given(O):
-        B = np.einsum("ji,kjl,li->ki", O, W, O)  # diag(O' W_k O)
+    def given(rot):
+        B = np.einsum("ji,kjl,li->ki", rot, W, rot)  # diag(rot' W_k rot)
         g, A = _normalise(np.maximum(B, 0.0))
         lam = np.full(K, g.sum() / n) if vol == "E" else g / nk
         return lam, A
 
-    def step(O):
-        lam, A = given(O)
-        return _mm_orientation(W, alphas, 1.0 / (lam[:, None] * A), O)
+    def step(rot):
+        lam, A = given(rot)
+        return _mm_orientation(W, alphas, 1.0 / (lam[:, None] * A), rot)
 
-    def value(O):
-        lam, A = given(O)
-        B = np.einsum("ji,kjl,li->ki", O, W, O)
+    def value(rot):
+        lam, A = given(rot)
+        B = np.einsum("ji,kjl,li->ki", rot, W, rot)
         return -0.5 * float(np.sum(nk * D * np.log(lam) + (B / A).sum(axis=1) / lam))
 
-    O = _iterate(step, O0, value)
-    lam, A = given(O)
-    return Decomposition(lam, A, np.broadcast_to(O, (K, D, D)).copy())
+    rot = _iterate(step, rot0, value)
+    lam, A = given(rot)
+    return Decomposition(lam, A, np.broadcast_to(rot, (K, D, D)).copy())
 
 
 def solve(
@@ -246,7 +246,7 @@ def solve(
     """The M-step of mclust model ``name`` (e.g. "VEV") from scatter matrices ``W``
     (K, D, D) and weights ``nk`` (K,); ``previous`` warm-starts the iterative ones."""
     vol, shape, orient = name
-    K, D = W.shape[:2]
+    K = W.shape[0]
     n = nk.sum()
     if orient == "I":
         return _diagonal(W, nk, vol, shape, previous)

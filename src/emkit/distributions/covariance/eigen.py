@@ -117,17 +117,17 @@ class Parsimonious(Full):
         cov = np.asarray(covariances, dtype=np.float64)
         K, D = cov.shape[:2]
         if self.orientation == "I":
-            O = np.broadcast_to(np.eye(D), (K, D, D)).copy()
+            rot = np.broadcast_to(np.eye(D), (K, D, D)).copy()
             B = np.diagonal(cov, axis1=1, axis2=2)
         elif self.orientation == "E":
             weights = 1.0 + _GOLDEN * np.arange(K)
             scale = np.trace(cov, axis1=1, axis2=2)[:, None, None]
             _, vecs = np.linalg.eigh(np.sum(weights[:, None, None] * cov / scale, axis=0))
-            O = np.broadcast_to(vecs[:, ::-1], (K, D, D)).copy()
-            B = np.einsum("kji,kjl,kli->ki", O, cov, O)
+            rot = np.broadcast_to(vecs[:, ::-1], (K, D, D)).copy()
+            B = np.einsum("kji,kjl,kli->ki", rot, cov, rot)
         else:
             vals, vecs = np.linalg.eigh(cov)
-            O, B = vecs[..., ::-1].copy(), vals[..., ::-1]
+            rot, B = vecs[..., ::-1].copy(), vals[..., ::-1]
         with np.errstate(divide="ignore", invalid="ignore"):
             log_b = np.log(B)
         log_vol = log_b.mean(axis=1)
@@ -138,7 +138,7 @@ class Parsimonious(Full):
             log_shape = np.zeros((K, D))
         elif self.shape_kind == "E":
             log_shape = np.tile(log_shape.mean(axis=0), (K, 1))
-        return Decomposition(np.exp(log_vol), np.exp(log_shape), _proper(O))
+        return Decomposition(np.exp(log_vol), np.exp(log_shape), _proper(rot))
 
     def check(self, covariances, n_components, n_features):
         cov = super().check(covariances, n_components, n_features)
@@ -165,8 +165,8 @@ class Parsimonious(Full):
         n_shape = _n_units(self.shape_kind, K)
         parts.append(np.log(dec.shape[:n_shape, : D - 1]).ravel())
         iu = np.triu_indices(D, 1)
-        for O in dec.orientation[: _n_units(self.orientation, K)]:
-            S = np.real(scipy.linalg.logm(O))
+        for rot in dec.orientation[: _n_units(self.orientation, K)]:
+            S = np.real(scipy.linalg.logm(rot))
             parts.append(0.5 * (S - S.T)[iu])
         return np.concatenate(parts)
 
@@ -197,16 +197,16 @@ class Parsimonious(Full):
         return _check_unpacked(self, cov)
 
 
-def _proper(O: np.ndarray) -> np.ndarray:
+def _proper(rot: np.ndarray) -> np.ndarray:
     """Orthogonal matrices with each column's sign chosen so that the diagonal is
     non-negative and the determinant +1 (flipping a column leaves ``D A D'`` as it is),
     so that ``logm`` gives a real skew-symmetric matrix near the identity."""
-    O = np.array(O, dtype=np.float64)
-    diag = np.diagonal(O, axis1=1, axis2=2)
-    O *= np.where(diag < 0, -1.0, 1.0)[:, None, :]
-    flip = np.linalg.det(O) < 0
+    rot = np.array(rot, dtype=np.float64)
+    diag = np.diagonal(rot, axis1=1, axis2=2)
+    rot *= np.where(diag < 0, -1.0, 1.0)[:, None, :]
+    flip = np.linalg.det(rot) < 0
     if flip.any():
-        j = np.argmin(np.abs(np.diagonal(O, axis1=1, axis2=2)), axis=1)
+        j = np.argmin(np.abs(np.diagonal(rot, axis1=1, axis2=2)), axis=1)
         for k in np.flatnonzero(flip):
-            O[k, :, j[k]] *= -1.0
-    return O
+            rot[k, :, j[k]] *= -1.0
+    return rot
