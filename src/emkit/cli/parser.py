@@ -14,7 +14,7 @@ import numpy as np
 
 from emkit.cli.candidates import CRITERIA, MODELS
 from emkit.cli.commands import cmd_demo, cmd_fit, cmd_info, cmd_predict
-from emkit.distributions.covariance import COVARIANCE_TYPES
+from emkit.distributions.covariance import COVARIANCE_TYPES, MCLUST_MODELS
 
 __all__ = ["build_parser", "parse_columns", "parse_components", "parse_covariances"]
 
@@ -164,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-init", type=_positive_int, default=5, metavar="N", help="restarts per fit (default: 5)"
     )
     fit.add_argument(
+        "--init",
+        choices=("kmeans++", "hc"),
+        default="kmeans++",
+        help="start: k-means++ restarts, or mclust's hierarchical agglomeration (hc)",
+    )
+    fit.add_argument(
         "--max-iter", type=_positive_int, default=500, metavar="N", help="EM steps (default: 500)"
     )
     fit.add_argument(
@@ -186,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo",
         help="model selection on the embedded Old Faithful data",
-        description="Fit K = 1..6 with every covariance type to the Old Faithful data and "
+        description="Fit K = 1..6 with the full, diag, tied and spherical covariances to the "
+        "Old Faithful data and "
         "choose by BIC.",
     )
     _add_selection_options(demo)
@@ -194,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_demo,
         model="gmm",
         components=list(range(1, 7)),
-        covariance=[list(COVARIANCE_TYPES)],
+        covariance=[[n for n in COVARIANCE_TYPES if n not in MCLUST_MODELS]],
+        init="kmeans++",
         criterion="bic",
         n_init=10,
         max_iter=1000,
