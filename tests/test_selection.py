@@ -118,8 +118,8 @@ def _sample(structure: str, K: int, n: int, seed: int) -> np.ndarray:
         vol = 1.0 if vol_kind == "E" else [1.0, 3.0, 0.4, 2.0][k]
         a = {"I": 1.0, "E": 3.0, "V": [3.0, 1.5, 5.0, 2.0][k]}[shape_kind]
         A = np.diag([np.sqrt(a), 1 / np.sqrt(a)])
-        O = {"I": np.eye(D), "E": rotation(0.6), "V": rotation(0.9 * k + 0.3)}[orient_kind]
-        cov = vol * O @ A @ O.T
+        rot = {"I": np.eye(D), "E": rotation(0.6), "V": rotation(0.9 * k + 0.3)}[orient_kind]
+        cov = vol * rot @ A @ rot.T
         X.append(rng.multivariate_normal(means[k], cov, size=n // K))
     return np.vstack(X)
 
