@@ -25,13 +25,14 @@ from scipy import stats
 from scipy.special import logsumexp
 
 import emkit
+from emkit.datasets import load_iris
 from emkit.distributions.covariance import get_structure
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
 
 def test_iris_edda_vev_matches_mclust():
-    X, _ = emkit.datasets.load_iris()
+    X, _ = load_iris()
     y = np.repeat(np.arange(3), 50)  # the embedded iris is in R's order: 50 of each species
     st = get_structure("VEV")
     R = np.eye(3)[y]

@@ -65,8 +65,10 @@ class GaussianMixture(MixtureMixin, EMEstimator):
     n_init : int, default 1
         Restarts from independent seeds; the best log-likelihood is kept.
     init : {"kmeans++", "kmeans", "random", "random_from_data", "hc"} or dict, default "kmeans++"
-        How to start. A dict gives starting parameters ``{"weights", "means",
-        "covariances"}`` (any subset; the rest comes from "kmeans++").
+        How to start. "hc" is mclust's start, a model-based hierarchical agglomeration
+        (:mod:`emkit.models.hc`). A dict gives starting parameters ``{"weights",
+        "means", "covariances"}`` (any subset; the rest comes from "kmeans++"); for
+        mclust's structures the covariances must have the structure.
     random_state : None, int or numpy Generator
         Seed of every random choice (initialisation, restarts, ``sample``).
     warm_start : bool, default False
