@@ -175,3 +175,22 @@ def test_all_is_mclusts_fourteen():
     sel = select(X, 1, "all", init="kmeans++", random_state=0)
     assert [c.covariance_type for c in sel.candidates] == list(MCLUST_MODELS)
     assert "best K=1" in repr(sel)
+
+
+def test_emkit_fit_command_selects_among_mclust_structures(tmp_path, capsys):
+    from emkit import cli
+
+    X = _sample("VII", 3, 300, seed=5)
+    path = tmp_path / "d.csv"
+    np.savetxt(path, X, delimiter=",", header="a,b", comments="")
+    out_model, report = tmp_path / "m.npz", tmp_path / "rep"
+    argv = ["fit", path, "-k", "1-3", "--covariance", "EII,VII,VEV", "--init", "hc"]
+    code = cli.main([str(a) for a in [*argv, "--out", out_model, "--report", report, "-q"]])
+    out = capsys.readouterr().out
+    assert code == 0
+    rows = [line.split() for line in out.splitlines() if line.lstrip("* ")[:1].isdigit()]
+    assert len([r for r in rows if r[-1] in ("yes", "no", "failed")]) == 9
+    assert "chosen model: K=3, covariance 'VII'" in out
+    loaded = emkit.load(out_model)
+    assert (loaded.n_components, loaded.covariance_type) == (3, "VII")
+    assert (report / "criterion.png").read_bytes()[:4] == b"\x89PNG"

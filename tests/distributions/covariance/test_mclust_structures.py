@@ -290,3 +290,23 @@ def test_pack_round_trip(name):
     cov = st.unpack(rng.normal(size=st.n_packed(3, 4)), 3, 4)
     np.testing.assert_allclose(st.unpack(st.pack(cov), 3, 4), cov, rtol=1e-8, atol=1e-12)
     _check_structure(name, cov)
+
+
+@pytest.mark.parametrize("name", ["VEI", "EVE", "VEV", "EEV"])
+def test_exact_whatever_the_offset(name):
+    """The same fit, to 1e-7, for the data and the data moved 1e8 away (spread ~1)."""
+    X = _data(seed=21, n=150) - 1e6
+    fits = []
+    for offset in (0.0, 1e8):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", emkit.MonotonicityWarning)
+            warnings.simplefilter("ignore", emkit.ConvergenceWarning)
+            fits.append(
+                emkit.GaussianMixture(
+                    3, covariance_type=name, init="hc", tol=1e-10, max_iter=200
+                ).fit(X + offset)
+            )
+    near, far = fits
+    assert far.loglik_ == pytest.approx(near.loglik_, rel=1e-7)
+    np.testing.assert_allclose(far.means_ - 1e8, near.means_, atol=1e-6)
+    np.testing.assert_allclose(far.covariances_, near.covariances_, rtol=1e-6, atol=1e-9)
