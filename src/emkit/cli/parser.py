@@ -60,13 +60,15 @@ def parse_components(text: str) -> list[int]:
 
 
 def parse_covariances(text: str) -> list[str]:
-    """Covariance types from ``"full"``, ``"full,diag"`` or ``"all"``."""
+    """Covariance types from ``"full"``, ``"full,diag"``, ``"EII,VEV"`` or ``"all"``
+    (any case)."""
     out = []
+    known = {n.lower(): n for n in COVARIANCE_TYPES}  # "vev" and "VEV" alike
     for name in filter(None, (part.strip().lower() for part in text.split(","))):
         if name == "all":
             out.extend(COVARIANCE_TYPES)
-        elif name in COVARIANCE_TYPES:
-            out.append(name)
+        elif name in known:
+            out.append(known[name])
         else:
             raise argparse.ArgumentTypeError(
                 f"unknown covariance type {name!r}; choose from {', '.join(COVARIANCE_TYPES)}, all"
