@@ -86,7 +86,7 @@ def _q(X, R, means, cov):
     )
 
 
-def _numerical_maximum(structure, X, R, K, D, starts=3, seed=0):
+def _numerical_maximum(structure, X, R, K, D, starts=2, seed=0):
     """max of Q over the structure's own parametrisation (``unpack``) by BFGS, the means
     at the weighted means (Q's maximiser in the means whatever the covariances)."""
     rng = np.random.default_rng(seed)
@@ -107,7 +107,7 @@ def _numerical_maximum(structure, X, R, K, D, starts=3, seed=0):
     best, best_theta = np.inf, None
     for s in range(starts):
         theta0 = 0.5 * s * rng.normal(size=structure.n_packed(K, D))
-        res = optimize.minimize(negative, theta0, method="BFGS", options={"gtol": 1e-9})
+        res = optimize.minimize(negative, theta0, method="BFGS", options={"gtol": 1e-7})
         if res.fun < best:
             best, best_theta = res.fun, res.x
     return _q(X, R, means, structure.unpack(best_theta, K, D))
