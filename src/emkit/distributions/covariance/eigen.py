@@ -30,7 +30,6 @@ diagonal of each covariance, as for ``full``).
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 
 from emkit.distributions.covariance._eigen_steps import Decomposition, compose, solve
 from emkit.distributions.covariance.base import unpack_symmetric
@@ -160,6 +159,8 @@ class Parsimonious(Full):
     def pack(self, covariances):
         cov = np.asarray(covariances, dtype=np.float64)
         K, D = cov.shape[:2]
+        import scipy.linalg
+
         dec = self.decompose(cov)
         parts = [np.log(dec.volume[: _n_units(self.volume, K)])]
         n_shape = _n_units(self.shape_kind, K)
@@ -172,6 +173,8 @@ class Parsimonious(Full):
 
     def unpack(self, vec, n_components, n_features):
         K, D = n_components, n_features
+        import scipy.linalg
+
         vec = _check_vector(vec, self.n_packed(K, D))
         nv, ns, no = (_n_units(c, K) for c in self.name)
         r = D * (D - 1) // 2
