@@ -52,6 +52,8 @@ def hc_transform(X: np.ndarray, use: str = "SVD") -> np.ndarray:
     centred = X - X.mean(axis=0)
     sd = centred.std(axis=0, ddof=1) if len(X) > 1 else np.ones(X.shape[1])
     keep = np.isfinite(sd) & (sd > 0)
+    if not keep.any():  # every column constant: one point, nothing to agglomerate by
+        return np.zeros((len(X), 1))
     scaled = centred[:, keep] / sd[keep]
     _, d, vt = np.linalg.svd(scaled, full_matrices=False)
     d = np.where(d > 0, d, 1.0)
