@@ -25,6 +25,7 @@ from emkit.models.mixture.regression import MixtureOfRegressions
 from emkit.models.mixture.student_t import StudentTMixture
 from emkit.models.ssm.estimator import LinearGaussianSSM
 from emkit.models.topic.estimator import LDA
+from emkit.selection import select
 
 __all__ = [
     "HMM",
@@ -48,6 +49,7 @@ __all__ = [
     "__version__",
     "em",
     "load",
+    "select",
 ]
 
 

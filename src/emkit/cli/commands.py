@@ -42,17 +42,19 @@ def _selection(
         args.components,
         args.covariance,
         model_name=args.model,
+        criterion=args.criterion,
         progress=not args.quiet,
+        init=getattr(args, "init", "kmeans++"),
         n_init=args.n_init,
         max_iter=args.max_iter,
         tol=args.tol,
         random_state=args.seed,
-    )
+    ).candidates
     chosen = choose(candidates, args.criterion)
     print(format_candidates(candidates, chosen, args.criterion))
     if not args.quiet:
         for c in candidates:
-            for note in c.notes:
+            for note in c.notes if c.ok else [c.status]:
                 _warn(f"K={c.n_components} {c.covariance_type}: {note}")
     print()
     print(

@@ -42,8 +42,8 @@ def format_candidates(candidates: Sequence[Candidate], chosen: Candidate, criter
             f"{c.bic:.2f}",
             f"{c.aic:.2f}",
             f"{c.icl:.2f}",
-            str(c.model.n_iter_),
-            "yes" if c.model.converged_ else "no",
+            str(c.n_iter),
+            ("yes" if c.converged else "no") if c.ok else "failed",
         ]
         for c in candidates
     ]

@@ -14,7 +14,7 @@ import numpy as np
 
 from emkit.cli.candidates import CRITERIA, MODELS
 from emkit.cli.commands import cmd_demo, cmd_fit, cmd_info, cmd_predict
-from emkit.distributions.covariance import COVARIANCE_TYPES
+from emkit.distributions.covariance import COVARIANCE_TYPES, MCLUST_MODELS
 
 __all__ = ["build_parser", "parse_columns", "parse_components", "parse_covariances"]
 
@@ -60,13 +60,15 @@ def parse_components(text: str) -> list[int]:
 
 
 def parse_covariances(text: str) -> list[str]:
-    """Covariance types from ``"full"``, ``"full,diag"`` or ``"all"``."""
+    """Covariance types from ``"full"``, ``"full,diag"``, ``"EII,VEV"`` or ``"all"``
+    (any case)."""
     out = []
+    known = {n.lower(): n for n in COVARIANCE_TYPES}  # "vev" and "VEV" alike
     for name in filter(None, (part.strip().lower() for part in text.split(","))):
         if name == "all":
             out.extend(COVARIANCE_TYPES)
-        elif name in COVARIANCE_TYPES:
-            out.append(name)
+        elif name in known:
+            out.append(known[name])
         else:
             raise argparse.ArgumentTypeError(
                 f"unknown covariance type {name!r}; choose from {', '.join(COVARIANCE_TYPES)}, all"
@@ -164,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-init", type=_positive_int, default=5, metavar="N", help="restarts per fit (default: 5)"
     )
     fit.add_argument(
+        "--init",
+        choices=("kmeans++", "hc"),
+        default="kmeans++",
+        help="start: k-means++ restarts, or mclust's hierarchical agglomeration (hc)",
+    )
+    fit.add_argument(
         "--max-iter", type=_positive_int, default=500, metavar="N", help="EM steps (default: 500)"
     )
     fit.add_argument(
@@ -186,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo",
         help="model selection on the embedded Old Faithful data",
-        description="Fit K = 1..6 with every covariance type to the Old Faithful data and "
+        description="Fit K = 1..6 with the full, diag, tied and spherical covariances to the "
+        "Old Faithful data and "
         "choose by BIC.",
     )
     _add_selection_options(demo)
@@ -194,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_demo,
         model="gmm",
         components=list(range(1, 7)),
-        covariance=[list(COVARIANCE_TYPES)],
+        covariance=[[n for n in COVARIANCE_TYPES if n not in MCLUST_MODELS]],
+        init="kmeans++",
         criterion="bic",
         n_init=10,
         max_iter=1000,

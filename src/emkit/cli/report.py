@@ -141,7 +141,9 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None  # a failed candidate's scores
     return value
 
 
@@ -216,7 +218,7 @@ def plot_criterion(
         ax.plot(
             ks,
             [r[criterion] for r in rows],
-            marker="osD^v<>p"[i % 8],
+            marker="osD^v<>pPXhH8d"[i % 14],  # one symbol per structure, as mclust's plot
             color=_colour(i),
             label=cov_type,
             markerfacecolor="none" if i % 2 else None,
@@ -242,7 +244,7 @@ def plot_criterion(
     ax.set_xlabel("number of components K")
     ax.set_ylabel(f"{criterion.upper()} (lower is better)")
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(title="covariance")
+    ax.legend(title="covariance", ncol=2 if len(types) > 6 else 1, fontsize="small")
     ax.grid(alpha=0.3)
     _save(fig, path)
 

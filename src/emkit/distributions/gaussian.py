@@ -334,6 +334,8 @@ class Gaussian(Distribution):
     def __init__(self, covariance_type: str = "full", reg_covar: float = 1e-6):
         self.structure: CovarianceStructure = get_structure(covariance_type)
         self.covariance_type = covariance_type
+        # an iterative covariance M-step (mclust's VEI, EVE, ...) is a generalized one
+        self.generalized = not self.structure.exact
         self.reg_covar = check_real(reg_covar, "reg_covar", 0.0)
         self.kernel = GaussianKernel(covariance_type, self.reg_covar)
 

@@ -110,7 +110,7 @@ def kmeans(
     return centers, labels
 
 
-INIT_METHODS = ("kmeans++", "kmeans", "random", "random_from_data")
+INIT_METHODS = ("kmeans++", "kmeans", "random", "random_from_data", "hc")
 
 
 def initial_responsibilities(method: str, X, w, n_components: int, rng) -> np.ndarray:
@@ -119,7 +119,9 @@ def initial_responsibilities(method: str, X, w, n_components: int, rng) -> np.nd
     * ``"kmeans++"``: k-means++ seeds, every row assigned to its nearest seed;
     * ``"kmeans"``: Lloyd's k-means from k-means++ seeds, hard labels;
     * ``"random"``: uniform random responsibilities, normalised per row;
-    * ``"random_from_data"``: K distinct random rows as centres, nearest-centre labels.
+    * ``"random_from_data"``: K distinct random rows as centres, nearest-centre labels;
+    * ``"hc"``: mclust's model-based hierarchical agglomeration (:mod:`emkit.models.hc`),
+      deterministic (``rng`` only draws the subset of rows of a large data set).
     """
     n, K = len(X), n_components
     Xd = np.asarray(X, dtype=np.float64)
@@ -129,6 +131,10 @@ def initial_responsibilities(method: str, X, w, n_components: int, rng) -> np.nd
         labels = kmeans(Xd, K, rng, w)[1]
     elif method == "random_from_data":
         labels = nearest_center(Xd, Xd[rng.choice(n, size=K, replace=False)])[0]
+    elif method == "hc":
+        from emkit.models.hc import hc_partitions
+
+        labels = hc_partitions(Xd, [K], rng=rng)[K]
     elif method == "random":
         resp = rng.uniform(size=(n, K))
         return resp / resp.sum(axis=1, keepdims=True)

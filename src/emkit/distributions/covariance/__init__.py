@@ -13,14 +13,24 @@ full          (K, D, D)             one matrix per component
 diag          (K, D)                one variance per feature and component
 tied          (D, D)                one matrix shared by all components
 spherical     (K,)                  one variance per component
+EII ... VVV   (K, D, D)             mclust's 14 parsimonious structures
+                                    ``lambda_k D_k A_k D_k'`` (:mod:`.eigen`)
 ============  ====================  ==============================================
 """
 
 from emkit.distributions.covariance.base import CovarianceStructure, block_rows
+from emkit.distributions.covariance.eigen import MCLUST_MODELS, Parsimonious
 from emkit.distributions.covariance.matrices import Full, Tied
 from emkit.distributions.covariance.variances import Diag, Spherical
 
-__all__ = ["COVARIANCE_TYPES", "CovarianceStructure", "block_rows", "get_structure", "register"]
+__all__ = [
+    "COVARIANCE_TYPES",
+    "MCLUST_MODELS",
+    "CovarianceStructure",
+    "block_rows",
+    "get_structure",
+    "register",
+]
 
 #: every registered structure by name
 COVARIANCE_TYPES: dict[str, CovarianceStructure] = {}
@@ -32,7 +42,7 @@ def register(structure: CovarianceStructure) -> CovarianceStructure:
     return structure
 
 
-for _structure in (Full(), Diag(), Tied(), Spherical()):
+for _structure in (Full(), Diag(), Tied(), Spherical(), *map(Parsimonious, MCLUST_MODELS)):
     register(_structure)
 
 

@@ -228,6 +228,14 @@ class CovarianceStructure(abc.ABC):
         """The structure's covariances nearest to (K, D, D) matrices (inverse of ``to_full``)."""
         raise NotImplementedError
 
+    def decompose(self, full: np.ndarray):
+        """Volume, shape and orientation of (K, D, D) covariances, ``Sigma_k = lambda_k
+        D_k A_k D_k'`` (mclust's decomposition): here each component's own eigen-
+        decomposition; structures with shared parts override it."""
+        from emkit.distributions.covariance._eigen_steps import eigen_decomposition
+
+        return eigen_decomposition(full)
+
     def valid_components(self, covariances: np.ndarray, n_components: int) -> np.ndarray:
         """Boolean (K,): which components have a positive definite covariance."""
         ok = np.ones(n_components, dtype=bool)

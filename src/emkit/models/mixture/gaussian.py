@@ -49,8 +49,12 @@ class GaussianMixture(MixtureMixin, EMEstimator):
     ----------
     n_components : int, default 1
         Number of mixture components K.
-    covariance_type : {"full", "diag", "tied", "spherical"}, default "full"
-        Structure of the covariances (see :mod:`emkit.distributions.covariance`).
+    covariance_type : str, default "full"
+        Structure of the covariances (see :mod:`emkit.distributions.covariance`):
+        "full", "diag", "tied", "spherical", or one of mclust's 14 names "EII", "VII",
+        "EEI", "VEI", "EVI", "VVI", "EEE", "VEE", "EVE", "VVE", "EEV", "VEV", "EVV",
+        "VVV" (``Sigma_k = lambda_k D_k A_k D_k'`` with volume, shape and orientation
+        Equal, Varying or the Identity; their covariances are (K, D, D) matrices).
     tol : float, default 1e-3
         Stop when the mean log-likelihood per sample rises by less than ``tol``
         (a decrease never counts as convergence).
@@ -61,9 +65,11 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         k steps unless the fit converged earlier.
     n_init : int, default 1
         Restarts from independent seeds; the best log-likelihood is kept.
-    init : {"kmeans++", "kmeans", "random", "random_from_data"} or dict, default "kmeans++"
-        How to start. A dict gives starting parameters ``{"weights", "means",
-        "covariances"}`` (any subset; the rest comes from "kmeans++").
+    init : {"kmeans++", "kmeans", "random", "random_from_data", "hc"} or dict, default "kmeans++"
+        How to start. "hc" is mclust's start, a model-based hierarchical agglomeration
+        (:mod:`emkit.models.hc`). A dict gives starting parameters ``{"weights",
+        "means", "covariances"}`` (any subset; the rest comes from "kmeans++"); for
+        mclust's structures the covariances must have the structure.
     random_state : None, int or numpy Generator
         Seed of every random choice (initialisation, restarts, ``sample``).
     warm_start : bool, default False
@@ -119,7 +125,10 @@ class GaussianMixture(MixtureMixin, EMEstimator):
     weights_ : ndarray of shape (n_components,)
     means_ : ndarray of shape (n_components, n_features)
     covariances_ : ndarray
-        (K, D, D) full, (K, D) diag, (D, D) tied, (K,) spherical.
+        (K, D, D) full and the mclust names, (K, D) diag, (D, D) tied, (K,) spherical.
+    volume_, shape_, orientation_ : ndarray
+        The decomposition ``covariance_k = volume_[k] * orientation_[k] @
+        diag(shape_[k]) @ orientation_[k].T`` (K,), (K, D), (K, D, D).
     precisions_cholesky_ : ndarray, same shape as ``covariances_``
         ``U`` with ``inv(covariance) = U @ U.T``.
     precisions_ : ndarray, same shape as ``covariances_``
@@ -394,6 +403,31 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         """Inverse covariances, from ``precisions_cholesky_``."""
         self._check_is_fitted()
         return get_structure(self.covariance_type).precisions(self.precisions_cholesky_)
+
+    def _decomposition(self):
+        K, D = self.means_.shape
+        st = get_structure(self.covariance_type)
+        full = st.to_full(np.asarray(self.covariances_, dtype=np.float64), K, D)
+        return st.decompose(full)
+
+    @property
+    def volume_(self) -> np.ndarray:
+        """``lambda_k = det(covariance_k) ** (1 / D)`` (K,), of ``Sigma_k = lambda_k D_k A_k
+        D_k'`` (mclust's decomposition; equal for every k where the structure says so)."""
+        self._check_is_fitted()
+        return self._decomposition().volume
+
+    @property
+    def shape_(self) -> np.ndarray:
+        """The diagonals of the shapes ``A_k`` (K, D), each with product 1."""
+        self._check_is_fitted()
+        return self._decomposition().shape
+
+    @property
+    def orientation_(self) -> np.ndarray:
+        """The orientations ``D_k`` (K, D, D), orthogonal, eigenvectors as columns."""
+        self._check_is_fitted()
+        return self._decomposition().orientation
 
     def _params(self, centre: Any = 0.0) -> MixtureParams:
         """The fitted parameters (float64), with the means taken about ``centre``."""
