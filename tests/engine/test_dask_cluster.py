@@ -157,6 +157,29 @@ def test_hmm_on_a_cluster_with_whole_sequences_as_partitions(X):
     assert_same_fit(fit, ref, ["startprob_", "transmat_", "means_", "covariances_"])
 
 
+def test_partitions_are_read_once_and_only_parameters_go_out(client, X, tmp_path):
+    np.save(tmp_path / "x.npy", X)
+    source = from_npy(tmp_path / "x.npy", batch_size=200).map(_model_batch)  # 4 partitions
+    model = GaussianMixtureModel(2)
+    params = model.init_params(source.init_data(), np.random.default_rng(0))
+    executor = DaskExecutor(client)
+    try:
+        with distributed.get_task_stream(client) as stream:
+            first = executor.run_estep(model.estep, params, source)
+            second = executor.run_estep(model.estep, params, source)
+    finally:
+        executor.close()
+    keys = [str(task["key"]) for task in stream.data]
+    assert sum(k.startswith("('_read_rows") or k.startswith("_read_rows") for k in keys) == 4
+    assert sum("_apply" in k for k in keys) == 8  # one E-step task per partition and pass
+    assert sum("_add" in k for k in keys) == 2 * 3  # a tree of pairwise sums per pass
+    serial = emkit.engine.SerialExecutor().run_estep(model.estep, params, source)
+    for out in (first, second):
+        np.testing.assert_allclose(out[1], serial[1], rtol=RTOL)
+        for a, b in zip(tree_leaves(out[0]), tree_leaves(serial[0])):
+            np.testing.assert_allclose(a, b, rtol=RTOL, atol=1e-9)
+
+
 def _model_batch(block):
     return np.asfortranarray(block), None
 
@@ -182,26 +205,3 @@ def test_a_worker_killed_mid_fit_changes_nothing(client, X):
     np.testing.assert_allclose(
         result.params.components.mean, reference.params.components.mean, rtol=RTOL, atol=1e-12
     )
-
-
-def test_partitions_are_read_once_and_only_parameters_go_out(client, X, tmp_path):
-    np.save(tmp_path / "x.npy", X)
-    source = from_npy(tmp_path / "x.npy", batch_size=200).map(_model_batch)  # 4 partitions
-    model = GaussianMixtureModel(2)
-    params = model.init_params(source.init_data(), np.random.default_rng(0))
-    executor = DaskExecutor(client)
-    try:
-        with distributed.get_task_stream(client) as stream:
-            first = executor.run_estep(model.estep, params, source)
-            second = executor.run_estep(model.estep, params, source)
-    finally:
-        executor.close()
-    keys = [str(task["key"]) for task in stream.data]
-    assert sum(k.startswith("('_read_rows") or k.startswith("_read_rows") for k in keys) == 4
-    assert sum("_apply" in k for k in keys) == 8  # one E-step task per partition and pass
-    assert sum("_add" in k for k in keys) == 2 * 3  # a tree of pairwise sums per pass
-    serial = emkit.engine.SerialExecutor().run_estep(model.estep, params, source)
-    for out in (first, second):
-        np.testing.assert_allclose(out[1], serial[1], rtol=RTOL)
-        for a, b in zip(tree_leaves(out[0]), tree_leaves(serial[0])):
-            np.testing.assert_allclose(a, b, rtol=RTOL, atol=1e-9)

@@ -101,6 +101,9 @@ class DaskExecutor(Executor):
             except Exception as exc:
                 if attempt == self.retries or not _lost_worker(exc):
                     raise
+                # Partitions whose futures were cancelled are computed again from their recipe.
+                _, futures = self._parts.pop(id(source), (None, []))
+                self.client.cancel(futures)
                 time.sleep(0.5 * (attempt + 1))  # let the scheduler notice the lost worker
         raise AssertionError("unreachable")  # pragma: no cover
 
