@@ -25,6 +25,7 @@ from emkit.models.latent.imputer import GaussianImputer
 from emkit.models.mixture.gaussian import GaussianMixture
 from emkit.models.mixture.generic import Mixture
 from emkit.models.mixture.student_t import StudentTMixture
+from emkit.models.mixture.variational import VariationalGaussianMixture
 
 __all__ = [
     "HMM",
@@ -41,6 +42,7 @@ __all__ = [
     "MonotonicityWarning",
     "NotFittedError",
     "StudentTMixture",
+    "VariationalGaussianMixture",
     "__version__",
     "em",
     "load",

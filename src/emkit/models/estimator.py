@@ -199,9 +199,10 @@ class EMEstimator(_SklearnBase):
                 stacklevel=3,
             )
         if self.verbose:
+            final = self.elbo_ if self.objective_name_ == "elbo" else self.loglik_
             print(
                 f"{type(self).__name__}: {self._describe()}"
-                f"{what} {self.objective_name_}={self.loglik_:.6g} n_iter={self.n_iter_} "
+                f"{what} {self.objective_name_}={final:.6g} n_iter={self.n_iter_} "
                 f"converged={self.converged_} ({result.time:.3g} s)"
             )
 
