@@ -199,7 +199,8 @@ class EMEstimator(_SklearnBase):
                 stacklevel=3,
             )
         if self.verbose:
-            final = self.elbo_ if self.objective_name_ == "elbo" else self.loglik_
+            elbo = self.objective_name_ == "elbo" and hasattr(self, "elbo_")
+            final = self.elbo_ if elbo else self.loglik_
             print(
                 f"{type(self).__name__}: {self._describe()}"
                 f"{what} {self.objective_name_}={final:.6g} n_iter={self.n_iter_} "

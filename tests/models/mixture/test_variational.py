@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import emkit
 from emkit import VariationalGaussianMixture
@@ -400,3 +401,13 @@ def test_verbose_reports_the_elbo(capsys):
     X = _clusters(np.random.default_rng(16), n=(20, 20, 20))
     VariationalGaussianMixture(n_components=2, verbose=1, random_state=0).fit(X)
     assert "variational EM elbo=" in capsys.readouterr().out
+
+
+@parametrize_with_checks(
+    [
+        VariationalGaussianMixture(),
+        VariationalGaussianMixture(n_components=2, covariance_type="diag"),
+    ]
+)
+def test_scikit_learn_estimator_checks(estimator, check):
+    check(estimator)
