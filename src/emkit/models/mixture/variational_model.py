@@ -50,7 +50,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy.special import betaln, digamma, entr, gammaln, logsumexp
+from scipy.special import betaln, digamma, entr, gammaln
 
 from emkit.distributions.gaussian import GaussianKernel
 from emkit.models.init import initial_responsibilities
@@ -70,6 +70,7 @@ VB_COVARIANCE_TYPES = ("full", "diag", "tied", "spherical")
 WEIGHT_PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
 
 _LOG_2 = float(np.log(2.0))
+_LOG_2PI = float(np.log(2.0 * np.pi))
 #: added to every component's count, as scikit-learn does, so an empty one has a mean
 _EMPTY = 10.0 * np.finfo(np.float64).eps
 
@@ -149,6 +150,8 @@ class VariationalGaussianMixtureModel:
         self.prior = prior
         self.stick_breaking = weight_concentration_prior_type == "dirichlet_process"
         self.kernel = GaussianKernel(covariance_type, reg_covar)
+        #: the kernel's moments without regularisation (the E-step's quadratic terms)
+        self.quadratic_kernel = GaussianKernel(covariance_type, 0.0)
         self.structure = self.kernel.structure
         self.init = init
 
@@ -193,19 +196,35 @@ class VariationalGaussianMixtureModel:
         return self.params_from_responsibilities(X, w, resp)
 
     def estep(self, params: VBParams, batch: Any) -> tuple[VBStats, float]:
-        """Responsibilities' moments and entropy; the objective lives in :meth:`log_prior`."""
+        """Responsibilities' moments and entropy; the objective lives in :meth:`log_prior`.
+
+        One pass of the Gaussian kernel's mixture E-step gives the moments about the
+        means and ``sum_n log sum_k rho_nk``; the entropy follows from the identity
+        ``-sum r log r = sum_n log sum_k rho_nk - sum_nk r_nk log rho_nk``, whose last
+        term is ``sum_k n_k c_k - tr(P_k S_k) / 2`` (``c_k`` the log-density's constant,
+        ``P_k`` the precision, ``S_k`` the second moments about the mean).
+        """
         X, w = batch[0], batch[1]
-        log_resp, works = self.kernel.log_densities(
-            params.means, params.precisions_cholesky, X, self._log_offsets(params), True
+        means, prec_chol = params.means, params.precisions_cholesky
+        offsets = self._log_offsets(params)
+        stats, value = self.kernel.estep(means, prec_chol, offsets, X, w)
+        nk, s1, s2 = stats
+        st = self.structure
+        K, D = np.shape(means)
+        constants = (
+            offsets
+            + np.broadcast_to(st.log_det_precision_cholesky(prec_chol, D), (K,))
+            - 0.5 * D * _LOG_2PI
         )
-        log_resp -= logsumexp(log_resp, axis=1, keepdims=True)
-        resp = np.exp(log_resp)
-        terms = resp * log_resp
-        if w is not None:
-            resp *= w[:, None]
-            terms *= w[:, None]
-        nk, s1, s2 = self.kernel.moments(X, resp, works)
-        return VBStats(nk, s1, s2, np.asarray(-np.sum(terms))), 0.0
+        weight = np.asarray(nk, dtype=np.float64) + _EMPTY
+        shift, cov = self.quadratic_kernel.estimate(weight, s1, s2)  # about the means
+        precisions = st.to_full(st.precisions(prec_chol), K, D)
+        # a shared (pooled) covariance counts every sample once, whichever its component
+        pooled = np.full(K, weight.mean()) if st.shared else weight
+        quadratic = pooled * np.einsum("kij,kji->k", precisions, st.to_full(cov, K, D))
+        quadratic += weight * np.einsum("ki,kij,kj->k", shift, precisions, shift)
+        entropy = value - float(np.sum(nk * constants)) + 0.5 * float(np.sum(quadratic))
+        return VBStats(nk, s1, s2, np.asarray(entropy)), 0.0
 
     def mstep(self, stats: VBStats, params: VBParams | None) -> VBParams:
         """Every factor but ``q(z)`` from the statistics taken at ``params``."""
