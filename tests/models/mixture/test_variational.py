@@ -413,3 +413,14 @@ def test_verbose_reports_the_elbo(capsys):
 )
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("method", ["kmeans", "kmeans++", "random", "random_from_data"])
+def test_every_init_method_starts_a_monotone_fit(method):
+    X = _clusters(np.random.default_rng(17))
+    vb = VariationalGaussianMixture(
+        n_components=3, init=method, random_state=0, check_monotone="raise"
+    )
+    labels = vb.fit_predict(X)
+    assert np.all(np.diff(vb.history_) >= -1e-9 * np.abs(vb.history_[1:]))
+    np.testing.assert_array_equal(labels, vb.predict(X))

@@ -209,15 +209,7 @@ class VariationalGaussianMixture(MixtureMixin, EMEstimator):
             WEIGHT_PRIOR_TYPES,
         )
         check_init(self._method(), INIT_METHODS)
-        check_real(self.tol, "tol", 0.0)
-        check_real(self.reg_covar, "reg_covar", 0.0)
-        check_int(self.max_iter, "max_iter", 0)
-        check_int(self.n_init, "n_init", 1)
-        if self.n_components > n_samples:
-            raise ValueError(
-                f"Expected n_samples >= n_components but got n_components = "
-                f"{self.n_components}, n_samples = {n_samples}"
-            )
+        self._check_mixture_options(n_samples)
 
     def _prior(self, Xc: np.ndarray, shift: np.ndarray) -> VBPrior:
         """The priors in the centred coordinates of the fit (defaults from the data)."""
