@@ -32,6 +32,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -66,6 +67,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads (1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data (0)")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON file ({RESULTS})")
+    parser.add_argument(
+        "--summary",
+        type=Path,
+        default=None,
+        help="also write the machine, the command and the table as Markdown (for committing "
+        "under benchmarks/summaries/, so each figure quoted in a README has a file behind it)",
+    )
     args = parser.parse_args(argv)
     for name in ("iters", "repeats", "threads"):
         if getattr(args, name) < 1:
@@ -241,6 +249,31 @@ def write_results(path: Path, info: dict, args: argparse.Namespace, rows: list[d
     path.write_text(json.dumps({"machine": info, "settings": settings, "results": rows}, indent=2))
 
 
+def write_summary(path: Path, info: dict, argv: list[str] | None, rows: list[dict]) -> None:
+    """The table, the command that made it and the machine it ran on, as Markdown."""
+    command = " ".join(["benchmarks/run.py", *(sys.argv[1:] if argv is None else argv)])
+    pools = ", ".join(f"{p['internal_api']} {p['num_threads']}" for p in info["thread_pools"])
+    lines = [
+        f"# `{command}`",
+        "",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"- emkit {info['emkit']} ({info['emkit_git']}), numpy {info['numpy']}, python "
+        f"{info['python']}",
+        f"- cpu: {info['cpu']} ({info['cpus_usable']} usable), load {info['load_average']}",
+        f"- thread pools: {pools}",
+        "",
+        "```",
+        format_table(rows),
+        "```",
+        "",
+    ]
+    for row in rows:
+        if row.get("note"):
+            lines.append(f"- {row['workload']}: {row['note']}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: pin threads, discover, run, print and save."""
     args = parse_args(argv)
@@ -264,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     print_legend(args)
     write_results(args.output, info, args, rows)
     print(f"\nwrote {args.output}")
+    if args.summary is not None:
+        write_summary(args.summary, info, argv, rows)
+        print(f"wrote {args.summary}")
     return 0
 
 

@@ -14,7 +14,7 @@ from scipy import optimize, stats
 from weighted import assert_trees_close, wmean, wvar
 
 from emkit._pytree import tree_add, tree_map
-from emkit.distributions.base import Distribution, component
+from emkit.distributions.base import DirichletPrior, Distribution, GammaPrior, component
 from emkit.distributions.continuous import (
     DiagGaussian,
     DiagGaussianParams,
@@ -212,11 +212,29 @@ def test_stats_are_additive(case, split):
 
 
 # -------------------------------------------------------------------------- priors
-def test_flat_prior_is_mle(case):
+# The flat member of each conjugate family, written out (not the ``None`` default).
+FLAT_PRIORS = {
+    Categorical: DirichletPrior(alpha=1.0),
+    Bernoulli: DirichletPrior(alpha=1.0),
+    Poisson: GammaPrior(a0=1.0, b0=0.0),
+    Exponential: GammaPrior(a0=1.0, b0=0.0),
+}
+
+
+def test_flat_prior_gives_the_weighted_mle(case):
     rng = np.random.default_rng(11)
     X = case.dist.validate(case.data(rng, 50))
-    s = case.dist.suff_stats(X, rng.uniform(size=(50, K)))
-    assert_trees_close(case.dist.mstep(s, None), case.dist.mstep(s))
+    w = rng.uniform(size=(50, K))
+    s = case.dist.suff_stats(X, w)
+    flat = FLAT_PRIORS.get(type(case.dist))
+    if flat is None:  # no conjugate prior: any prior object is refused, not ignored
+        with pytest.raises(TypeError, match="no conjugate prior"):
+            case.dist.mstep(s, DirichletPrior(alpha=1.0))
+        return
+    params = case.dist.mstep(s, flat)
+    for k in range(K):
+        assert_trees_close(component(params, k), case.mle(X, w[:, k]), rtol=1e-10)
+    assert case.dist.log_prior(params, flat) == 0.0
 
 
 # ------------------------------------------------------------------------ samples

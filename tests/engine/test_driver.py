@@ -278,6 +278,21 @@ def _expected_stop(tol_total: float, max_iter: int = 1000) -> int:
     raise AssertionError("did not converge")
 
 
+def test_tol_none_runs_every_step_past_the_fixed_point():
+    # 300 steps of the linkage map by hand reach its fixed point long before the end;
+    # tol=None still takes all of them (tol=0 stops at the fixed point)
+    theta = 0.5
+    for _ in range(300):
+        theta = linkage_em_map(theta)
+    every = emkit.em(LinkageModel(), linkage_data(), init=START, tol=None, max_iter=300)
+    assert every.n_iter == len(every.history) == 300 and not every.converged
+    assert _theta(every) == pytest.approx(theta, abs=1e-12)
+    stops = emkit.em(LinkageModel(), linkage_data(), init=START, tol=0.0, max_iter=300)
+    assert stops.converged and stops.n_iter < 300
+    with pytest.raises(ValueError, match="non-negative"):
+        emkit.em(LinkageModel(), linkage_data(), init=START, tol=-1.0)
+
+
 @pytest.mark.parametrize("tol", [1e-2, 1e-4, 1e-6, 1e-8])
 def test_tol_bounds_the_change_per_observation(tol):
     result = emkit.em(LinkageModel(), linkage_data(), init=START, tol=tol, max_iter=1000)

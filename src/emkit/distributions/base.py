@@ -388,6 +388,39 @@ class Distribution(abc.ABC):
             If a component has zero total weight and its parameters are undefined.
         """
 
+    #: whether components share parameters (a tied covariance): then one component
+    #: cannot be held fixed on its own
+    shares_parameters: bool = False
+    #: the parameter fields :meth:`held_stats` can hold fixed
+    holdable_fields: tuple[str, ...] = ()
+
+    def held_stats(self, stats: Any, previous: Any, fields: frozenset) -> Any:
+        """Statistics whose ordinary M-step (from ``previous``) maximises the parameters
+        other than ``fields`` given ``previous``'s values of ``fields`` (which the caller
+        then puts back): how a mixture holds fields of its components fixed.
+
+        ``stats`` None only asks whether ``fields`` can be held (``ValueError`` if not).
+        The default holds nothing but whole parameter sets, or the fields of
+        :attr:`holdable_fields` whose M-step does not involve the others.
+        """
+        allowed = set(self.holdable_fields)
+        if self.params_type is not None:
+            known = set(self.params_type._fields)
+            unknown = set(fields) - known
+            if unknown:
+                raise ValueError(
+                    f"unknown parameter(s) {sorted(unknown)} of {self.name}; its fields are "
+                    f"{sorted(known)}"
+                )
+            if set(fields) == known:
+                return stats
+        if not set(fields) <= allowed:
+            raise ValueError(
+                f"{self.name} cannot hold {sorted(set(fields) - allowed)} fixed on its own"
+                + (f"; it can hold {sorted(allowed)}" if allowed else "")
+            )
+        return stats
+
     @abc.abstractmethod
     def sample(self, params_k: Any, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` draws (n, D) from one component (leaves without the K axis)."""

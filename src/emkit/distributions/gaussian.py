@@ -446,6 +446,23 @@ class Gaussian(Distribution):
             )
         return GaussianParams(means, self.from_storage(covs, K))
 
+    holdable_fields = ("mean", "covariance")
+
+    @property
+    def shares_parameters(self) -> bool:
+        return self.structure.shared
+
+    def held_stats(self, stats, previous, fields):
+        """Hold the means: the statistics are moments about ``previous``'s means (as the
+        E-step takes them), so with the first moments zeroed the M-step's covariances are
+        ``sum r (x - m)(x - m)' / sum r`` about the held means ``m``, exactly and without
+        cancellation however far they are from the origin. Held covariances need
+        nothing: the means given any covariance are the weighted means."""
+        stats = super().held_stats(stats, previous, fields)
+        if stats is None or "mean" not in fields:
+            return stats
+        return stats._replace(s1=np.zeros_like(np.asarray(stats.s1, dtype=np.float64)))
+
     def sample(self, params_k: GaussianParams, n: int, rng: np.random.Generator) -> np.ndarray:
         mean = np.asarray(params_k.mean, dtype=np.float64)
         cov = np.asarray(params_k.covariance, dtype=np.float64)

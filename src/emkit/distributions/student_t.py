@@ -354,6 +354,22 @@ class StudentT(Distribution):
         """k-means++ starts on the data themselves (the estimators have centred them)."""
         return X
 
+    holdable_fields = ("mean", "covariance", "dof")
+
+    def held_stats(self, stats, previous, fields):
+        """Hold any of ``mean``, ``covariance`` (the scale) and ``dof``. ECM's CM-steps
+        given the held ones: held locations ``m`` give the scale
+        ``sum w u (x - m)(x - m)' / sum w`` (the ``u``-weighted moments re-expressed about
+        ``m``, first moments then zero); a held scale leaves the location
+        ``sum w u x / sum w u``; held degrees of freedom skip their step."""
+        stats = super().held_stats(stats, previous, fields)
+        if stats is None or "mean" not in fields:
+            return stats
+        centre = np.asarray(previous.mean, dtype=np.float64)
+        uk = np.asarray(stats.uk, dtype=np.float64)
+        _, _, s2 = self.structure.recentre(uk, np.asarray(stats.s1), np.asarray(stats.s2), centre)
+        return stats._replace(s1=np.zeros_like(centre), s2=s2)
+
     def mixture_estep(self, params: StudentTParams, log_weights, batch, *, beta=1.0, hard=False):
         """A mixture's whole E-step in one blocked pass: (nk, statistics, objective).
 

@@ -13,6 +13,7 @@ import numpy as np
 from emkit._random import child_rngs
 from emkit.data.sources import as_source
 from emkit.engine.executors import Executor, as_executor
+from emkit.engine.fixed import HeldModel, held_model, parse_fixed, set_path, start_values
 from emkit.engine.monitor import _MONOTONE_MODES, Monitor
 from emkit.engine.protocol import EMResult, IterationInfo, objective_name
 from emkit.engine.schemes import PlainEM, RunContext, Scheme
@@ -27,7 +28,7 @@ def em(
     *,
     init: Any = None,
     max_iter: int = 100,
-    tol: float = 1e-6,
+    tol: float | None = 1e-6,
     n_init: int = 1,
     random_state: Any = None,
     batch_size: int | None = None,
@@ -44,6 +45,7 @@ def em(
     kappa: float = 0.6,
     t0: float = 2.0,
     n_jobs: int | None = None,
+    fixed: Any = None,
 ) -> EMResult:
     """Fit ``model`` to ``data`` by Expectation-Maximization.
 
@@ -68,7 +70,8 @@ def em(
     tol : float, default 1e-6
         Stop when the objective rises by less than ``tol`` per observation
         (``tol * n_samples`` in total). A decrease beyond round-off never counts as
-        convergence.
+        convergence. ``None`` runs exactly ``max_iter`` steps (as hmmlearn's
+        ``tol=-inf``), for comparing paths step by step.
     n_init : int, default 1
         Number of restarts from independent seeds spawned from ``random_state``;
         the run with the highest final objective is kept.
@@ -110,6 +113,14 @@ def em(
         Step-size schedule of online EM; ``kappa`` in (0.5, 1].
     n_jobs : int, optional
         Run the ``n_init`` restarts on this many threads (same result as sequential).
+    fixed : collection of str or dict, optional
+        Parameters held fixed: names (held at the starting values of each restart) or
+        a dict name -> value (substituted into the starting parameters of every
+        restart, ``init`` included, and held). A name is a field of the parameters
+        (``"weights"``), a nested field (``"components.mean"``) or rows of one
+        (``"components[1]"``: row 1 of every array below). The model must provide
+        ``hold(names)`` (see :mod:`emkit.engine.fixed`); every scheme keeps the held
+        values bit-for-bit, and the monotonicity check stays on.
 
     Returns
     -------
@@ -120,7 +131,10 @@ def em(
     ------
     ValueError
         Bad options, or a model whose ``objective`` is neither ``"loglik"`` nor
-        ``"elbo"``.
+        ``"elbo"``; with ``fixed``: a name the model does not know or cannot hold, or a
+        value of the wrong shape.
+    TypeError
+        ``fixed`` is given and the model has no ``hold``.
     """
     _check_options(max_iter, tol, n_init, callback, check_monotone, monotone_rtol)
     what = objective_name(model)
@@ -137,6 +151,8 @@ def em(
         )
         if variant == "online":
             batch_size = None  # the scheme draws its own mini-batches
+    names, fixed_values = parse_fixed(fixed) if fixed is not None else ((), None)
+    held = held_model(model, names) if names else None
     source = as_source(data, batch_size)
     scale = float(source.n_samples if tol_scale is None else tol_scale)
     exe = as_executor(executor)
@@ -144,6 +160,11 @@ def em(
 
     def one_run(i: int, rng: np.random.Generator):
         params0 = init if init is not None else model.init_params(source.init_data(), rng)
+        run_model = model
+        if held is not None:
+            for name, value in (fixed_values or {}).items():
+                params0 = set_path(params0, name, value)
+            run_model = HeldModel(held, start_values(params0, names))
         monitor = Monitor(
             max_iter=max_iter,
             tol=tol,
@@ -158,7 +179,7 @@ def em(
             with_prior=with_prior,
         )
         try:
-            ctx = RunContext(model, source, exe, monitor, random_state=rng)
+            ctx = RunContext(run_model, source, exe, monitor, random_state=rng)
             params, loglik, objective = scheme.run(ctx, params0)
         finally:
             monitor.close()
@@ -250,10 +271,10 @@ def _check_options(max_iter, tol, n_init, callback, check_monotone, monotone_rto
         raise TypeError(f"n_init must be an integer, got {type(n_init).__name__}")
     if n_init < 1:
         raise ValueError(f"n_init must be at least 1, got {n_init}")
-    if not isinstance(tol, numbers.Real) or isinstance(tol, bool):
-        raise TypeError(f"tol must be a number, got {type(tol).__name__}")
-    if not tol >= 0:
-        raise ValueError(f"tol must be non-negative, got {tol}")
+    if tol is not None and (not isinstance(tol, numbers.Real) or isinstance(tol, bool)):
+        raise TypeError(f"tol must be a number or None, got {type(tol).__name__}")
+    if tol is not None and not tol >= 0:
+        raise ValueError(f"tol must be non-negative (or None), got {tol}")
     if not monotone_rtol >= 0:
         raise ValueError(f"monotone_rtol must be non-negative, got {monotone_rtol}")
     if callback is not None and not callable(callback):

@@ -119,7 +119,8 @@ class Monitor:
             pass
         elif change < -noise:
             self._report_drop(change)
-        elif change <= self.tol * self.scale:  # an exact fixed point converges even at tol=0
+        elif self.tol is not None and change <= self.tol * self.scale:
+            # an exact fixed point converges even at tol=0; tol=None runs every step
             self.converged = True
         stop = self._notify(params, loglik, objective, change)
         return stop or self.converged or self.stage_iter >= self.max_iter

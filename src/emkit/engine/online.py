@@ -302,7 +302,7 @@ class OnlineEM(Scheme):
             # Not an exact EM step: neither a drop nor a small change means anything
             # to the monitor's monotone test, so convergence is decided here.
             stop = monitor.record(params, loglik, objective, reseeded=True)
-            if abs(objective - previous) < monitor.tol * monitor.scale:
+            if monitor.tol is not None and abs(objective - previous) < monitor.tol * monitor.scale:
                 monitor.converged = True
                 stop = True
         return params, loglik, objective

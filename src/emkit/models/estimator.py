@@ -31,7 +31,7 @@ __all__ = ["ENGINE_OPTIONS", "EMEstimator"]
 #: ``max_iter`` suit each model and are set by each estimator).
 ENGINE_OPTIONS: dict[str, str] = {
     "tol": "stop when the objective rises by less than tol per observation (a decrease "
-    "never counts as convergence)",
+    "never counts as convergence); None runs exactly max_iter steps",
     "max_iter": "maximum number of EM steps (SQUAREM: cycles; online EM: passes)",
     "n_init": "restarts from independent seeds spawned from random_state; the best is kept",
     "random_state": "seed of every random choice (None, an int or a numpy Generator)",
@@ -48,6 +48,9 @@ ENGINE_OPTIONS: dict[str, str] = {
     "kappa": "online EM step sizes (t + t0) ** -kappa, kappa in (0.5, 1]",
     "t0": "online EM step-size offset",
     "n_jobs": "run the n_init restarts on this many threads (same result as one)",
+    "fixed": "parameters held fixed: a dict keyed like the init dict (name -> value, "
+    "validated like init values and merged into every start), or a collection of those "
+    "names (held at their starting values); the others get their M-step given them",
 }
 
 try:  # scikit-learn is optional: with it, emkit estimators are scikit-learn estimators
@@ -189,7 +192,7 @@ class EMEstimator(_SklearnBase):
         self.n_iter_ = int(result.n_iter)
         self.history_ = result.history
         self.fit_time_ = result.time
-        if not self.converged_ and self.max_iter > 0:
+        if not self.converged_ and self.max_iter > 0 and self.tol is not None:
             label = objective_label(self.objective_name_)
             warnings.warn(
                 f"{what} did not converge in max_iter={self.max_iter} iterations "
@@ -225,7 +228,20 @@ class EMEstimator(_SklearnBase):
         shared["tol_scale"] = float(n_obs)
         if init is not None:
             shared["n_init"] = 1
+        if "fixed" in shared and "fixed" not in options:
+            shared["fixed"] = self._engine_fixed(shared["fixed"])
         return em(model, data, init=init, **{**shared, **options})
+
+    def _engine_fixed(self, fixed: Any) -> Any:
+        """The estimator's ``fixed`` in the model's terms, for :func:`emkit.em`.
+
+        The default hands it over as given (the estimator's names are the model's); an
+        estimator whose names, coordinates or layouts differ translates it here, or
+        passes ``fixed=`` to :meth:`_run_engine` itself. An empty collection is None.
+        """
+        if fixed is not None and not isinstance(fixed, str) and len(fixed) == 0:
+            return None
+        return fixed
 
     # -------------------------------------------------------------- persistence
     def save(self, path) -> None:

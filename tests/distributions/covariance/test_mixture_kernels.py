@@ -98,19 +98,21 @@ def test_zero_weight_component_and_far_points_stay_finite():
     _check(got, want, rtol=1e-10)
 
 
-def test_result_does_not_depend_on_the_thread_count():
+def compare_thread_counts():
+    """One thread against every thread of the pool (run with several, below)."""
+    assert numba.config.NUMBA_NUM_THREADS >= 2
     X, weights, means, var = _problem(3 * _CHUNK + 11, 8, 6, seed=5)
     c = _const(weights, var)
-    before = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        one = diag_estep(X, None, means, 1 / var, c)
-        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-        many = diag_estep(X, None, means, 1 / var, c)
-    finally:
-        numba.set_num_threads(before)
+    numba.set_num_threads(1)
+    one = diag_estep(X, None, means, 1 / var, c)
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    many = diag_estep(X, None, means, 1 / var, c)
     for a, b in zip(one, many):
         assert_array_equal(a, b)
+
+
+def test_result_does_not_depend_on_the_thread_count(run_with_threads):
+    run_with_threads(__file__, "compare_thread_counts", threads=3)
 
 
 @pytest.mark.parametrize("name", ["diag", "spherical"])

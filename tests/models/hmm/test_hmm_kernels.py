@@ -407,26 +407,28 @@ def test_nan_or_plus_inf_in_log_frame_raises(value):
 
 
 # ---------------------------------------------------------------------- threads
-@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
-def test_results_do_not_depend_on_the_thread_count():
+def compare_thread_counts():
+    """One thread against two and three (run with a pool of three, below)."""
+    assert numba.config.NUMBA_NUM_THREADS >= 3
     rng = np.random.default_rng(5)
     n_states = 5
     lengths = rng.integers(1, 300, size=150)
     log_frame, offsets, startprob, transmat = _random_problem(rng, n_states, lengths)
-    before = numba.get_num_threads()
     results = []
-    try:
-        for threads in (1, 2):
-            numba.set_num_threads(threads)
-            results.append(
-                (
-                    forward_backward(log_frame, offsets, startprob, transmat),
-                    forward_loglik(log_frame, offsets, startprob, transmat),
-                    viterbi(log_frame, offsets, startprob, transmat),
-                )
+    for threads in (1, 2, 3):
+        numba.set_num_threads(threads)
+        results.append(
+            (
+                forward_backward(log_frame, offsets, startprob, transmat),
+                forward_loglik(log_frame, offsets, startprob, transmat),
+                viterbi(log_frame, offsets, startprob, transmat),
             )
-    finally:
-        numba.set_num_threads(before)
-    one, two = results
-    for a, b in zip(one[0] + (one[1],) + one[2], two[0] + (two[1],) + two[2]):
-        assert_array_equal(a, b)
+        )
+    one = results[0]
+    for other in results[1:]:
+        for a, b in zip(one[0] + (one[1],) + one[2], other[0] + (other[1],) + other[2]):
+            assert_array_equal(a, b)
+
+
+def test_results_do_not_depend_on_the_thread_count(run_with_threads):
+    run_with_threads(__file__, "compare_thread_counts", threads=3)

@@ -228,7 +228,8 @@ class HMM(EMEstimator):
     # ------------------------------------------------------------------ hyper-parameters
     def _check_hyperparameters(self) -> None:
         check_int(self.n_states, "n_states", 1)
-        check_real(self.tol, "tol", 0.0)
+        if self.tol is not None:
+            check_real(self.tol, "tol", 0.0)
         check_real(self.reg_covar, "reg_covar", 0.0)
         check_int(self.max_iter, "max_iter", 0)
         check_int(self.n_init, "n_init", 1)

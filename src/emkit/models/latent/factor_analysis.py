@@ -171,7 +171,8 @@ class FactorAnalysis(EMEstimator):
             )
         if self.noise not in NOISE:
             raise ValueError(f"noise must be one of {tuple(NOISE)}, got {self.noise!r}")
-        check_real(self.tol, "tol", 0.0)
+        if self.tol is not None:
+            check_real(self.tol, "tol", 0.0)
         check_int(self.max_iter, "max_iter", 0)
         check_int(self.n_init, "n_init", 1)
         check_int(self.verbose, "verbose", 0)

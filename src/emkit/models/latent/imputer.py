@@ -147,7 +147,8 @@ class GaussianImputer(EMEstimator):
 
     # ------------------------------------------------------------------ fitting
     def _check_hyperparameters(self) -> None:
-        check_real(self.tol, "tol", 0.0)
+        if self.tol is not None:
+            check_real(self.tol, "tol", 0.0)
         check_int(self.max_iter, "max_iter", 0)
         check_real(self.reg_covar, "reg_covar", 0.0)
         check_int(self.verbose, "verbose", 0)

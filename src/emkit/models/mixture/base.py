@@ -153,7 +153,8 @@ class MixtureMixin:
         from emkit.models.init import INIT_METHODS
 
         check_int(self.n_components, "n_components", 1)
-        check_real(self.tol, "tol", 0.0)
+        if self.tol is not None:
+            check_real(self.tol, "tol", 0.0)
         if hasattr(self, "reg_covar"):
             check_real(self.reg_covar, "reg_covar", 0.0)
         check_int(self.max_iter, "max_iter", 0)

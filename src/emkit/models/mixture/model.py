@@ -37,8 +37,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from emkit._logspace import log_normalize, posterior_in_place
+from emkit._pytree import tree_map
 from emkit.distributions.base import Distribution
 from emkit.distributions.missing import MissingBatch, nan_average
+from emkit.engine.fixed import parse_path
 from emkit.engine.protocol import Reseeded, unwrap_reseeded
 from emkit.models.init import initial_responsibilities
 from emkit.models.mixture.weights import ConstantWeights
@@ -66,6 +68,14 @@ def batch_parts(batch: Any) -> tuple[np.ndarray, np.ndarray | None, np.ndarray |
         return batch.X, batch.weights, None
     X, w, *rest = batch
     return X, w, (rest[0] if rest else None)
+
+
+class _Held(NamedTuple):
+    """What a held mixture keeps fixed (see :meth:`MixtureModel.hold`)."""
+
+    weights: bool
+    rows: frozenset  # components held whole
+    fields: frozenset  # component fields held in every component
 
 
 class MixtureModel:
@@ -99,6 +109,57 @@ class MixtureModel:
         self.prior = prior
         self.weights = ConstantWeights() if weights is None else weights
         self.generalized = component.generalized
+        self._held: _Held | None = None
+
+    # ------------------------------------------------------------------ held parameters
+    def hold(self, names) -> MixtureModel:
+        """A copy whose M-step keeps the named parameters fixed (``emkit.em(fixed=...)``).
+
+        Names: ``"weights"``; ``"components"`` (every component); ``"components[k]"``
+        (component ``k`` whole, not with a component whose parameters are shared, such
+        as a tied Gaussian); ``"components.<field>"`` (that field of every component,
+        where the distribution can hold it: a Gaussian's ``mean`` or ``covariance``, a
+        Student-t's ``mean``, ``covariance`` or ``dof``). The other parameters get their
+        exact M-step given the held ones (the mixture's M-step separates into the
+        weights and each component; see the distribution's ``held_stats``). Re-seeding
+        a collapsed component would move held values: with anything held it is an error.
+
+        Raises
+        ------
+        ValueError
+            A name the mixture does not know or cannot hold.
+        """
+        import copy
+
+        K = self.n_components
+        weights, rows, fields = False, set(), set()
+        for name in names:
+            path, index = parse_path(name)
+            if path[0] == "weights" and len(path) == 1 and not index:
+                weights = True
+            elif path[0] == "components" and len(path) == 1 and not index:
+                rows.update(range(K))
+            elif path[0] == "components" and len(path) == 1 and len(index) == 1:
+                k = index[0]
+                if not -K <= k < K:
+                    raise ValueError(f"cannot hold {name!r}: there are {K} components")
+                if self.component.shares_parameters:
+                    raise ValueError(
+                        f"cannot hold {name!r} alone: the components of {self.component!r} "
+                        "share parameters; hold one of its fields in every component instead"
+                    )
+                rows.add(k % K)
+            elif path[0] == "components" and len(path) == 2 and not index:
+                self.component.held_stats(None, None, frozenset([path[1]]))  # can it?
+                fields.add(path[1])
+            else:
+                raise ValueError(
+                    f"unknown parameter {name!r} of a mixture: hold 'weights', 'components', "
+                    "'components[k]' or 'components.<field>'"
+                )
+        held = copy.copy(self)
+        held._held = _Held(weights, frozenset(rows), frozenset(fields))
+        return held
 
     # ------------------------------------------------------------------ the three steps
     def init_params(self, data: Any, rng: np.random.Generator) -> MixtureParams:
@@ -146,6 +207,8 @@ class MixtureModel:
         return MixtureStats(resp.sum(axis=0), stats), value
 
     def mstep(self, stats: MixtureStats, params: MixtureParams | None) -> MixtureParams | Reseeded:
+        if self._held is not None and params is not None:
+            return self._held_mstep(stats, params)
         nk = np.asarray(stats.nk, dtype=np.float64)
         total = nk.sum()
         if not total > 0:
@@ -167,6 +230,45 @@ class MixtureModel:
         if not bad.any():
             return MixtureParams(weights, components)
         return Reseeded(MixtureParams(*reseed(weights, components, bad)))
+
+    def _held_mstep(self, stats: MixtureStats, params: MixtureParams) -> MixtureParams:
+        """The M-step of the parameters not held, given the held ones (``params``'s)."""
+        held = self._held
+        nk = np.asarray(stats.nk, dtype=np.float64)
+        total = nk.sum()
+        if not total > 0:
+            raise ValueError("the responsibilities sum to zero: every sample weight is zero")
+        weights = params.weights if held.weights else self.weights.mstep(nk)
+        K = len(nk)
+        if len(held.rows) == K:
+            return MixtureParams(weights, params.components)
+        kept = np.zeros(K, dtype=bool)
+        kept[list(held.rows)] = True
+        empty = ~(nk > total * 1e-12)
+        comp_stats = stats.components
+        if (empty & kept).any():  # a held component's statistics are never used: borrow some
+            comp_stats = _borrow_rows(comp_stats, empty & kept, int(np.argmax(nk)), K)
+        comp_stats = self.component.held_stats(comp_stats, params.components, held.fields)
+        previous = params.components
+        component, prior = self.component, self.prior
+        if hasattr(component, "estimate"):
+            components, bad = component.estimate(comp_stats, prior, previous, empty & ~kept)
+            bad &= ~kept
+        else:
+            bad = empty & ~kept if prior is None else np.zeros(K, dtype=bool)
+            components = None if bad.any() else component.mstep(comp_stats, prior, previous)
+        if bad.any():
+            raise ValueError(
+                f"mixture component(s) {np.flatnonzero(bad).tolist()} collapsed (no "
+                "samples, or a singular covariance) while parameters are held fixed, so they "
+                "cannot be re-seeded; hold other parameters, decrease n_components, increase "
+                "reg_covar, or try another start"
+            )
+        for field in held.fields:
+            components = components._replace(**{field: getattr(previous, field)})
+        if held.rows:
+            components = _keep_rows(components, previous, kept)
+        return MixtureParams(weights, components)
 
     def _log_prior(self, params: MixtureParams) -> float:
         value = self.component.log_prior(params.components, self.prior)
@@ -210,6 +312,10 @@ class MixtureModel:
         """ECME's step (:class:`emkit.engine.ecme.ECME`): the component parameters that
         the component maximises on the observed-data likelihood (the Student-t's degrees
         of freedom), the weights and the rest fixed."""
+        held = self._held
+        if held is not None and (held.rows or held.fields):
+            # a joint step over every component would move held values: ECM's step only
+            return params
         log_w = self.weights.log_weights(params.weights)
         components = self.component.observed_step(params.components, log_w, evaluate)
         return params._replace(components=components)
@@ -253,6 +359,31 @@ class MixtureModel:
         """Responsibilities (N, K) and log-likelihood per row (N,)."""
         resp = self.log_joint(params, X)
         return resp, log_normalize(resp)
+
+
+def _keep_rows(new: Any, old: Any, rows: np.ndarray) -> Any:
+    """``new`` with the ``rows`` (boolean, K) of every leaf taken from ``old``."""
+
+    def keep(a, b):
+        out = np.array(a, copy=True)
+        out[rows] = np.asarray(b)[rows]
+        return out
+
+    return tree_map(keep, new, old)
+
+
+def _borrow_rows(stats: Any, rows: np.ndarray, source: int, K: int) -> Any:
+    """``stats`` with the ``rows`` of every per-component leaf copied from row ``source``."""
+
+    def borrow(a):
+        a = np.asarray(a)
+        if a.ndim == 0 or a.shape[0] != K:
+            return a
+        out = np.array(a, copy=True)
+        out[rows] = a[source]
+        return out
+
+    return tree_map(borrow, stats)
 
 
 def fix_labelled(resp: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
