@@ -424,3 +424,20 @@ def test_every_init_method_starts_a_monotone_fit(method):
     labels = vb.fit_predict(X)
     assert np.all(np.diff(vb.history_) >= -1e-9 * np.abs(vb.history_[1:]))
     np.testing.assert_array_equal(labels, vb.predict(X))
+
+
+def test_float32_input_gives_the_float64_fit_of_the_same_values():
+    X32 = _clusters(np.random.default_rng(18)).astype(np.float32)
+    kw = dict(n_components=3, random_state=0)
+    a = VariationalGaussianMixture(**kw).fit(X32.astype(np.float64))
+    b = VariationalGaussianMixture(**kw).fit(X32)
+    assert b.means_.dtype == np.float64
+    assert b.elbo_ == pytest.approx(a.elbo_, rel=1e-12)
+    np.testing.assert_allclose(b.predict_proba(X32), a.predict_proba(X32.astype(np.float64)))
+
+
+def test_the_engine_refuses_to_hold_its_factors():
+    X = _clusters(np.random.default_rng(19))
+    model = VariationalGaussianMixtureModel(2, "full", _prior("full", X, 2))
+    with pytest.raises(ValueError, match="cannot hold parameters fixed"):
+        emkit.em(model, (X, None), fixed=["means"], random_state=0)
