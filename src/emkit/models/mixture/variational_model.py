@@ -123,6 +123,22 @@ class VariationalGaussianMixtureModel:
         Added to the diagonal of each component's scatter per unit of weight.
     init : str
         How ``init_params`` starts: a method of :data:`emkit.models.init.INIT_METHODS`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import emkit
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(-3, 1, (100, 2)), rng.normal(3, 1, (100, 2))])
+    >>> X -= X.mean(axis=0)
+    >>> prior = VBPrior(0.01, 1.0, np.zeros(2), 2.0, np.cov(X.T))
+    >>> model = VariationalGaussianMixtureModel(4, "full", prior)
+    >>> result = emkit.em(model, (X, None), random_state=0)
+    >>> result.objective_name
+    'elbo'
+    >>> weights = model.mean_weights(result.params.weight_concentration)
+    >>> int(np.sum(weights > 0.01))  # two components carry the data, two are emptied
+    2
     """
 
     objective = "elbo"
