@@ -441,3 +441,26 @@ def test_the_engine_refuses_to_hold_its_factors():
     model = VariationalGaussianMixtureModel(2, "full", _prior("full", X, 2))
     with pytest.raises(ValueError, match="cannot hold parameters fixed"):
         emkit.em(model, (X, None), fixed=["means"], random_state=0)
+
+
+@pytest.mark.parametrize("cov", COV_TYPES)
+def test_a_sample_weight_of_k_equals_k_repeated_rows(cov):
+    rng = np.random.default_rng(20)
+    X = _clusters(rng, n=(60, 50, 40))
+    w = rng.integers(0, 4, len(X)).astype(float)
+    resp = _random_resp(rng, len(X), 4)
+    repeat = np.repeat(np.arange(len(X)), w.astype(int))
+    kw = dict(n_components=4, covariance_type=cov, max_iter=15, tol=0.0)
+    weighted = VariationalGaussianMixture(**kw, init={"resp": resp}).fit(X, sample_weight=w)
+    repeated = VariationalGaussianMixture(**kw, init={"resp": resp[repeat]}).fit(X[repeat])
+    n = min(weighted.n_iter_, repeated.n_iter_)
+    assert n >= 10
+    np.testing.assert_allclose(weighted.history_[:n], repeated.history_[:n], rtol=1e-10)
+    # and scikit-learn, which has no weights, on the repeated rows
+    sk = _sklearn_fit(X[repeat], resp[repeat], **kw)
+    np.testing.assert_allclose(weighted.history_[:n], np.ravel(sk.lower_bounds_)[:n], rtol=1e-10)
+    np.testing.assert_allclose(weighted.covariance_prior_, sk.covariance_prior_, rtol=1e-10)
+    with pytest.raises(ValueError, match="positive weight"):
+        VariationalGaussianMixture(n_components=4).fit(
+            X, sample_weight=np.r_[1.0, 1.0, np.zeros(148)]
+        )

@@ -211,7 +211,7 @@ class VariationalGaussianMixture(MixtureMixin, EMEstimator):
         check_init(self._method(), INIT_METHODS)
         self._check_mixture_options(n_samples)
 
-    def _prior(self, Xc: np.ndarray, shift: np.ndarray) -> VBPrior:
+    def _prior(self, Xc: np.ndarray, w, shift: np.ndarray) -> VBPrior:
         """The priors in the centred coordinates of the fit (defaults from the data)."""
         D = Xc.shape[1]
         st = get_structure(self.covariance_type)
@@ -235,7 +235,7 @@ class VariationalGaussianMixture(MixtureMixin, EMEstimator):
             m0 = m0 - shift
         one = st.shape(1, D)[0 if st.shared else 1 :]  # one component's layout
         if self.covariance_prior is None:
-            c0 = st.from_full(np.atleast_2d(np.cov(Xc.T))[None])
+            c0 = st.from_full(_sample_covariance(Xc, w)[None])
         else:
             c0 = np.asarray(self.covariance_prior, dtype=np.float64)
             if c0.shape != one:
@@ -263,33 +263,46 @@ class VariationalGaussianMixture(MixtureMixin, EMEstimator):
             init=method if isinstance(method, str) else "kmeans",
         )
 
-    def fit(self, X, y=None) -> VariationalGaussianMixture:
+    def fit(self, X, y=None, sample_weight=None) -> VariationalGaussianMixture:
         """Estimate the variational posterior by variational EM.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights; a weight of 2 counts a row twice (in the statistics,
+            the entropy of the responsibilities and the priors derived from the data).
 
         Returns
         -------
         self
         """
+        from emkit._validation import check_sample_weight
+
         X = np.asarray(check_array(X, min_samples=2), dtype=np.float64)
+        w = check_sample_weight(sample_weight, len(X))
         self._check_hyperparameters(len(X))
-        (Xc, _), shift = self._centred_data(X, None, False)
-        prior = self._prior(Xc, shift)
+        if w is not None and np.count_nonzero(w) < self.n_components:
+            raise ValueError(
+                f"only {np.count_nonzero(w)} samples have positive weight, fewer than "
+                f"n_components = {self.n_components}"
+            )
+        data, shift = self._centred_data(X, w, False)
+        prior = self._prior(data[0], w, shift)
         model = self._model(prior)
-        start = self._starting_params(model, Xc, shift)
-        result = self._run_engine(model, (Xc, None), start, float(len(X)))
+        start = self._starting_params(model, data, shift)
+        n_obs = float(len(X) if w is None else w.sum())
+        result = self._run_engine(model, data, start, n_obs)
         # Everything is computed; only now is the estimator changed.
         self._store(model, result.params, shift, X.shape[1])
         self.elbo_ = self.lower_bound_ = float(result.objective)
         self._finish_fit(result, "variational EM")
         return self
 
-    def _starting_params(self, model, Xc: np.ndarray, shift) -> VBParams | None:
+    def _starting_params(self, model, data, shift) -> VBParams | None:
         """The start from ``init`` (a dict) or the previous fit (``warm_start``)."""
+        Xc, w = data
         K, (N, D) = self.n_components, Xc.shape
         method = self._method()
         if self.warm_start and self.__sklearn_is_fitted__():
@@ -303,7 +316,7 @@ class VariationalGaussianMixture(MixtureMixin, EMEstimator):
                     raise ValueError("init resp must be finite and non-negative")
                 if not np.allclose(resp.sum(axis=1), 1.0):
                     raise ValueError("init resp: every row must sum to 1")
-                return model.params_from_responsibilities(Xc, None, resp)
+                return model.params_from_responsibilities(Xc, w, resp)
             if set(method) != set(_FACTORS):
                 raise ValueError(
                     f"init dict must hold 'resp' alone or every starting factor "
@@ -313,7 +326,7 @@ class VariationalGaussianMixture(MixtureMixin, EMEstimator):
         else:
             return None
         params = self._factors(model, given, D, shift)
-        return model.step_from(params, (Xc, None))
+        return model.step_from(params, data)
 
     def _factors(self, model, given: Mapping[str, Any], D: int, centre) -> VBParams:
         """Validated factors from attributes-like arrays, means taken about ``centre``."""
@@ -448,6 +461,14 @@ class VariationalGaussianMixture(MixtureMixin, EMEstimator):
         st = get_structure(self.covariance_type)
         cov_k = st.to_full(np.asarray(self.covariances_, dtype=np.float64), K, D)[k]
         return st.sample(rng, np.asarray(self.means_[k], dtype=np.float64), cov_k, n)
+
+
+def _sample_covariance(X: np.ndarray, w) -> np.ndarray:
+    """(D, D) covariance of centred rows, ``sum w x x' / (sum w - 1)`` (``np.cov``'s with
+    frequency weights, so a weight of 2 equals a repeated row)."""
+    if w is None:
+        return np.atleast_2d(np.cov(X.T))
+    return (X.T * w) @ X / (w.sum() - 1.0)
 
 
 def _positive(value: Any, name: str) -> float | None:
