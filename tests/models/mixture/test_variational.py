@@ -319,6 +319,9 @@ def test_init_params_is_scikit_learns_name_for_the_method():
     a = VariationalGaussianMixture(n_components=3, init="random", random_state=0).fit(X)
     b = VariationalGaussianMixture(n_components=3, init_params="random", random_state=0).fit(X)
     np.testing.assert_array_equal(a.history_, b.history_)
+    c = VariationalGaussianMixture(n_components=3, init="kmeans++", random_state=0).fit(X)
+    d = VariationalGaussianMixture(n_components=3, init_params="k-means++", random_state=0).fit(X)
+    np.testing.assert_array_equal(c.history_, d.history_)
     with pytest.raises(ValueError, match="either init or init_params"):
         VariationalGaussianMixture(n_components=3, init="random", init_params="kmeans").fit(X)
 

@@ -63,7 +63,8 @@ class VariationalGaussianMixture(MixtureMixin, EMEstimator):
         "covariances"}`` (shaped like the fitted attributes), from which the first
         responsibilities are computed.
     init_params : str, optional
-        scikit-learn's name for a method of ``init`` (giving both is an error).
+        scikit-learn's name for a method of ``init`` (giving both is an error);
+        scikit-learn's spelling "k-means++" is accepted.
     weight_concentration_prior_type : {"dirichlet_process", "dirichlet_distribution"}
     weight_concentration_prior : float > 0, optional
         ``alpha0`` (default ``1 / n_components``).
@@ -195,7 +196,8 @@ class VariationalGaussianMixture(MixtureMixin, EMEstimator):
             return self.init
         if self.init != "kmeans":
             raise ValueError("give either init or init_params (scikit-learn's name), not both")
-        return self.init_params
+        # scikit-learn spells k-means++ with a hyphen
+        return "kmeans++" if self.init_params == "k-means++" else self.init_params
 
     def _check_hyperparameters(self, n_samples: int) -> None:
         from emkit._validation import check_init
