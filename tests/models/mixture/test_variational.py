@@ -467,3 +467,23 @@ def test_a_sample_weight_of_k_equals_k_repeated_rows(cov):
         VariationalGaussianMixture(n_components=4).fit(
             X, sample_weight=np.r_[1.0, 1.0, np.zeros(148)]
         )
+
+
+@pytest.mark.parametrize("cov", COV_TYPES)
+def test_squarem_reaches_at_least_the_same_elbo_monotonically(cov):
+    rng = np.random.default_rng(21)
+    X = _clusters(rng)
+    kw = dict(
+        n_components=6,
+        covariance_type=cov,
+        init={"resp": _random_resp(rng, len(X), 6)},
+        max_iter=2000,
+        tol=1e-10,
+        check_monotone="raise",
+    )
+    plain = VariationalGaussianMixture(**kw).fit(X)
+    fast = VariationalGaussianMixture(**kw, accel="squarem").fit(X)
+    # the same optimum, or a better one (tied: SQUAREM's larger steps reach a higher one)
+    assert fast.elbo_ >= plain.elbo_ - 1e-8 * abs(plain.elbo_)
+    assert fast.n_iter_ < plain.n_iter_
+    assert np.all(np.diff(fast.history_) >= -1e-9 * np.abs(fast.history_[1:]))

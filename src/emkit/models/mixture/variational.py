@@ -86,6 +86,10 @@ class VariationalGaussianMixture(MixtureMixin, EMEstimator):
     verbose : int, default 0
     check_monotone : {"warn", "raise", "off"}, default "warn"
         What to do if the ELBO ever drops (which variational EM never does).
+    accel : {None, "squarem"}, default None
+        SQUAREM acceleration (Varadhan & Roland 2008): every point it keeps is a
+        variational EM step from an extrapolated one and has at least the ELBO of the
+        plain step, so the ELBO still never decreases; ``max_iter`` counts cycles.
     n_jobs : int, optional
         Run the ``n_init`` restarts on this many threads.
 
@@ -185,6 +189,7 @@ class VariationalGaussianMixture(MixtureMixin, EMEstimator):
         progress: bool = False,
         verbose: int = 0,
         check_monotone: str = "warn",
+        accel: str | None = None,
         n_jobs: int | None = None,
     ):
         self._set_hyperparameters(locals())

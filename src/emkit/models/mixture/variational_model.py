@@ -33,9 +33,10 @@ entropy ``-sum r log r`` of the responsibilities they were computed from, so the
 is a function of the parameters alone: ``log_prior(params)``; the E-step reports 0. The
 value the engine records after each step is then the ELBO at the pair (responsibilities,
 parameters) that step produced, scikit-learn's ``lower_bounds_`` iteration by iteration.
-That identity holds only for parameters an M-step made, so the schemes that make points
-of their own (SQUAREM, online EM, annealing, held parameters) do not apply: the model
-has no ``pack``, ``estep_variant`` or ``shift_stats``, and its ``hold`` refuses. As in
+That identity holds only for parameters an M-step made. SQUAREM keeps that: the point
+it records is an EM step from its extrapolated one (a flat view of the parameters).
+The schemes that would record other points (online EM, annealing, held parameters) do
+not apply: the model has no ``estep_variant`` or ``shift_stats``, and ``hold`` refuses. As in
 scikit-learn, ``reg_covar`` enters the M-step only (not the E-step's expected
 log-densities), which makes each step an exact coordinate ascent up to a term of order
 ``reg_covar**2``; the monotonicity check holds to round-off in the tests.
