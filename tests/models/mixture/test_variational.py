@@ -487,3 +487,15 @@ def test_squarem_reaches_at_least_the_same_elbo_monotonically(cov):
     assert fast.elbo_ >= plain.elbo_ - 1e-8 * abs(plain.elbo_)
     assert fast.n_iter_ < plain.n_iter_
     assert np.all(np.diff(fast.history_) >= -1e-9 * np.abs(fast.history_[1:]))
+
+
+def test_restarts_keep_the_highest_elbo():
+    X = _clusters(np.random.default_rng(22))
+    kw = dict(n_components=5, init="random", max_iter=300, random_state=3)
+    one = VariationalGaussianMixture(**kw).fit(X)  # the first of the restarts below
+    best = VariationalGaussianMixture(**kw, n_init=4).fit(X)
+    assert best.elbo_ >= one.elbo_
+    model = VariationalGaussianMixtureModel(5, "full", _prior("full", X, 5), init="random")
+    result = emkit.em(model, (X, None), n_init=4, random_state=3, max_iter=300)
+    assert result.objective == max(result.restarts)
+    assert len(set(np.round(result.restarts, 6))) > 1  # the starts differ
