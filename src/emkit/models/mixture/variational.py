@@ -38,7 +38,7 @@ class VariationalGaussianMixture(MixtureMixin, EMEstimator):
     scikit-learn's ``BayesianGaussianMixture`` with the same names, defaults, updates and
     bound, on the emkit engine: the ELBO after every step (``history_``, equal to
     scikit-learn's ``lower_bounds_`` from the same start), the monotonicity check,
-    restarts, chunked E-steps. The prior empties surplus components: with the
+    restarts, SQUAREM, chunked E-steps, and sample weights. The prior empties surplus components: with the
     Dirichlet-process prior and a small ``weight_concentration_prior`` the weights of
     components the data do not need go to about zero. The E-step runs the one Gaussian
     kernel on data centred at their mean (exact far from the origin).
