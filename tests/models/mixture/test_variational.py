@@ -391,6 +391,12 @@ def test_bad_data_is_named():
     bad[3, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         VariationalGaussianMixture(n_components=2).fit(bad)
+    constant = X.copy()
+    constant[:, 2] = 5.0
+    with pytest.raises(ValueError, match="column 2 of X is constant"):
+        VariationalGaussianMixture(n_components=2).fit(constant)
+    given = VariationalGaussianMixture(n_components=2, covariance_prior=np.eye(3), random_state=0)
+    assert np.all(np.isfinite(given.fit(constant).history_))  # a given prior makes it proper
     with pytest.raises(ValueError, match="n_samples >= n_components"):
         VariationalGaussianMixture(n_components=5).fit(X[:4])
     with pytest.raises(ValueError, match="2D"):

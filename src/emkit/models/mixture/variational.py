@@ -242,7 +242,15 @@ class VariationalGaussianMixture(MixtureMixin, EMEstimator):
             m0 = m0 - shift
         one = st.shape(1, D)[0 if st.shared else 1 :]  # one component's layout
         if self.covariance_prior is None:
-            c0 = st.from_full(_sample_covariance(Xc, w)[None])
+            sample = _sample_covariance(Xc, w)
+            flat = np.flatnonzero(~(np.diag(sample) > 0))
+            if flat.size:
+                raise ValueError(
+                    f"column {flat[0]} of X is constant, so the default covariance_prior "
+                    "(the sample covariance) is singular; drop the column or give "
+                    "covariance_prior"
+                )
+            c0 = st.from_full(sample[None])
         else:
             c0 = np.asarray(self.covariance_prior, dtype=np.float64)
             if c0.shape != one:
