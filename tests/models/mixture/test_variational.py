@@ -7,7 +7,6 @@ import warnings
 import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import emkit
 from emkit import VariationalGaussianMixture
@@ -15,6 +14,8 @@ from emkit.distributions.covariance import get_structure
 from emkit.models.mixture.variational_model import VariationalGaussianMixtureModel, VBPrior
 
 sklearn_mixture = pytest.importorskip("sklearn.mixture")
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
 # fits run for a fixed number of steps (tol=0) to compare paths
 pytestmark = pytest.mark.filterwarnings("ignore::emkit.exceptions.ConvergenceWarning")
 
