@@ -506,3 +506,32 @@ def test_restarts_keep_the_highest_elbo():
     result = emkit.em(model, (X, None), n_init=4, random_state=3, max_iter=300)
     assert result.objective == max(result.restarts)
     assert len(set(np.round(result.restarts, 6))) > 1  # the starts differ
+
+
+def test_the_expected_log_density_against_monte_carlo_under_the_normal_wishart():
+    # E_q[log N(x | mu_k, Lambda_k)] for Lambda_k ~ Wishart(W_k, nu_k) and
+    # mu_k | Lambda_k ~ N(m_k, (beta_k Lambda_k)^-1), sampled with scipy.stats
+    from scipy.stats import wishart
+
+    rng = np.random.default_rng(23)
+    X = _clusters(rng)
+    model = VariationalGaussianMixtureModel(2, "full", _prior("full", X, 2))
+    params = model.params_from_responsibilities(X, None, _random_resp(rng, len(X), 2))
+    points = X[:4]
+    expected = model.log_resp(params, points) - model.expected_log_weights(
+        params.weight_concentration
+    )
+    n = 100_000
+    for k in range(2):
+        nu, beta, m = params.degrees_of_freedom[k], params.mean_precision[k], params.means[k]
+        W = np.linalg.inv(nu * params.covariances[k])
+        lams = wishart(df=nu, scale=W).rvs(n, random_state=rng)
+        chol = np.linalg.cholesky(np.linalg.inv(beta * lams))
+        mus = m + np.einsum("nij,nj->ni", chol, rng.standard_normal((n, 3)))
+        _, logdet = np.linalg.slogdet(lams)
+        for i, x in enumerate(points):
+            r = x - mus
+            quad = np.einsum("ni,nij,nj->n", r, lams, r)
+            draws = 0.5 * logdet - 0.5 * quad - 1.5 * np.log(2 * np.pi)
+            se = draws.std() / np.sqrt(n)
+            assert abs(draws.mean() - expected[i, k]) < 5 * se + 1e-12
