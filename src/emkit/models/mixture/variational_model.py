@@ -19,7 +19,11 @@ The parametrisation and the updates are scikit-learn's ``BayesianGaussianMixture
 ``reg_covar`` is added to each component's scatter per unit of weight; the diag and
 spherical precisions have the Wishart normaliser over D dimensions; tied: K Wishart
 priors and one shared posterior factor, with ``nu = nu0 + N / K``), so fits and ELBO
-paths can be compared with it iteration by iteration.
+paths can be compared with it iteration by iteration. For diag and spherical that is
+scikit-learn's choice, not independent Gamma factors per precision: ``nu_k`` grows by
+one per unit of weight and ``E[log |Lambda_k|]`` is the Wishart's sum of digammas, as
+for full; the updates are still exact coordinate ascent for that family, so the bound
+never decreases.
 
 The ELBO and the engine. After an M-step the parameters are the optimum given the
 responsibilities ``r`` they came from, and the bound at that pair is, by conjugacy,
