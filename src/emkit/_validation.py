@@ -99,6 +99,85 @@ def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None
     return w
 
 
+def check_probabilities(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """Probabilities of the given shape: finite, non-negative, each last-axis row summing
+    to 1 (within 1e-8; 1e-5 for float32 values); returned renormalised. ``ValueError``
+    names what is wrong."""
+    single = np.asarray(value).dtype == np.float32
+    p = np.asarray(value, dtype=np.float64)
+    if p.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {p.shape}")
+    if not np.all(np.isfinite(p)) or np.any(p < 0):
+        raise ValueError(f"{name} must be finite and non-negative")
+    sums = np.atleast_1d(p.sum(axis=-1))
+    bad = np.flatnonzero(np.abs(sums - 1.0) > (1e-5 if single else 1e-8))
+    if bad.size:
+        where = "" if p.ndim == 1 else f"row {bad[0]} of "
+        raise ValueError(
+            f"{where}{name} sums to {float(sums[bad[0]]):.6g}, not 1; "
+            "probabilities must sum to 1" + (" along each row" if p.ndim > 1 else "")
+        )
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+#: the largest spread (max - min of a column) a Gaussian fit takes: squares of larger
+#: residuals overflow float64 once summed
+MAX_SPREAD = 1e150
+#: a fit stops when the largest column variance is below this multiple of reg_covar
+#: (the regularisation would dominate every covariance and merge the components)
+MIN_VARIANCE_OVER_REG = 10.0
+
+
+def check_gaussian_scale(X: np.ndarray, reg_covar: float | None) -> None:
+    """Refuse data whose scale a Gaussian fit cannot represent, saying what to do.
+
+    Column spreads above :data:`MAX_SPREAD` overflow the squared residuals; a largest
+    column variance below ``MIN_VARIANCE_OVER_REG * reg_covar`` would let the
+    covariance regularisation swallow the data (every component the same, every label
+    the same: scikit-learn's silent collapse on tiny scales). Both are errors that say
+    how to rescale, so a fit of ``X * c`` either equals the fit of ``X`` or stops.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        spread = np.nanmax(X, axis=0).astype(np.float64) - np.nanmin(X, axis=0)
+    if np.any(~np.isfinite(spread) | (spread > MAX_SPREAD)):
+        big = float(np.nanmax(np.abs(X)))
+        raise ValueError(
+            f"the data's spread is too large for float64 ({big:.3g} in absolute value; "
+            f"squared residuals overflow above {MAX_SPREAD:.0e}): divide X by a power of "
+            "ten (a Gaussian fit is equivariant: means and covariances scale back)"
+        )
+    if reg_covar:
+        with np.errstate(invalid="ignore"):
+            top = float(np.nanmax(np.nanvar(X, axis=0, dtype=np.float64)))
+        if top < MIN_VARIANCE_OVER_REG * reg_covar:
+            raise ValueError(
+                f"the data's largest column variance ({top:.3g}) is below "
+                f"{MIN_VARIANCE_OVER_REG:g} x reg_covar = {reg_covar:.3g}: the covariance "
+                "regularisation would swallow the data and merge every component; "
+                "standardise X (or multiply it by a power of ten), or lower reg_covar"
+            )
+
+
+def check_not_swallowed(X: np.ndarray, variances: np.ndarray, reg_covar: float) -> None:
+    """After a Gaussian fit on small-scale data: refuse the result when a component's
+    variance (``variances``, its covariances' diagonals) came out within 10x of
+    ``reg_covar``, so the regularisation, not the data, shaped it. Data of ordinary
+    scale (largest column variance above ``1e4 * reg_covar``) are never refused:
+    there a component at the floor is a genuine degenerate one (duplicates)."""
+    if not reg_covar:
+        return
+    with np.errstate(invalid="ignore"):
+        top = float(np.nanmax(np.nanvar(X, axis=0, dtype=np.float64)))
+    low = float(np.min(variances))
+    if top < 1e4 * reg_covar and low < MIN_VARIANCE_OVER_REG * reg_covar:
+        raise ValueError(
+            f"a fitted component's variance ({low:.3g}) is within {MIN_VARIANCE_OVER_REG:g}x "
+            f"of reg_covar = {reg_covar:.3g} on data this small (largest column variance "
+            f"{top:.3g}): the regularisation, not the data, shaped the fit; standardise X "
+            "(or multiply it by a power of ten), or lower reg_covar"
+        )
+
+
 def check_int(value: Any, name: str, low: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")

@@ -185,6 +185,21 @@ def check_gamma_prior(prior: GammaPrior | None, name: str) -> tuple[float, float
     return a0, b0
 
 
+def check_constrained(value: np.ndarray, kind: str, field: str, owner: str) -> None:
+    """``ValueError`` unless ``value`` is finite and meets ``kind`` (see
+    :attr:`Distribution.param_constraints`)."""
+    if not np.all(np.isfinite(value)):
+        raise ValueError(f"{owner} {field} must be finite")
+    if kind == "positive" and np.any(value <= 0):
+        raise ValueError(f"{owner} {field} must be positive")
+    if kind in ("probability", "simplex") and np.any((value < 0) | (value > 1)):
+        raise ValueError(f"{owner} {field} must lie in [0, 1]")
+    if kind == "simplex":
+        sums = value.sum(axis=-1)
+        if np.any(np.abs(sums - 1.0) > 1e-8):
+            raise ValueError(f"{owner} {field} must sum to 1 over its last axis")
+
+
 def distribution_classes() -> Mapping[str, type[Distribution]]:
     """Every public :class:`Distribution` subclass defined so far, by class name.
 
@@ -256,7 +271,7 @@ class Distribution(abc.ABC):
                     bad = np.flatnonzero(is_bad(col) & observed)
                 if bad.size:
                     raise ValueError(
-                        f"{self.name}: column {label} has {what}, e.g. {col[bad[0]]!r} "
+                        f"{self.name}: column {label} has {what}, e.g. {float(col[bad[0]]):.6g} "
                         f"in row {bad[0]}"
                     )
         return arr
@@ -477,6 +492,24 @@ class Distribution(abc.ABC):
     def params_to_dict(self, params: Any) -> dict[str, np.ndarray]:
         """The parameter pytree as ``{name: array}`` (for saving)."""
         return {name: np.asarray(value) for name, value in params._asdict().items()}
+
+    #: (field, constraint) pairs checked by :meth:`check_params`: "real", "positive",
+    #: "probability" (in [0, 1]) or "simplex" (non-negative, summing to 1 over the last
+    #: axis); a field not named here must be finite
+    param_constraints: tuple[tuple[str, str], ...] = ()
+
+    def check_params(self, params: Any, n_components: int | None = None) -> None:
+        """Raise ``ValueError`` naming the field if ``params`` (K components) break a
+        constraint (used when parameters come from a user or a file)."""
+        for field in self.params_type._fields:
+            value = np.asarray(getattr(params, field), dtype=np.float64)
+            if n_components is not None and value.shape[:1] != (n_components,):
+                raise ValueError(
+                    f"{self.name} {field} must have a leading axis of {n_components} "
+                    f"components, got shape {value.shape}"
+                )
+            kind = dict(self.param_constraints).get(field, "real")
+            check_constrained(value, kind, field, self.name)
 
     def params_from_dict(self, values: Mapping[str, Any]) -> Any:
         """Inverse of :meth:`params_to_dict`."""

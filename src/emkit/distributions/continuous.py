@@ -86,6 +86,7 @@ class Exponential(Distribution):
 
     name = "Exponential"
     params_type = ExponentialParams
+    param_constraints = (("rate", "positive"),)
     _fill_value = 1.0
 
     def _support(self) -> list[Check]:
@@ -168,6 +169,7 @@ class Gamma(Distribution):
 
     name = "Gamma"
     params_type = GammaParams
+    param_constraints = (("shape", "positive"), ("rate", "positive"))
     _fill_value = 1.0
 
     def _support(self) -> list[Check]:
@@ -289,6 +291,7 @@ class DiagGaussian(_NormalMoments):
 
     name = "DiagGaussian"
     params_type = DiagGaussianParams
+    param_constraints = (("var", "positive"),)
 
     def _log_prob(self, params: DiagGaussianParams, X: np.ndarray) -> np.ndarray:
         return self._normal_log_prob(X, np.asarray(params.mean), np.asarray(params.var))
@@ -324,6 +327,7 @@ class LogNormal(_NormalMoments):
 
     name = "LogNormal"
     params_type = LogNormalParams
+    param_constraints = (("sigma", "positive"),)
     _fill_value = 1.0
 
     def _support(self) -> list[Check]:

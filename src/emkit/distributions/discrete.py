@@ -72,6 +72,7 @@ class Categorical(Distribution):
 
     name = "Categorical"
     params_type = CategoricalParams
+    param_constraints = (("probs", "simplex"),)
 
     def __init__(self, n_categories: int):
         self.n_categories = check_int(n_categories, "n_categories", low=1)
@@ -163,6 +164,7 @@ class Bernoulli(_Counts):
 
     name = "Bernoulli"
     params_type = BernoulliParams
+    param_constraints = (("probs", "probability"),)
 
     def _support(self) -> list[Check]:
         return [(lambda x: (x != 0) & (x != 1), "values other than 0 and 1")]
@@ -212,6 +214,7 @@ class Poisson(_Counts):
 
     name = "Poisson"
     params_type = PoissonParams
+    param_constraints = (("rate", "positive"),)
 
     def _support(self) -> list[Check]:
         return [(lambda x: x < 0, "negative counts"), _NON_INTEGER]

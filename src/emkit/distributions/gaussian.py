@@ -57,7 +57,7 @@ from emkit.distributions.missing import (
 )
 from emkit.distributions.reseed import split_components
 
-__all__ = ["Gaussian", "GaussianKernel", "GaussianParams", "GaussianStats"]
+__all__ = ["Gaussian", "GaussianKernel", "GaussianParams", "GaussianStats", "nearest_component"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -343,6 +343,14 @@ class Gaussian(Distribution):
     #: NaN entries are integrated out by conditioning on the observed values
     integrates_missing_entries = True
 
+    def check_params(self, params: GaussianParams, n_components: int | None = None) -> None:
+        mean = np.asarray(params.mean, dtype=np.float64)
+        if mean.ndim != 2 or (n_components is not None and len(mean) != n_components):
+            raise ValueError(f"Gaussian mean must have shape (K, D), got {mean.shape}")
+        if not np.all(np.isfinite(mean)):
+            raise ValueError("Gaussian mean must be finite")
+        self.structure.check(params.covariance, *mean.shape)  # shape, symmetric, PD
+
     # ---------------------------------------------------------------- validation
     def validate(self, X: Any, *, columns: Sequence[Any] | None = None) -> np.ndarray:
         """Check ``X``: 2-D, numeric, no infinite values; NaN marks a missing value."""
@@ -598,3 +606,29 @@ class Gaussian(Distribution):
         if np.isnan(X).any():
             X = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
         return self.mstep(self.suff_stats(X, resp))
+
+
+def nearest_component(X: np.ndarray, means: np.ndarray, precisions: np.ndarray) -> np.ndarray:
+    """One-hot rows (ties shared) of the component nearest to each row of ``X`` in
+    Mahalanobis distance: the limit of a Gaussian (or any elliptical) mixture's posterior
+    as a point moves away.
+
+    With ``u = x / s`` (``s`` a power of two near the row's magnitude, so nothing
+    overflows) the distance is ``s^2 u'P u - 2 s u'P m + m'P m``; for a point whose
+    densities underflow, the terms decide in that order: the quadratic one, then (on an
+    exact tie, as with a shared precision) the linear one, then the constant.
+    """
+    scale = np.max(np.abs(X), axis=1)
+    scale = np.exp2(np.ceil(np.log2(np.maximum(scale, np.finfo(np.float64).tiny))))
+    u = X / scale[:, None]
+    P = np.broadcast_to(precisions, (len(means), *precisions.shape[-2:]))
+    terms = (
+        np.einsum("nd,kde,ne->nk", u, P, u),
+        -2.0 * np.einsum("nd,kde,ke->nk", u, P, means),
+        np.broadcast_to(np.einsum("kd,kde,ke->k", means, P, means), (len(X), len(means))),
+    )
+    nearest = np.ones((len(X), len(means)), dtype=bool)
+    for term in terms:
+        masked = np.where(nearest, term, np.inf)
+        nearest &= masked <= masked.min(axis=1, keepdims=True)
+    return nearest / nearest.sum(axis=1, keepdims=True)

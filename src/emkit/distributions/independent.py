@@ -74,6 +74,10 @@ class Independent(Distribution):
         self.n_features = int(every.size)
         self.generalized = any(d.generalized for d in dists)
 
+    def check_params(self, params: tuple, n_components: int | None = None) -> None:
+        for part, p in zip(self.parts, params, strict=True):
+            part.check_params(p, n_components)
+
     @property
     def integrates_missing_entries(self) -> bool:
         return all(part.integrates_missing_entries for part in self.parts)

@@ -146,6 +146,17 @@ class StudentT(Distribution):
             f"dof={self.dof!r}{bounds})"
         )
 
+    def check_params(self, params: StudentTParams, n_components: int | None = None) -> None:
+        mean = np.asarray(params.mean, dtype=np.float64)
+        if mean.ndim != 2 or (n_components is not None and len(mean) != n_components):
+            raise ValueError(f"StudentT mean must have shape (K, D), got {mean.shape}")
+        if not np.all(np.isfinite(mean)):
+            raise ValueError("StudentT mean must be finite")
+        self.structure.check(params.covariance, *mean.shape)  # shape, symmetric, PD
+        dof = np.asarray(params.dof, dtype=np.float64)
+        if dof.shape != (len(mean),) or not np.all(np.isfinite(dof)) or np.any(dof <= 0):
+            raise ValueError("StudentT dof must be finite and positive, one per component")
+
     @property
     def estimates_dofs(self) -> bool:
         """Whether the M-step estimates the degrees of freedom (else they stay fixed)."""

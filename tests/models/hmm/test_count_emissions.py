@@ -142,3 +142,29 @@ def test_online_poisson_hmm_reaches_hmmlearns_batch_fit():
     assert got == pytest.approx(best, abs=2.0)
     np.testing.assert_allclose(online.rates_, peer.lambdas_, rtol=0.03)
     np.testing.assert_allclose(online.transmat_, peer.transmat_, atol=0.02)
+
+
+@pytest.mark.parametrize(
+    ("symbol", "match"),
+    [
+        (1e6, "largest symbol is 1e.06.*pass n_categories="),
+        (1e150, "largest symbol is 1e.150"),
+        (2.5, "must be integers 0, 1, 2, ...; got 2.5"),
+        (-1.0, "must be integers 0, 1, 2, ...; got -1"),
+    ],
+)
+def test_categorical_symbols_out_of_a_sane_range_are_refused_at_once(symbol, match):
+    X = np.tile([[0.0], [1.0], [2.0]], (20, 1))
+    X[3, 0] = symbol
+    with pytest.raises(ValueError, match=match):
+        HMM(2, emission="categorical").fit(X)
+
+
+def test_categorical_n_categories_sizes_the_table_and_bounds_the_symbols():
+    X = np.tile([[0.0], [1.0], [2.0]], (20, 1))
+    model = HMM(2, emission="categorical", n_categories=6, random_state=0, max_iter=5).fit(X)
+    assert model.emissionprob_.shape == (2, 6)
+    np.testing.assert_allclose(model.emissionprob_[:, 3:], 0.0, atol=1e-12)  # never seen
+    X[3, 0] = 7
+    with pytest.raises(ValueError, match=r"out of range \[0, 6\), e.g. 7 in row 3"):
+        HMM(2, emission="categorical", n_categories=6).fit(X)

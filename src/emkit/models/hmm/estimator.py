@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 
 from emkit._random import seed_sequence
-from emkit._validation import check_init, check_int, check_real
+from emkit._validation import check_gaussian_scale, check_init, check_int, check_real
 from emkit.data.sequences import SequenceSource
 from emkit.distributions.base import Distribution
 from emkit.distributions.covariance import get_structure
+from emkit.distributions.gaussian import nearest_component
 from emkit.models.estimator import EMEstimator
 from emkit.models.hmm.emissions import (
     CategoricalEmission,
@@ -337,6 +338,8 @@ class HMM(EMEstimator):
         X, offsets = as_sequences(X, lengths)
         K = self.n_states
         part = self._emission_part(X)
+        if self.emission in ("gaussian", "gmm"):
+            check_gaussian_scale(X, self.reg_covar)
         data, missing = part.prepare(X)
         n_obs = int(len(X) if missing is None else np.count_nonzero(~missing))
         if n_obs < K:
@@ -398,12 +401,24 @@ class HMM(EMEstimator):
         )
         return self._model(part), params
 
-    def _frame(self, X, lengths) -> tuple[np.ndarray, np.ndarray, HMMParams, np.ndarray | None]:
+    def _frame(
+        self, X, lengths, far_limit: bool = True
+    ) -> tuple[np.ndarray, np.ndarray, HMMParams, np.ndarray | None]:
         model, params = self._fitted()
         X, offsets = as_sequences(X, lengths)
         self._check_n_features(X)
         data, missing = model.emission.prepare(X)
-        return model.frame(params, data, missing), offsets, params, missing
+        frame = model.frame(params, data, missing)
+        with np.errstate(invalid="ignore"):
+            far = ~np.isfinite(frame.max(axis=1)) | np.isnan(frame).any(axis=1)
+        if far_limit and far.any() and self.emission == "gaussian":
+            # every state's density underflows: the state nearest in Mahalanobis distance
+            # is the limit of the emission ratios as the point moves away
+            st = get_structure(self.covariance_type)
+            prec = np.linalg.inv(st.to_full(np.asarray(self.covariances_), *self.means_.shape))
+            with np.errstate(divide="ignore"):
+                frame[far] = np.log(nearest_component(X[far], self.means_, prec))
+        return frame, offsets, params, missing
 
     def score(self, X, lengths=None) -> float:
         """Total log-likelihood of the sequences (as hmmlearn).
@@ -417,7 +432,7 @@ class HMM(EMEstimator):
         -------
         float
         """
-        frame, offsets, p, _ = self._frame(X, lengths)
+        frame, offsets, p, _ = self._frame(X, lengths, far_limit=False)
         return float(forward_loglik(frame, offsets, p.startprob, p.transmat).sum())
 
     def score_samples(self, X, lengths=None) -> tuple[float, np.ndarray]:

@@ -48,9 +48,26 @@ def as_sequences(X: Any, lengths: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(X), offsets_from_lengths(lengths, len(X))
 
 
+#: the largest number of symbols inferred from the data; above it ``n_categories`` must
+#: be given (a stray huge symbol would otherwise size tables by it)
+MAX_INFERRED_CATEGORIES = 65_536
+
+
 def infer_categories(X: np.ndarray) -> int:
-    """Largest symbol in ``X`` plus one (1 when there is none)."""
-    top = np.nanmax(X) if np.isfinite(X).any() else 0.0
-    if not np.isfinite(top) or top < 0:
+    """Largest symbol in ``X`` plus one (1 when there is none), for symbols in a sane
+    range: a negative, non-integer or very large symbol is a ``ValueError`` that says
+    which and what to do."""
+    seen = X[~np.isnan(X)]
+    if seen.size == 0:
         return 1
+    bad = seen[(seen < 0) | (seen != np.round(seen)) | ~np.isfinite(seen)]
+    if bad.size:
+        raise ValueError(f"categorical symbols must be integers 0, 1, 2, ...; got {bad[0]:.6g}")
+    top = float(seen.max())
+    if top >= MAX_INFERRED_CATEGORIES:
+        raise ValueError(
+            f"the largest symbol is {top:.6g}: categorical HMMs infer at most "
+            f"{MAX_INFERRED_CATEGORIES} categories from the data; pass n_categories= if "
+            "that many are meant, or recode the symbols as 0 .. n_categories - 1"
+        )
     return int(top) + 1

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from emkit._validation import check_probabilities
+
 __all__ = ["ProbabilityRows", "check_alpha"]
 
 _TINY = np.finfo(np.float64).tiny
@@ -85,20 +87,7 @@ class ProbabilityRows:
 
     def check(self, value: Any, shape: tuple[int, ...]) -> np.ndarray:
         """Validate user-given probabilities (shape, finite, non-negative, rows sum to 1)."""
-        p = np.asarray(value, dtype=np.float64)
-        if p.shape != shape:
-            raise ValueError(f"{self.name} must have shape {shape}, got {p.shape}")
-        if not np.all(np.isfinite(p)) or np.any(p < 0):
-            raise ValueError(f"{self.name} must be finite and non-negative")
-        sums = p.sum(axis=-1)
-        bad = np.flatnonzero(np.abs(np.atleast_1d(sums) - 1.0) > 1e-8)
-        if bad.size:
-            where = "" if p.ndim == 1 else f"row {bad[0]} of "
-            raise ValueError(
-                f"{where}{self.name} sums to {float(np.atleast_1d(sums)[bad[0]]):.6g}, not 1; "
-                "probabilities must sum to 1" + (" along each row" if p.ndim > 1 else "")
-            )
-        return p / p.sum(axis=-1, keepdims=True)
+        return check_probabilities(value, shape, self.name)
 
     def mstep(self, counts: np.ndarray, current: np.ndarray) -> np.ndarray:
         """The Dirichlet-MAP rows from expected ``counts``; zeros of ``current`` stay zero."""

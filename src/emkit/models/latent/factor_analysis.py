@@ -15,6 +15,7 @@ import numpy as np
 from emkit._random import seed_sequence
 from emkit._validation import (
     check_array,
+    check_gaussian_scale,
     check_init,
     check_int,
     check_real,
@@ -185,6 +186,7 @@ class FactorAnalysis(EMEstimator):
 
     def _validate_training_data(self, X, sample_weight) -> tuple[np.ndarray, np.ndarray | None]:
         X = check_array(X, allow_nan=True, min_samples=2, dtype=np.float64)
+        check_gaussian_scale(X, None)
         w = check_sample_weight(sample_weight, len(X))
         self._check_hyperparameters(X.shape[1])
         missing = np.isnan(X)

@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 
 from emkit._logspace import log_normalize
-from emkit._validation import check_init, check_observed_values
+from emkit._validation import (
+    check_gaussian_scale,
+    check_init,
+    check_not_swallowed,
+    check_observed_values,
+    check_probabilities,
+)
+from emkit.distributions.gaussian import nearest_component
 from emkit.distributions.missing import MissingBatch, group_by_pattern, nan_average
 
 __all__ = ["MixtureMixin"]
@@ -39,6 +46,11 @@ class MixtureMixin:
     def _n_parameters(self) -> int:
         raise NotImplementedError
 
+    def _gaussian_reg_covar(self) -> float | bool | None:
+        """The covariance regularisation of Gaussian-type components, for the scale
+        check at fit time (None: none; False: not a Gaussian-type model, no check)."""
+        return getattr(self, "reg_covar", False)
+
     def _free_parameters(self, n_features: int, n_components: int | None = None) -> int | None:
         """Free parameters of the model on ``n_features`` columns with ``n_components``
         components (default: the hyper-parameter); None where unknown."""
@@ -67,6 +79,8 @@ class MixtureMixin:
             )
         if has_nan:
             self._check_observed(X, w)
+        if self._gaussian_reg_covar() is not False:
+            check_gaussian_scale(X, self._gaussian_reg_covar())
         model = self._model()
         data, shift = self._centred_data(X, w, has_nan)
         rng = np.random.default_rng(seed_sequence(self.random_state))
@@ -74,7 +88,13 @@ class MixtureMixin:
         n_obs = float(len(X) if w is None else w.sum())
         rtol = 1e-9 if X.dtype == np.float64 else 1e-5  # float32 data: float32 round-off
         result = self._run_engine(model, data, init, n_obs, monotone_rtol=rtol, **options)
+        if self._gaussian_reg_covar():
+            check_not_swallowed(X, self._fitted_variances(model, result.params), self.reg_covar)
         return result, shift, X, n_obs
+
+    def _fitted_variances(self, model, params) -> np.ndarray:
+        """Every component's variances (the diagonals of its covariances) in ``params``."""
+        raise NotImplementedError
 
     @staticmethod
     def _centred_data(X: np.ndarray, w, has_nan: bool, shift: np.ndarray | None = None):
@@ -167,23 +187,49 @@ class MixtureMixin:
             )
 
     def score_samples(self, X) -> np.ndarray:
-        """Log-likelihood of each sample, shape (n_samples,)."""
-        lp = self._log_joint(self._validated(X))
-        return log_normalize(lp)
+        """Log-likelihood of each sample, shape (n_samples,); ``-inf`` for a point so far
+        away that its log-density is below the float range (never NaN)."""
+        lp, far = self._safe_log_joint(self._validated(X))
+        out = log_normalize(lp)
+        out[far] = -np.inf
+        return out
 
     def score(self, X, y=None) -> float:
         """Mean log-likelihood per sample (as scikit-learn)."""
         return float(np.mean(self.score_samples(X)))
 
     def predict_proba(self, X) -> np.ndarray:
-        """Posterior probability of each component, shape (n_samples, n_components)."""
-        lp = self._log_joint(self._validated(X))
+        """Posterior probability of each component, shape (n_samples, n_components).
+
+        Normalised in log space; a point so far away that every component's density
+        underflows belongs to its nearest component (Mahalanobis distance), which is
+        the limit of the posterior as the point moves away."""
+        lp, _ = self._safe_log_joint(self._validated(X))
         log_normalize(lp)
         return lp
 
     def predict(self, X) -> np.ndarray:
         """The most probable component of each sample."""
-        return self._log_joint(self._validated(X)).argmax(axis=1)
+        return self._safe_log_joint(self._validated(X))[0].argmax(axis=1)
+
+    def _safe_log_joint(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``_log_joint`` with the rows whose densities all underflow (or overflow into
+        NaN) replaced by the far-point limit; also the mask of those rows."""
+        lp = self._log_joint(X)
+        with np.errstate(invalid="ignore"):
+            far = ~np.isfinite(lp.max(axis=1)) | np.isnan(lp).any(axis=1)
+        if far.any():
+            shape = self._mahalanobis_shape()
+            if shape is not None:
+                limit = nearest_component(np.asarray(X[far], dtype=np.float64), *shape)
+                with np.errstate(divide="ignore"):
+                    lp[far] = np.log(limit).astype(lp.dtype, copy=False)
+        return lp, far
+
+    def _mahalanobis_shape(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Each component's centre (K, D) and full precision matrix (K, D, D), which
+        decide where a far point belongs (None: no such shape; far rows stay as they are)."""
+        return None
 
     def _sample_component(self, rng: np.random.Generator, k: int, n: int) -> np.ndarray:
         """``n`` draws (n, n_features) from fitted component ``k``."""
@@ -231,3 +277,15 @@ class MixtureMixin:
         with np.errstate(divide="ignore"):
             penalty = -np.sum(np.log(resp.max(axis=1)))
         return self.bic(X) + 2.0 * float(penalty)
+
+
+def check_fitted_mixture(est: Any, structure: Any) -> None:
+    """Constraints of a loaded mixture's parameters: weights a probability vector,
+    covariances symmetric positive definite, and their precision Cholesky factors the
+    ones those covariances give (a file edited by hand must not give NaN later)."""
+    K, D = est.means_.shape
+    check_probabilities(est.weights_, (K,), "weights_")
+    cov = structure.check(np.asarray(est.covariances_, dtype=np.float64), K, D)
+    expected = structure.precision_cholesky(cov)
+    if not np.allclose(est.precisions_cholesky_, expected, rtol=1e-6, atol=0):
+        raise ValueError("precisions_cholesky_ does not match covariances_")

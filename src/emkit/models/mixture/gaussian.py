@@ -17,7 +17,7 @@ from emkit._validation import (
 )
 from emkit.distributions.covariance import get_structure
 from emkit.models.estimator import EMEstimator
-from emkit.models.mixture.base import MixtureMixin
+from emkit.models.mixture.base import MixtureMixin, check_fitted_mixture
 from emkit.models.mixture.gaussian_model import GaussianMixtureModel
 from emkit.models.mixture.model import MixtureParams
 
@@ -346,6 +346,7 @@ class GaussianMixture(MixtureMixin, EMEstimator):
             or self.precisions_cholesky_.shape != shape
         ):
             raise ValueError("fitted arrays have inconsistent shapes")
+        check_fitted_mixture(self, get_structure(self.covariance_type))
 
     # ------------------------------------------------------------------ prediction
     @property
@@ -377,6 +378,17 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         centre = self._centre()
         Xc = (X - centre).astype(X.dtype, copy=False)
         return self._model().weighted_log_prob(self._params(centre), Xc)
+
+    def _fitted_variances(self, model, params) -> np.ndarray:
+        cov = model.arrays(params)["covariances"]
+        K, D = np.shape(model.arrays(params)["means"])
+        return np.diagonal(get_structure(self.covariance_type).to_full(cov, K, D), 0, -2, -1)
+
+    def _mahalanobis_shape(self) -> tuple[np.ndarray, np.ndarray]:
+        st = get_structure(self.covariance_type)
+        K, D = self.means_.shape
+        prec = st.precisions(np.asarray(self.precisions_cholesky_, dtype=np.float64))
+        return np.asarray(self.means_, dtype=np.float64), st.to_full(prec, K, D)
 
     def _free_parameters(self, n_features: int, n_components: int | None = None) -> int:
         K, D = n_components or self.n_components, n_features

@@ -29,7 +29,13 @@ import numpy as np
 
 from emkit._pytree import tree_map
 from emkit._random import seed_sequence
-from emkit._validation import check_real, check_sample_weight, drop_all_missing_rows
+from emkit._validation import (
+    check_gaussian_scale,
+    check_probabilities,
+    check_real,
+    check_sample_weight,
+    drop_all_missing_rows,
+)
 from emkit.distributions.base import Distribution, component
 from emkit.distributions.missing import MissingBatch, group_by_pattern
 from emkit.distributions.spec import from_spec
@@ -158,6 +164,9 @@ class Mixture(MixtureMixin, EMEstimator):
         self._set_hyperparameters(locals())
 
     # ------------------------------------------------------------------ fitting
+    def _gaussian_reg_covar(self) -> float | bool | None:
+        return getattr(self._distribution(), "reg_covar", False)
+
     def _distribution(self) -> Distribution:
         dist = self.component
         if isinstance(dist, Mapping):  # a spec, as stored by save()
@@ -252,6 +261,8 @@ class Mixture(MixtureMixin, EMEstimator):
                 f"only {np.count_nonzero(w)} samples have positive weight, fewer than "
                 f"n_components = {self.n_components}"
             )
+        if self._gaussian_reg_covar() is not False:
+            check_gaussian_scale(X, self._gaussian_reg_covar())
         model = self._model()
         data = (X, w, labels)
         if labels is None and np.isnan(X).any():
@@ -276,14 +287,8 @@ class Mixture(MixtureMixin, EMEstimator):
     def _check_fitted_state(self) -> None:
         dist = self._distribution()
         params = dist.params_from_dict(self.component_arrays_)
-        w = np.asarray(self.weights_)
-        if w.shape != (self.n_components,) or not np.all(np.isfinite(w)):
-            raise ValueError("weights_ has the wrong shape or non-finite values")
-        for leaf in params:
-            leaves = leaf if isinstance(leaf, tuple) else (leaf,)
-            for arr in leaves:
-                if np.shape(arr)[:1] != (self.n_components,):
-                    raise ValueError("component arrays do not have one row per component")
+        check_probabilities(self.weights_, (self.n_components,), "weights_")
+        dist.check_params(params, self.n_components)
 
     def _describe(self) -> str:
         return f"K={self.n_components} {self._distribution()!r} "
@@ -308,6 +313,15 @@ class Mixture(MixtureMixin, EMEstimator):
 
     def _log_joint(self, X: np.ndarray) -> np.ndarray:
         return self._model().log_joint(self._params(), X)
+
+    def _mahalanobis_shape(self) -> tuple[np.ndarray, np.ndarray] | None:
+        dist = self._distribution()
+        if not hasattr(dist, "structure") or "mean" not in self.component_arrays_:
+            return None
+        mean = np.asarray(self.component_arrays_["mean"], dtype=np.float64)
+        cov = np.asarray(self.component_arrays_["covariance"], dtype=np.float64)
+        full = dist.structure.to_full(cov, *mean.shape)
+        return mean, np.linalg.inv(full)
 
     def _n_parameters(self) -> int:
         return (self.n_components - 1) + self._distribution().n_parameters(

@@ -36,7 +36,7 @@ from emkit.distributions.base import component
 from emkit.distributions.student_t import DOF_BOUNDS, check_dof, scale_structure
 from emkit.engine.ecme import ECME
 from emkit.models.estimator import EMEstimator
-from emkit.models.mixture.base import MixtureMixin
+from emkit.models.mixture.base import MixtureMixin, check_fitted_mixture
 from emkit.models.mixture.model import MixtureParams
 from emkit.models.mixture.student_t_model import StudentTMixtureModel
 
@@ -297,6 +297,7 @@ class StudentTMixture(MixtureMixin, EMEstimator):
             or self.precisions_cholesky_.shape != shape
         ):
             raise ValueError("fitted arrays have inconsistent shapes")
+        check_fitted_mixture(self, scale_structure(self.covariance_type))
         if np.any(self.dofs_ <= 0):
             raise ValueError("dofs_ must be positive")
 
@@ -332,6 +333,18 @@ class StudentTMixture(MixtureMixin, EMEstimator):
     def _n_parameters(self) -> int:
         K, D = self.means_.shape
         return (K - 1) + self._model().component.n_parameters(K, D)
+
+    def _fitted_variances(self, model, params) -> np.ndarray:
+        arrays = model.arrays(params)
+        K, D = np.shape(arrays["means"])
+        full = scale_structure(self.covariance_type).to_full(arrays["covariances"], K, D)
+        return np.diagonal(full, 0, -2, -1)
+
+    def _mahalanobis_shape(self) -> tuple[np.ndarray, np.ndarray]:
+        st = scale_structure(self.covariance_type)
+        K, D = self.means_.shape
+        prec = st.precisions(np.asarray(self.precisions_cholesky_, dtype=np.float64))
+        return np.asarray(self.means_, dtype=np.float64), st.to_full(prec, K, D)
 
     def _sample_component(self, rng: np.random.Generator, k: int, n: int) -> np.ndarray:
         """``mean + z / sqrt(g)``, ``z ~ N(0, scale)``, ``g ~ chi2(dof) / dof``."""
