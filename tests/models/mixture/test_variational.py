@@ -535,3 +535,23 @@ def test_the_expected_log_density_against_monte_carlo_under_the_normal_wishart()
             draws = 0.5 * logdet - 0.5 * quad - 1.5 * np.log(2 * np.pi)
             se = draws.std() / np.sqrt(n)
             assert abs(draws.mean() - expected[i, k]) < 5 * se + 1e-12
+
+
+@pytest.mark.parametrize("cov", COV_TYPES)
+def test_far_points_get_the_nearest_component_and_minus_infinity(cov):
+    X = _clusters(np.random.default_rng(24))
+    vb = VariationalGaussianMixture(n_components=3, covariance_type=cov, random_state=0).fit(X)
+    direction = np.array([1.0, 0.5, -0.2])
+    near = vb.predict_proba((1e4 * direction)[None])  # far, but nothing underflows yet
+    far = vb.predict_proba((1e250 * direction)[None])
+    assert np.all(np.isfinite(far)) and far.sum() == pytest.approx(1.0)
+    assert np.argmax(far) == np.argmax(near)
+    assert vb.score_samples((1e250 * direction)[None])[0] == -np.inf
+    assert np.isfinite(vb.score_samples(X)).all()
+
+
+def test_data_too_small_for_reg_covar_are_refused():
+    X = _clusters(np.random.default_rng(25)) * 1e-5
+    with pytest.raises(ValueError, match="reg_covar"):
+        VariationalGaussianMixture(n_components=2).fit(X)
+    VariationalGaussianMixture(n_components=2, reg_covar=1e-14, random_state=0).fit(X)

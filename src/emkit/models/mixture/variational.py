@@ -293,7 +293,7 @@ class VariationalGaussianMixture(MixtureMixin, EMEstimator):
         -------
         self
         """
-        from emkit._validation import check_sample_weight
+        from emkit._validation import check_gaussian_scale, check_sample_weight
 
         X = np.asarray(check_array(X, min_samples=2), dtype=np.float64)
         w = check_sample_weight(sample_weight, len(X))
@@ -303,6 +303,7 @@ class VariationalGaussianMixture(MixtureMixin, EMEstimator):
                 f"only {np.count_nonzero(w)} samples have positive weight, fewer than "
                 f"n_components = {self.n_components}"
             )
+        check_gaussian_scale(X, self.reg_covar)
         data, shift = self._centred_data(X, w, False)
         prior = self._prior(data[0], w, shift)
         model = self._model(prior)
@@ -448,7 +449,8 @@ class VariationalGaussianMixture(MixtureMixin, EMEstimator):
         """``E[log weights_k] + E[log N(x | k)]``: the variational responsibilities' logs."""
         centre = self._centre()
         model, params = self._fitted(centre)
-        return model.log_resp(params, np.asfortranarray(X - centre))
+        with np.errstate(over="ignore", invalid="ignore"):  # far points: see _safe_log_joint
+            return model.log_resp(params, np.asfortranarray(X - centre))
 
     def score_samples(self, X) -> np.ndarray:
         """Log-density of each sample under the posterior-mean mixture, (n_samples,)."""
@@ -459,10 +461,22 @@ class VariationalGaussianMixture(MixtureMixin, EMEstimator):
         model, params = self._fitted(centre)
         with np.errstate(divide="ignore"):
             log_w = np.log(self.weights_)
-        lp = model.kernel.log_densities(
-            params.means, params.precisions_cholesky, np.asfortranarray(X - centre), log_w
-        )[0]
-        return log_normalize(lp)
+        with np.errstate(over="ignore", invalid="ignore"):
+            lp = model.kernel.log_densities(
+                params.means, params.precisions_cholesky, np.asfortranarray(X - centre), log_w
+            )[0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            far = ~np.isfinite(lp.max(axis=1))  # every density underflows
+            out = log_normalize(lp)
+        out[far] = -np.inf
+        return out
+
+    def _mahalanobis_shape(self) -> tuple[np.ndarray, np.ndarray]:
+        """Means and full posterior mean precisions: where a far point belongs (the
+        quadratic term of the expected log-densities dominates there)."""
+        st = get_structure(self.covariance_type)
+        K, D = self.means_.shape
+        return np.asarray(self.means_), st.to_full(st.precisions(self.precisions_cholesky_), K, D)
 
     def _free_parameters(self, n_features: int, n_components: int | None = None) -> int:
         K, D = n_components or self.n_components, n_features
