@@ -555,3 +555,16 @@ def test_data_too_small_for_reg_covar_are_refused():
     with pytest.raises(ValueError, match="reg_covar"):
         VariationalGaussianMixture(n_components=2).fit(X)
     VariationalGaussianMixture(n_components=2, reg_covar=1e-14, random_state=0).fit(X)
+
+
+def test_load_refuses_a_file_with_broken_factors(tmp_path):
+    X = _clusters(np.random.default_rng(26))
+    vb = VariationalGaussianMixture(n_components=2, random_state=0).fit(X)
+    for name, broken in (("mean_precision_", -vb.mean_precision_), ("weights_", 2 * vb.weights_)):
+        bad = VariationalGaussianMixture(n_components=2, random_state=0).fit(X)
+        setattr(bad, name, broken)
+        bad.save(tmp_path / "bad.npz")
+        with pytest.raises(ValueError, match=name.rstrip("_")):
+            emkit.load(tmp_path / "bad.npz")
+    vb.save(tmp_path / "good.npz")
+    emkit.load(tmp_path / "good.npz")

@@ -10,7 +10,7 @@ import numpy as np
 from emkit._validation import check_array, check_choice, check_int, check_real
 from emkit.distributions.covariance import get_structure
 from emkit.models.estimator import EMEstimator
-from emkit.models.mixture.base import MixtureMixin
+from emkit.models.mixture.base import MixtureMixin, check_fitted_mixture
 from emkit.models.mixture.variational_model import (
     VB_COVARIANCE_TYPES,
     WEIGHT_PRIOR_TYPES,
@@ -322,7 +322,7 @@ class VariationalGaussianMixture(MixtureMixin, EMEstimator):
         K, (N, D) = self.n_components, Xc.shape
         method = self._method()
         if self.warm_start and self.__sklearn_is_fitted__():
-            given = {name: getattr(self, f"{name}_") for name in _FACTORS}
+            given = self._given()
         elif isinstance(method, Mapping):
             if set(method) == {"resp"}:
                 resp = np.asarray(method["resp"], dtype=np.float64)
@@ -344,8 +344,11 @@ class VariationalGaussianMixture(MixtureMixin, EMEstimator):
         params = self._factors(model, given, D, shift)
         return model.step_from(params, data)
 
-    def _factors(self, model, given: Mapping[str, Any], D: int, centre) -> VBParams:
-        """Validated factors from attributes-like arrays, means taken about ``centre``."""
+    def _factors(
+        self, model, given: Mapping[str, Any], D: int, centre, what: str = "init"
+    ) -> VBParams:
+        """Validated factors from attributes-like arrays, means taken about ``centre``
+        (``what`` names them in errors)."""
         K = self.n_components
         st = model.structure
         conc = np.asarray(given["weight_concentration"], dtype=np.float64)
@@ -359,14 +362,14 @@ class VariationalGaussianMixture(MixtureMixin, EMEstimator):
         }
         for name, (got, want) in shapes.items():
             if got != want:
-                raise ValueError(f"init {name} must have shape {want}, got {got}")
+                raise ValueError(f"{what} {name} must have shape {want}, got {got}")
         for name, value in (("weight_concentration", conc), ("mean_precision", beta)):
             if not np.all(value > 0) or not np.all(np.isfinite(value)):
-                raise ValueError(f"init {name} must be finite and positive")
+                raise ValueError(f"{what} {name} must be finite and positive")
         if not np.all(np.isfinite(means)):
-            raise ValueError("init means must be finite")
+            raise ValueError(f"{what} means must be finite")
         if not np.all(nu > D - 1) or not np.all(np.isfinite(nu)):
-            raise ValueError(f"init degrees_of_freedom must be finite and greater than {D - 1}")
+            raise ValueError(f"{what} degrees_of_freedom must be finite and greater than {D - 1}")
         cov = st.check(given["covariances"], K, D)
         return VBParams(
             conc, beta, means - centre, nu.copy(), cov, st.precision_cholesky(cov), np.zeros(())
@@ -409,6 +412,8 @@ class VariationalGaussianMixture(MixtureMixin, EMEstimator):
             or self.mean_precision_.shape != (K,)
         ):
             raise ValueError("fitted arrays have inconsistent shapes")
+        check_fitted_mixture(self, get_structure(self.covariance_type))
+        self._factors(self._model(self._fitted_prior(0.0)), self._given(), D, 0.0, "fitted")
 
     # ------------------------------------------------------------------ prediction
     @property
@@ -423,18 +428,24 @@ class VariationalGaussianMixture(MixtureMixin, EMEstimator):
         self._check_is_fitted()
         return self.history_
 
-    def _fitted(self, centre):
-        """The model (with the fitted priors) and the factors, means taken about ``centre``."""
-        prior = VBPrior(
+    def _fitted_prior(self, centre) -> VBPrior:
+        """The priors of the fit, the mean prior taken about ``centre``."""
+        return VBPrior(
             self.weight_concentration_prior_,
             self.mean_precision_prior_,
             np.asarray(self.mean_prior_) - centre,
             self.degrees_of_freedom_prior_,
             np.asarray(self.covariance_prior_),
         )
-        model = self._model(prior)
-        given = {name: getattr(self, f"{name}_") for name in _FACTORS}
-        return model, self._factors(model, given, self.n_features_in_, centre)
+
+    def _given(self) -> dict[str, Any]:
+        """The fitted factors, keyed like an ``init`` dict."""
+        return {name: getattr(self, f"{name}_") for name in _FACTORS}
+
+    def _fitted(self, centre):
+        """The model (with the fitted priors) and the factors, means taken about ``centre``."""
+        model = self._model(self._fitted_prior(centre))
+        return model, self._factors(model, self._given(), self.n_features_in_, centre)
 
     def _centre(self) -> np.ndarray:
         return np.asarray(self.weights_) @ np.asarray(self.means_)
