@@ -13,11 +13,7 @@ from emkit.engine import (
     MonotonicityWarning,
     em,
 )
-from emkit.exceptions import (
-    ConvergenceWarning,
-    DegenerateComponentWarning,
-    NotFittedError,
-)
+from emkit.exceptions import DegenerateComponentWarning
 from emkit.io import load
 from emkit.models.hmm.estimator import HMM
 from emkit.models.latent.factor_analysis import FactorAnalysis
@@ -47,3 +43,13 @@ __all__ = [
     "em",
     "load",
 ]
+
+
+def __getattr__(name: str):
+    # scikit-learn's exception classes are the bases of these two: importing them
+    # imports scikit-learn, so they are looked up on first use, not at ``import emkit``
+    if name in ("ConvergenceWarning", "NotFittedError"):
+        import emkit.exceptions
+
+        return getattr(emkit.exceptions, name)
+    raise AttributeError(f"module 'emkit' has no attribute {name!r}")

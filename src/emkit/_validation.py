@@ -149,7 +149,8 @@ def check_gaussian_scale(X: np.ndarray, reg_covar: float | None) -> None:
     if reg_covar:
         with np.errstate(invalid="ignore"):
             top = float(np.nanmax(np.nanvar(X, axis=0, dtype=np.float64)))
-        if top < MIN_VARIANCE_OVER_REG * reg_covar:
+        # (constant data, top == 0, have no scale to lose: they fit a point mass)
+        if 0 < top < MIN_VARIANCE_OVER_REG * reg_covar:
             raise ValueError(
                 f"the data's largest column variance ({top:.3g}) is below "
                 f"{MIN_VARIANCE_OVER_REG:g} x reg_covar = {reg_covar:.3g}: the covariance "
@@ -169,7 +170,7 @@ def check_not_swallowed(X: np.ndarray, variances: np.ndarray, reg_covar: float) 
     with np.errstate(invalid="ignore"):
         top = float(np.nanmax(np.nanvar(X, axis=0, dtype=np.float64)))
     low = float(np.min(variances))
-    if top < 1e4 * reg_covar and low < MIN_VARIANCE_OVER_REG * reg_covar:
+    if 0 < top < 1e4 * reg_covar and low < MIN_VARIANCE_OVER_REG * reg_covar:
         raise ValueError(
             f"a fitted component's variance ({low:.3g}) is within {MIN_VARIANCE_OVER_REG:g}x "
             f"of reg_covar = {reg_covar:.3g} on data this small (largest column variance "

@@ -5,35 +5,57 @@ monotonicity warnings from here), so it imports nothing from emkit.
 """
 
 __all__ = [
-    "ConvergenceWarning",
+    "ConvergenceWarning",  # noqa: F822 - built on first use, by __getattr__
     "DegenerateComponentWarning",
     "MonotonicityError",
     "MonotonicityWarning",
-    "NotFittedError",
+    "NotFittedError",  # noqa: F822 - built on first use, by __getattr__
 ]
 
 
-try:  # scikit-learn is optional; its tools recognise its own NotFittedError
-    from sklearn.exceptions import NotFittedError as _NotFittedBase
-
-    _NOT_FITTED_BASES: tuple[type, ...] = (_NotFittedBase,)
-except ImportError:  # pragma: no cover - exercised only without scikit-learn
-    _NOT_FITTED_BASES = (ValueError, AttributeError)
-
-
-class NotFittedError(*_NOT_FITTED_BASES):
-    """An estimator was used before ``fit`` (a ValueError and an AttributeError)."""
+def _sklearn_base(name: str, fallback: tuple[type, ...]) -> tuple[type, ...]:
+    try:  # scikit-learn is optional; filters and handlers on its classes catch emkit's
+        import sklearn.exceptions
+    except ImportError:  # pragma: no cover - exercised only without scikit-learn
+        return fallback
+    return (getattr(sklearn.exceptions, name),)
 
 
-try:  # with scikit-learn, filters on its ConvergenceWarning also catch emkit's
-    from sklearn.exceptions import ConvergenceWarning as _ConvergenceBase
-except ImportError:  # pragma: no cover - exercised only without scikit-learn
-    _ConvergenceBase = UserWarning
+def _not_fitted_error() -> type:
+    return type(
+        "NotFittedError",
+        _sklearn_base("NotFittedError", (ValueError, AttributeError)),
+        {
+            "__module__": __name__,
+            "__doc__": "An estimator was used before ``fit`` (a ValueError and an "
+            "AttributeError; scikit-learn's NotFittedError when it is installed).",
+        },
+    )
 
 
-class ConvergenceWarning(_ConvergenceBase):
-    """EM stopped at ``max_iter`` before meeting its tolerance (a subclass of
-    scikit-learn's ``ConvergenceWarning`` when scikit-learn is installed)."""
+def _convergence_warning() -> type:
+    return type(
+        "ConvergenceWarning",
+        _sklearn_base("ConvergenceWarning", (UserWarning,)),
+        {
+            "__module__": __name__,
+            "__doc__": "EM stopped at ``max_iter`` before meeting its tolerance (a subclass "
+            "of scikit-learn's ``ConvergenceWarning`` when scikit-learn is installed).",
+        },
+    )
+
+
+#: classes built on first use, so that ``import emkit`` does not import scikit-learn
+#: (more than a second of start-up) just to subclass two of its exceptions
+_LAZY = {"NotFittedError": _not_fitted_error, "ConvergenceWarning": _convergence_warning}
+
+
+def __getattr__(name: str) -> type:
+    if name in _LAZY:
+        cls = _LAZY[name]()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class DegenerateComponentWarning(RuntimeWarning):

@@ -16,6 +16,7 @@ import math
 from typing import Any, ClassVar
 
 import numpy as np
+from sklearn.base import BaseEstimator
 from sklearn.mixture import GaussianMixture as _SklearnGaussianMixture
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import validate_data
@@ -47,8 +48,11 @@ class _Absent:
         raise AttributeError(f"scikit-learn's GaussianMixture has no {self.name!r}")
 
 
-class GaussianMixture(_EmkitGaussianMixture):
+class GaussianMixture(_EmkitGaussianMixture, BaseEstimator):
     """Gaussian mixture fitted by EM, with scikit-learn's interface.
+
+    A ``sklearn.base.BaseEstimator`` too (its parameter validation and HTML display),
+    as scikit-learn's own class is.
 
     The parameters, their defaults and the fitted attributes are those of
     ``sklearn.mixture.GaussianMixture``; the fit runs on :class:`emkit.GaussianMixture`.

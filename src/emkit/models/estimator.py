@@ -21,7 +21,6 @@ import numpy as np
 
 from emkit._registry import register_estimator
 from emkit.engine.protocol import objective_label
-from emkit.exceptions import NotFittedError
 from emkit.io import save as _save_model
 
 __all__ = ["ENGINE_OPTIONS", "EMEstimator"]
@@ -53,17 +52,14 @@ ENGINE_OPTIONS: dict[str, str] = {
     "names (held at their starting values); the others get their M-step given them",
 }
 
-try:  # scikit-learn is optional: with it, emkit estimators are scikit-learn estimators
-    from sklearn.base import BaseEstimator as _SklearnBase
-except ImportError:  # pragma: no cover - exercised only without scikit-learn
-    _SklearnBase = object
 
-
-class EMEstimator(_SklearnBase):
+class EMEstimator:
     """Base of emkit estimators: ``get_params``/``set_params``, tags, ``save``.
 
-    It follows scikit-learn's conventions by itself and is a subclass of
-    ``sklearn.base.BaseEstimator`` when scikit-learn is installed.
+    It follows scikit-learn's conventions by itself (``get_params``/``set_params``,
+    ``__sklearn_tags__``, cloning, its estimator checks) without importing scikit-learn,
+    so that ``import emkit`` stays fast; scikit-learn is needed only by the drop-in
+    fronts of :mod:`emkit.compat`.
 
     Every subclass whose name does not start with ``_`` is registered for
     :func:`emkit.load` as it is defined, under its class name (see
@@ -154,6 +150,8 @@ class EMEstimator(_SklearnBase):
 
     def _check_is_fitted(self) -> None:
         if not self.__sklearn_is_fitted__():
+            from emkit.exceptions import NotFittedError
+
             raise NotFittedError(
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                 "appropriate arguments before using this estimator."
@@ -185,14 +183,14 @@ class EMEstimator(_SklearnBase):
         ``objective_name_`` records what ``loglik_`` and ``history_`` hold: the
         log-likelihood (``"loglik"``) or the evidence lower bound (``"elbo"``).
         """
-        from emkit.exceptions import ConvergenceWarning
-
         self.objective_name_ = result.objective_name
         self.converged_ = bool(result.converged)
         self.n_iter_ = int(result.n_iter)
         self.history_ = result.history
         self.fit_time_ = result.time
         if not self.converged_ and self.max_iter > 0 and self.tol is not None:
+            from emkit.exceptions import ConvergenceWarning  # imports scikit-learn
+
             label = objective_label(self.objective_name_)
             warnings.warn(
                 f"{what} did not converge in max_iter={self.max_iter} iterations "
