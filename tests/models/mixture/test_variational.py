@@ -413,6 +413,10 @@ def test_verbose_reports_the_elbo(capsys):
     X = _clusters(np.random.default_rng(16), n=(20, 20, 20))
     VariationalGaussianMixture(n_components=2, verbose=1, random_state=0).fit(X)
     assert "variational EM elbo=" in capsys.readouterr().out
+    vb = VariationalGaussianMixture(n_components=2, verbose=2, random_state=0).fit(X)
+    out = capsys.readouterr().out
+    assert out.count("  elbo ") == vb.n_iter_ + 1  # the start and every step
+    assert "loglik" not in out
 
 
 @parametrize_with_checks(
