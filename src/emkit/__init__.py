@@ -19,12 +19,17 @@ from emkit.models.hmm.estimator import HMM
 from emkit.models.latent.factor_analysis import FactorAnalysis
 from emkit.models.latent.imputer import GaussianImputer
 from emkit.models.mixture.gaussian import GaussianMixture
+from emkit.models.mixture.experts import MixtureOfExperts
 from emkit.models.mixture.generic import Mixture
+from emkit.models.mixture.regression import MixtureOfRegressions
 from emkit.models.mixture.student_t import StudentTMixture
 from emkit.models.mixture.variational import VariationalGaussianMixture
+from emkit.models.ssm.estimator import LinearGaussianSSM
+from emkit.models.topic.estimator import LDA
 
 __all__ = [
     "HMM",
+    "LDA",
     "ConvergenceWarning",
     "DegenerateComponentWarning",
     "EMModel",
@@ -33,7 +38,10 @@ __all__ = [
     "GaussianImputer",
     "GaussianMixture",
     "IterationInfo",
+    "LinearGaussianSSM",
     "Mixture",
+    "MixtureOfExperts",
+    "MixtureOfRegressions",
     "MonotonicityError",
     "MonotonicityWarning",
     "NotFittedError",

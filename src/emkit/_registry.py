@@ -10,7 +10,9 @@ key already belongs to another class (a user's ``GaussianMixture`` subclass, or 
 drop-in front with a peer library's name), the newcomer gets its qualified name,
 ``module.QualName``, instead: emkit's own estimators are imported first, by
 ``import emkit``, so they keep their plain names and every file written so far keeps
-loading as before. Defining a class again under the same module and qualified name
+loading as before. A class with ``_qualified_key = True`` (a drop-in front in a module
+that ``import emkit`` does not import, and its subclasses) is registered under its
+qualified name only, so that loading its files imports its module. Defining a class again under the same module and qualified name
 (``importlib.reload``) replaces the old one under its key.
 """
 
@@ -50,8 +52,11 @@ def register_estimator(cls: type) -> str:
     str
         ``cls.__name__``, or its qualified name when another class holds that name.
     """
+    keys = (cls.__name__, _qualified(cls))
+    if getattr(cls, "_qualified_key", False):
+        keys = keys[1:]
     with _LOCK:
-        for key in (cls.__name__, _qualified(cls)):
+        for key in keys:
             holder = _CLASSES.get(key)
             if holder is None or holder is cls or _qualified(holder) == _qualified(cls):
                 _CLASSES[key] = cls

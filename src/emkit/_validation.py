@@ -101,7 +101,8 @@ def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None
 
 def check_probabilities(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
     """Probabilities of the given shape: finite, non-negative, each last-axis row summing
-    to 1 (within 1e-8; 1e-5 for float32 values); returned renormalised. ``ValueError``
+    to 1 (within 1e-8; 1e-5 for float32 values); returned renormalised (as given when
+    they sum to 1 up to round-off). ``ValueError``
     names what is wrong."""
     single = np.asarray(value).dtype == np.float32
     p = np.asarray(value, dtype=np.float64)
@@ -117,6 +118,8 @@ def check_probabilities(value: Any, shape: tuple[int, ...], name: str) -> np.nda
             f"{where}{name} sums to {float(sums[bad[0]]):.6g}, not 1; "
             "probabilities must sum to 1" + (" along each row" if p.ndim > 1 else "")
         )
+    if np.all(np.abs(sums - 1.0) <= 4 * np.finfo(np.float64).eps * p.shape[-1]):
+        return p.copy()  # sums to 1 up to round-off: the values as given (a held value stays)
     return p / p.sum(axis=-1, keepdims=True)
 
 
@@ -137,9 +140,13 @@ def check_gaussian_scale(X: np.ndarray, reg_covar: float | None) -> None:
     the same: scikit-learn's silent collapse on tiny scales). Both are errors that say
     how to rescale, so a fit of ``X * c`` either equals the fit of ``X`` or stops.
     """
+    observed = ~np.isnan(X).all(axis=0)  # columns with no value are another check's
+    if not observed.any():
+        return
+    X = X[:, observed]
     with np.errstate(over="ignore", invalid="ignore"):
         spread = np.nanmax(X, axis=0).astype(np.float64) - np.nanmin(X, axis=0)
-    if np.any(~np.isfinite(spread) | (spread > MAX_SPREAD)):
+    if np.any(np.isinf(spread) | (spread > MAX_SPREAD)):
         big = float(np.nanmax(np.abs(X)))
         raise ValueError(
             f"the data's spread is too large for float64 ({big:.3g} in absolute value; "

@@ -104,6 +104,8 @@ def save(estimator: Any, path: str | os.PathLike) -> None:
             params[name] = {"__dict_of_arrays__": keys}
         elif _is_json_scalar(value):
             params[name] = _to_json_scalar(value)
+        elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            params[name] = list(value)  # names (such as fixed=["weights"])
         else:  # a Generator or RandomState cannot be stored without pickle
             params[name] = None
     attributes: dict[str, Any] = {}

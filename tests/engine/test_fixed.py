@@ -220,6 +220,8 @@ def test_a_hold_that_moves_held_values_is_caught():
         ({"weights": [0.5, 0.3, 0.2]}, "shape"),
         ({"components.mean": [[np.nan], [1.0]]}, "non-finite"),
         (["weights", "weights"], "twice"),
+        ({"weights": [0.5, 0.6]}, "sum to 1"),
+        ({"weights": [1.5, -0.5]}, "non-negative"),
         (["weights..x"], "invalid"),
     ],
 )
@@ -248,3 +250,17 @@ def test_paths():
     np.testing.assert_array_equal(new.components.covariance, [[1.0], [3.0]])
     np.testing.assert_array_equal(params.components.mean, [[0.0], [1.0]])  # not modified
     np.testing.assert_array_equal(get_path(new, "components.covariance[0]"), [1.0])
+
+
+def test_collapse_with_held_parameters_is_an_error_not_a_reseed(data):
+    # Component 1 sits far from every sample: its responsibilities underflow to zero.
+    model = GaussianMixtureModel(2, "full", reg_covar=1e-6)
+    params = model.params([0.5, 0.5], [[0.0], [1e6]], [[[1.0]], [[1.0]]])
+    stats, _ = model.estep(params, (data, None))
+    assert stats.nk[1] == 0.0
+    with pytest.raises(ValueError, match="collapsed"):
+        model.hold(["weights"]).mstep(stats, params)
+    # held whole, the empty component is simply kept, and the other one estimated
+    new = model.hold(["components[1]"]).mstep(stats, params)
+    np.testing.assert_array_equal(new.components.mean[1], [1e6])
+    np.testing.assert_allclose(new.components.mean[0], data.mean(axis=0), rtol=1e-12)

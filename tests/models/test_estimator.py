@@ -58,12 +58,17 @@ def test_engine_options_reach_the_engine(cls, monkeypatch):
         est.set_params(component=Gaussian("diag"), n_components=2)
     if cls is emkit.StudentTMixture:
         est.set_params(algorithm="ecm")  # SQUAREM accelerates ECM
+    if cls is emkit.LDA:
+        X = rng.poisson(2.0, size=(200, 5))  # word counts
     with np.errstate(all="ignore"):
         import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            est.fit(X)
+            if est._estimator_type == "regressor":  # fitted to a response
+                est.fit(X, X @ [1.0, -1.0] + rng.normal(size=200))
+            else:
+                est.fit(X)
     for name, value in options.items():
         if name == "verbose":
             continue
@@ -94,6 +99,12 @@ def _fit_data(cls, rng):
         return {}, (X,)
     if cls in (emkit.GaussianMixture, emkit.StudentTMixture, emkit.VariationalGaussianMixture):
         return {"n_components": 2}, (X,)
+    if cls is emkit.LinearGaussianSSM:
+        return {"state_dim": 1}, (X,)
+    if cls is emkit.LDA:
+        return {"n_topics": 2}, (rng.poisson(2.0, size=(120, 6)),)
+    if cls in (emkit.MixtureOfRegressions, emkit.MixtureOfExperts):  # fitted to a response
+        return {"n_init": 1}, (X, X @ [1.0, -1.0] + rng.normal(size=len(X)))
     raise AssertionError(f"add a small fit of {cls.__name__} to _fit_data")
 
 

@@ -153,6 +153,9 @@ def em(
             batch_size = None  # the scheme draws its own mini-batches
     names, fixed_values = parse_fixed(fixed) if fixed is not None else ((), None)
     held = held_model(model, names) if names else None
+    check_fixed = getattr(held, "check_fixed", None)
+    if fixed_values and callable(check_fixed):  # the model's constraints (weights sum to 1)
+        check_fixed(fixed_values)
     source = as_source(data, batch_size)
     scale = float(source.n_samples if tol_scale is None else tol_scale)
     exe = as_executor(executor)

@@ -4,7 +4,9 @@ A model that can hold parameters fixed provides ``hold(names) -> model``: a copy
 itself whose ``mstep`` returns ``params[name]`` unchanged for each held name and
 maximises the other parameters given them (exactly, or as a generalized step it
 declares with ``generalized = True``); it raises ``ValueError`` for names it does not
-know or cannot hold. The engine does the rest, the same way for every model:
+know or cannot hold. The held model may also provide ``check_fixed(values)``, which
+raises ``ValueError`` for values that break the model's constraints (mixture weights
+that do not sum to 1). The engine does the rest, the same way for every model:
 
 * ``fixed`` is a collection of names (held at the starting values of each restart) or
   a dict name -> value (substituted into the starting parameters of every restart,
@@ -36,7 +38,17 @@ import numpy as np
 from emkit._pytree import tree_flatten, tree_leaves, tree_map
 from emkit.engine.protocol import Reseeded, unwrap_reseeded
 
-__all__ = ["HeldModel", "get_path", "held_model", "parse_fixed", "parse_path", "set_path"]
+__all__ = [
+    "HeldModel",
+    "check_names",
+    "get_path",
+    "held_model",
+    "name_list",
+    "parse_fixed",
+    "parse_path",
+    "set_path",
+    "start_values",
+]
 
 _STEP = re.compile(r"([A-Za-z_][A-Za-z0-9_]*|\d+)|\[(-?\d+)\]")
 
@@ -184,6 +196,31 @@ def parse_fixed(fixed: Any) -> tuple[tuple[str, ...], dict[str, Any] | None]:
     if len(set(names)) != len(names):
         raise ValueError(f"fixed names a parameter twice: {list(names)}")
     return names, values
+
+
+def name_list(fixed: Any) -> list:
+    """The names of a ``fixed`` that is not a dict: a list, or a ``TypeError``."""
+    if isinstance(fixed, str) or not isinstance(fixed, Iterable):
+        raise TypeError(
+            "fixed must be a dict of parameter values or a collection of parameter names, got "
+            f"{type(fixed).__name__}"
+        )
+    return list(fixed)
+
+
+def check_names(names: Iterable[str], known: Iterable[str], owner: str) -> frozenset[str]:
+    """``names`` as a set, each one of ``known`` (a model's ``hold`` helper for flat
+    parameters); ``ValueError`` naming the first unknown one otherwise."""
+    known = tuple(known)
+    out = set()
+    for name in names:
+        if name not in known:
+            raise ValueError(
+                f"{owner} cannot hold unknown parameter {name!r}; its parameters are "
+                f"{', '.join(map(repr, known))}"
+            )
+        out.add(name)
+    return frozenset(out)
 
 
 def held_model(model: Any, names: tuple[str, ...]) -> Any:

@@ -13,6 +13,7 @@ importing any estimator.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import warnings
 from typing import Any
@@ -84,6 +85,13 @@ class EMEstimator:
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)
         cls._engine_options = tuple(n for n in cls._get_param_names() if n in ENGINE_OPTIONS)
+        # column names of DataFrames: recorded by fit, checked by the methods taking X
+        # (wrapping what the class has, its own or from a mixin, once)
+        for name in _FIT_METHODS | _PREDICT_METHODS:
+            value = getattr(cls, name, None)
+            if callable(value) and not getattr(value, "_feature_names", False):
+                wrap = _recording_feature_names if name in _FIT_METHODS else _checking_feature_names
+                setattr(cls, name, wrap(value))
         if not cls.__name__.startswith("_"):  # private helpers are never saved
             register_estimator(cls)
 
@@ -255,7 +263,7 @@ class EMEstimator:
         and values JSON cannot hold, such as a Generator, are saved as None). A subclass
         with other state overrides this and :meth:`_from_state` together.
         """
-        names = self._fitted_attributes + self._extra_attributes
+        names = self._fitted_attributes + self._extra_attributes + ("feature_names_in_",)
         return self.get_params(), {
             name: getattr(self, name) for name in names if hasattr(self, name)
         }
@@ -275,6 +283,79 @@ class EMEstimator:
         """Restore fitted attributes read from a model file."""
         for name, value in attributes.items():
             setattr(self, name, value)
+
+
+# ------------------------------------------------------------------ column names
+#: methods that learn the column names of a pandas DataFrame, and those that check them
+_FIT_METHODS = frozenset({"fit", "partial_fit"})
+_PREDICT_METHODS = frozenset(
+    {
+        "predict",
+        "predict_proba",
+        "score",
+        "score_samples",
+        "transform",
+        "decode",
+        "impute",
+        "bic",
+        "aic",
+        "icl",
+    }
+)
+
+
+def feature_names_of(X: Any) -> np.ndarray | None:
+    """The column names of a DataFrame-like ``X`` when they are all strings (as
+    scikit-learn records them), else None."""
+    columns = getattr(X, "columns", None)
+    if columns is None or isinstance(X, np.ndarray):
+        return None
+    names = [c for c in columns]
+    if not names or not all(isinstance(c, str) for c in names):
+        return None
+    return np.asarray(names, dtype=str)
+
+
+def _recording_feature_names(method):
+    @functools.wraps(method)
+    def fit(self, X=None, *args, **kwargs):
+        names = feature_names_of(X)
+        previous = getattr(self, "feature_names_in_", None)
+        if method.__name__ == "partial_fit" and previous is not None:
+            _check_same_names(self, names, previous)
+        result = method(self, X, *args, **kwargs)
+        if names is not None:
+            self.feature_names_in_ = names
+        elif method.__name__ == "fit" and previous is not None:
+            del self.feature_names_in_  # a fit on a plain array has no names
+        return result
+
+    fit._feature_names = True
+    return fit
+
+
+def _checking_feature_names(method):
+    @functools.wraps(method)
+    def checked(self, X=None, *args, **kwargs):
+        fitted = getattr(self, "feature_names_in_", None)
+        if fitted is not None:
+            _check_same_names(self, feature_names_of(X), fitted)
+        return method(self, X, *args, **kwargs)
+
+    checked._feature_names = True
+    return checked
+
+
+def _check_same_names(est: Any, names: np.ndarray | None, fitted: np.ndarray) -> None:
+    if names is None or np.array_equal(names, fitted):
+        return
+    names, fitted = [str(c) for c in names], [str(c) for c in fitted]
+    if sorted(names) == sorted(fitted):
+        raise ValueError(
+            f"the columns of X are those {type(est).__name__} was fitted on in another "
+            f"order: got {names}, fitted on {fitted}; reorder them"
+        )
+    raise ValueError(f"X has columns {names}, but {type(est).__name__} was fitted on {fitted}")
 
 
 def _print_iteration(info) -> None:

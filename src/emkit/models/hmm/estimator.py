@@ -117,6 +117,11 @@ class HMM(EMEstimator):
         1 prints a summary of the fit, 2 every iteration.
     check_monotone : {"warn", "raise", "off"}, default "warn"
         What to do if the objective ever decreases (exact EM never lets it).
+    fixed : dict or collection of str, optional
+        Parameters held fixed, keyed like ``init``: a dict name -> value (the value is
+        the start and stays), or names held at their starting values (``init`` or
+        drawn). The others get their M-step given them (covariances about held means,
+        exactly). ``{"transmat": A}`` fits the rest of an HMM with known transitions.
 
     Attributes
     ----------
@@ -190,6 +195,7 @@ class HMM(EMEstimator):
         progress: bool = False,
         verbose: int = 0,
         check_monotone: str = "warn",
+        fixed: Any = None,
     ):
         self._set_hyperparameters(locals())
 
@@ -315,6 +321,37 @@ class HMM(EMEstimator):
             out["emission"] = part.from_attributes(dict(values), K, D)
         return out
 
+    def _with_fixed(
+        self, part: Emission, given: dict[str, Any], D: int
+    ) -> tuple[dict[str, Any], list[str] | None]:
+        """The start with ``fixed`` values put in, and the held names as paths in the
+        parameters (what :func:`emkit.em` takes), or None."""
+        fixed = self.fixed
+        if fixed is None or (not isinstance(fixed, str) and len(fixed) == 0):
+            return given, None
+        names = [fixed] if isinstance(fixed, str) else list(fixed)
+        keys = ("startprob", "transmat", *part.attributes)
+        unknown = sorted(set(names) - set(keys))
+        if unknown:
+            raise ValueError(
+                f"fixed names unknown parameters {unknown}; use {', '.join(map(repr, keys))}"
+            )
+        if isinstance(fixed, Mapping):
+            given = dict(given)
+            rows = {k: v for k, v in fixed.items() if k in ("startprob", "transmat")}
+            given.update(self._given(part, rows, D))
+            emission = {k: v for k, v in fixed.items() if k in part.attributes}
+            if emission and "emission" in given:
+                given["emission"] = part.with_attributes(
+                    given["emission"], emission, self.n_states, D
+                )
+            elif len(emission) == len(part.attributes):
+                given.update(self._given(part, emission, D))
+            elif emission:  # the others are drawn, then these put in
+                given["emission_attributes"] = (emission, D)
+        paths = {"startprob": "startprob", "transmat": "transmat", **part.paths}
+        return given, [paths[name] for name in names]
+
     # ------------------------------------------------------------------ fitting
     def fit(self, X, lengths=None) -> HMM:
         """Estimate the parameters by Baum-Welch.
@@ -345,9 +382,10 @@ class HMM(EMEstimator):
         if n_obs < K:
             raise ValueError(f"n_states = {K} is larger than the number of observed rows ({n_obs})")
         given = self._given(part, self.init, X.shape[1]) if isinstance(self.init, Mapping) else {}
+        given, fixed = self._with_fixed(part, given, X.shape[1])
         model = self._model(part, given)
         init = None
-        if len(given) == 3:
+        if all(key in given for key in ("startprob", "transmat", "emission")):
             init = HMMParams(given["startprob"], given["transmat"], given["emission"])
         online = self.variant == "online"
         if self.batch_size is not None:
@@ -363,6 +401,7 @@ class HMM(EMEstimator):
             accel=self.accel,
             kappa=self.kappa,
             t0=self.t0,
+            fixed=fixed,
         )
         # Everything is computed; only now is the estimator changed.
         p = result.params
@@ -383,20 +422,58 @@ class HMM(EMEstimator):
         return f"K={self.n_states} {kind} "
 
     # ------------------------------------------------------------------ fitted model
+    def _parameters_set(self) -> bool:
+        """Whether every parameter attribute is there (fitted, loaded or set by hand)."""
+        names = ("startprob", "transmat", *self._emission_attributes)
+        return all(hasattr(self, f"{name}_") for name in names)
+
+    def _check_parameters_set(self) -> None:
+        if not self._parameters_set():
+            from emkit.exceptions import NotFittedError  # built on first use
+
+            self._check_is_fitted()  # the NotFittedError, with its message
+            raise NotFittedError(  # fitted, then a parameter was deleted
+                f"This {type(self).__name__} instance lacks some of its parameters; fit it "
+                "or set startprob_, transmat_ and the emission's parameters"
+            )
+
+    def _emission_values(self) -> dict[str, Any]:
+        """The emission's parameter attributes, keyed by the emission's names."""
+        return {a: getattr(self, f"{a}_") for a in self._emission_attributes}
+
+    def _n_features(self) -> int:
+        """Number of features: ``n_features_in_``, or for parameters set by hand, what
+        the emission's parameters say (one column of symbols for categorical ones)."""
+        if hasattr(self, "n_features_in_"):
+            return int(self.n_features_in_)
+        values = self._emission_values()
+        if "emissionprob" in values:
+            return 1
+        for name in ("means", "rates"):
+            if name in values:
+                return int(np.shape(values[name])[-1])
+        from emkit.exceptions import NotFittedError  # built on first use
+
+        raise NotFittedError(
+            f"set n_features_in_ to use this {type(self).__name__} with parameters set by hand"
+        )
+
     def _fitted(self) -> tuple[HMMModel, HMMParams]:
-        self._check_is_fitted()
-        K, D = self.n_states, self.n_features_in_
-        values = {a: getattr(self, f"{a}_") for a in self._emission_attributes}
+        """The pure model and its parameters, from the attributes: those of a fit, or
+        set by hand (startprob_, transmat_ and the emission's) without fitting."""
+        self._check_parameters_set()
+        K, D = self.n_states, self._n_features()
+        values = self._emission_values()
         shift = None
-        if self.emission in ("gaussian", "gmm"):
+        if "means" in values:
             # Densities are computed about the centre of the means (translation changes
             # nothing but the round-off).
             shift = np.asarray(values["means"], dtype=np.float64).reshape(-1, D).mean(axis=0)
         part = self._emission_part(shift=shift)
         emission = part.from_attributes(values, K, D)
         params = HMMParams(
-            np.asarray(self.startprob_, dtype=np.float64),
-            np.asarray(self.transmat_, dtype=np.float64),
+            ProbabilityRows("startprob_").check(self.startprob_, (K,)),
+            ProbabilityRows("transmat_").check(self.transmat_, (K, K)),
             emission,
         )
         return self._model(part), params
@@ -406,7 +483,11 @@ class HMM(EMEstimator):
     ) -> tuple[np.ndarray, np.ndarray, HMMParams, np.ndarray | None]:
         model, params = self._fitted()
         X, offsets = as_sequences(X, lengths)
-        self._check_n_features(X)
+        if X.shape[1] != self._n_features():
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self._n_features()} features as input."
+            )
         data, missing = model.emission.prepare(X)
         frame = model.frame(params, data, missing)
         with np.errstate(invalid="ignore"):
@@ -414,10 +495,12 @@ class HMM(EMEstimator):
         if far_limit and far.any() and self.emission == "gaussian":
             # every state's density underflows: the state nearest in Mahalanobis distance
             # is the limit of the emission ratios as the point moves away
+            values = self._emission_values()
+            means = np.asarray(values["means"], dtype=np.float64)
             st = get_structure(self.covariance_type)
-            prec = np.linalg.inv(st.to_full(np.asarray(self.covariances_), *self.means_.shape))
+            prec = np.linalg.inv(st.to_full(np.asarray(values["covariances"]), *means.shape))
             with np.errstate(divide="ignore"):
-                frame[far] = np.log(nearest_component(X[far], self.means_, prec))
+                frame[far] = np.log(nearest_component(X[far], means, prec))
         return frame, offsets, params, missing
 
     def score(self, X, lengths=None) -> float:
@@ -494,7 +577,7 @@ class HMM(EMEstimator):
         return (
             ProbabilityRows.n_free(p.startprob)
             + ProbabilityRows.n_free(p.transmat)
-            + model.emission.n_parameters(p.emission, self.n_features_in_)
+            + model.emission.n_parameters(p.emission, self._n_features())
         )
 
     def _n_observed(self, X, lengths) -> int:

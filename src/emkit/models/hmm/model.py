@@ -25,7 +25,8 @@ stores the result.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+from collections.abc import Collection, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -75,7 +76,8 @@ class HMMModel:
         observations.
     given : dict, optional
         Starting values that ``init_params`` keeps (``startprob``, ``transmat``,
-        ``emission``); the rest is drawn.
+        ``emission``, or ``emission_attributes``: some of the emission's attributes and
+        the number of features); the rest is drawn.
     """
 
     def __init__(
@@ -95,6 +97,56 @@ class HMMModel:
         self.init = init
         self.given = dict(given or {})
         self.generalized = emission.dist.generalized
+        #: the parameters the M-step keeps (see :meth:`hold`)
+        self.held: frozenset[str] = frozenset()
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """The keys of an ``init`` dict: ``startprob``, ``transmat`` and the emission's
+        attributes."""
+        return ("startprob", "transmat", *self.emission.attributes)
+
+    def parameter_paths(self) -> dict[str, str]:
+        """Each of :attr:`parameter_names` -> where it sits in :class:`HMMParams` (the
+        names of ``emkit.em(fixed=...)``)."""
+        return {"startprob": "startprob", "transmat": "transmat", **self.emission.paths}
+
+    def hold(self, names: Collection[str]) -> HMMModel:
+        """A copy whose M-step returns the held parameters unchanged and maximises the
+        others given them.
+
+        Parameters
+        ----------
+        names : collection of str
+            Any of :attr:`parameter_names` or their paths in the parameters
+            (:meth:`parameter_paths`; ``"emission"``: all of the emission's). A held
+            Gaussian mean makes the covariances the scatter about it; held covariances
+            leave the means' update as it is.
+
+        Raises
+        ------
+        ValueError
+            For a name that is neither.
+        """
+        if isinstance(names, str):
+            names = (names,)
+        by_path = {path: key for key, path in self.parameter_paths().items()}
+        keys: set[str] = set()
+        for name in names:
+            if name == "emission":
+                keys.update(self.emission.attributes)
+            elif name in by_path or name in self.parameter_names:
+                keys.add(by_path.get(name, name))
+            else:
+                raise ValueError(
+                    f"cannot hold {name!r}: this HMM's parameters are "
+                    f"{list(self.parameter_names)} (in the parameters: "
+                    f"{list(self.parameter_paths().values())})"
+                )
+        held = copy.copy(self)
+        held.held = frozenset(keys)
+        held.emission = self.emission.hold(held.held & set(self.emission.attributes))
+        return held
 
     # ------------------------------------------------------------------ the three steps
     def init_params(self, data: SequenceBatch, rng: np.random.Generator) -> HMMParams:
@@ -133,6 +185,9 @@ class HMMModel:
         emission = given.get("emission")
         if emission is None:
             emission = self.emission.init_params(X, resp, rng)
+            if "emission_attributes" in given:  # some of them given (held fixed)
+                values, D = given["emission_attributes"]
+                emission = self.emission.with_attributes(emission, values, K, D)
         return HMMParams(start, trans, emission)
 
     def estep(self, params: HMMParams, batch: SequenceBatch) -> tuple[HMMStats, float]:
@@ -157,9 +212,14 @@ class HMMModel:
         return stats._replace(emission=shift(stats.emission, old.emission, new.emission))
 
     def mstep(self, stats: HMMStats, params: HMMParams) -> HMMParams:
+        held = self.held
         return HMMParams(
-            self.start.mstep(stats.start, params.startprob),
-            self.transitions.mstep(stats.trans, params.transmat),
+            params.startprob
+            if "startprob" in held
+            else self.start.mstep(stats.start, params.startprob),
+            params.transmat
+            if "transmat" in held
+            else self.transitions.mstep(stats.trans, params.transmat),
             self.emission.mstep(stats.emission, params.emission),
         )
 

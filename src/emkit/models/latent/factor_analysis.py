@@ -30,6 +30,7 @@ from emkit.models.latent.factor_model import (
     posterior,
     principal_axes,
 )
+from emkit.models.latent.imputer import _held_mean
 
 __all__ = ["FactorAnalysis"]
 
@@ -79,6 +80,13 @@ class FactorAnalysis(EMEstimator):
         1 prints a summary of the fit, 2 every iteration.
     check_monotone : {"warn", "raise", "off"}, default "warn"
         What to do if the log-likelihood ever drops (which exact EM never does).
+    fixed : dict or collection of str, optional
+        Any of ``"mean"``, ``"components"`` (loadings, (n_components, n_features)) and
+        ``"noise_variance"`` held fixed: a dict of values (checked like ``init``'s) or
+        the names (held at their starting values). The M-step solves each feature's
+        regression on the factors for the free part given the held one (exact EM).
+        Held loadings are reported as given (``components_`` is otherwise rotated to
+        principal axes).
 
     Attributes
     ----------
@@ -152,6 +160,7 @@ class FactorAnalysis(EMEstimator):
         progress: bool = False,
         verbose: int = 0,
         check_monotone: str = "warn",
+        fixed: Any = None,
     ):
         self._set_hyperparameters(locals())
 
@@ -233,20 +242,35 @@ class FactorAnalysis(EMEstimator):
                 f"init dict has unknown keys {sorted(unknown)}; use {', '.join(map(repr, shapes))}"
             )
         start = model.init_params((Xc, w), rng)._asdict()
-        for key, shape in shapes.items():
-            if key not in self.init:
-                continue
-            value = np.asarray(self.init[key], dtype=np.float64)
-            if value.shape != shape:
-                raise ValueError(f"init {key} must have shape {shape}, got {value.shape}")
-            if not np.all(np.isfinite(value)):
-                raise ValueError(f"init {key} must be finite")
-            start[key] = value - shift if key == "mean" else value
-        if not np.all(start["noise_variance"] > 0):
-            raise ValueError("init noise_variance must be positive")
-        if self.noise == "isotropic" and np.ptp(start["noise_variance"]) > 0:
-            raise ValueError("init noise_variance must have equal entries for noise='isotropic'")
+        start.update(self._check_values(self.init, D, shift, "init"))
         return FAParams(**start)
+
+    def _check_values(self, values, D: int, shift, what: str) -> dict[str, np.ndarray]:
+        """Parameters given in ``init`` or ``fixed`` (any subset), checked, with the mean
+        moved to the centred coordinates of the fit."""
+        K = self.n_components
+        shapes = {"mean": (D,), "components": (K, D), "noise_variance": (D,)}
+        unknown = set(values) - set(shapes)
+        if unknown:
+            raise ValueError(
+                f"{what} dict has unknown keys {sorted(unknown)}; use {', '.join(map(repr, shapes))}"
+            )
+        out = {}
+        for key, shape in shapes.items():
+            if key not in values:
+                continue
+            value = np.asarray(values[key], dtype=np.float64)
+            if value.shape != shape:
+                raise ValueError(f"{what} {key} must have shape {shape}, got {value.shape}")
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"{what} {key} must be finite")
+            out[key] = value - shift if key == "mean" else value
+        psi = out.get("noise_variance")
+        if psi is not None and not np.all(psi > 0):
+            raise ValueError(f"{what} noise_variance must be positive")
+        if psi is not None and self.noise == "isotropic" and np.ptp(psi) > 0:
+            raise ValueError(f"{what} noise_variance must have equal entries for noise='isotropic'")
+        return out
 
     def fit(self, X, y=None, sample_weight=None) -> FactorAnalysis:
         """Fit the factor model by EM to ``X`` (NaN marks a missing value).
@@ -284,13 +308,20 @@ class FactorAnalysis(EMEstimator):
         )
         rng = np.random.default_rng(seed_sequence(self.random_state))
         init = self._starting_params(model, Xc, w, shift, rng)
-        result = self._run_engine(model, (Xc, w), init, weights.sum())
+        fixed = self.fixed
+        if isinstance(fixed, Mapping):
+            fixed = self._check_values(fixed, X.shape[1], shift, "fixed") or None
+        elif fixed is not None:
+            fixed = self._engine_fixed(fixed)
+        result = self._run_engine(model, (Xc, w), init, weights.sum(), fixed=fixed)
         # Everything is computed; only now is the estimator changed.
         p = result.params
         psi = np.asarray(p.noise_variance, dtype=np.float64).copy()
-        self.components_ = np.ascontiguousarray(principal_axes(p.components.T, psi).T)
+        held = () if fixed is None else set(fixed)
+        W_T = p.components if "components" in held else principal_axes(p.components.T, psi).T
+        self.components_ = np.ascontiguousarray(W_T)
         self.noise_variance_ = psi
-        self.mean_ = np.asarray(p.mean, dtype=np.float64) + shift
+        self.mean_ = _held_mean(self, X.shape[1], np.asarray(p.mean, dtype=np.float64) + shift)
         self.loglik_ = float(result.loglik)
         self.n_features_in_ = X.shape[1]
         self._finish_fit(result)

@@ -40,6 +40,7 @@ import numpy as np
 
 from emkit._validation import check_int
 from emkit.distributions.missing import missing_patterns
+from emkit.engine.fixed import check_names
 from emkit.models.latent.mvn import MVNMissingModel
 
 __all__ = [
@@ -191,6 +192,22 @@ def principal_axes(W: np.ndarray, psi: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- the pure model
+def _held_regression(stats: FAStats, params: FAParams, held: frozenset, K: int) -> np.ndarray:
+    """(D, K+1) ``[w_d, mean_d]`` maximising each coordinate's expected complete-data
+    log-likelihood with the held mean and/or loadings at ``params``'s values."""
+    D = stats.xz.shape[0]
+    B = np.empty((D, K + 1))
+    B[:, K] = params.mean if "mean" in held else 0.0
+    B[:, :K] = np.asarray(params.components).T if "components" in held else 0.0
+    zz, xz = stats.zz, stats.xz
+    if "components" not in held:  # loadings given the mean: Szz w = s_xz - mean s_z
+        rhs = xz[:, :K] - B[:, K, None] * zz[:, :K, K]
+        B[:, :K] = np.linalg.solve(zz[:, :K, :K], rhs[..., None])[..., 0]
+    elif "mean" not in held:  # the mean given the loadings
+        B[:, K] = (xz[:, K] - np.einsum("dk,dk->d", B[:, :K], zz[:, :K, K])) / zz[:, K, K]
+    return B
+
+
 class FactorAnalysisModel:
     """EM for factor analysis / probabilistic PCA with missing values (pure functions).
 
@@ -281,20 +298,45 @@ class FactorAnalysisModel:
         loglik = float(weights @ post.loglik)
         return FAStats(n, zz, xz, xx), loglik
 
+    #: parameters held fixed by :meth:`hold`
+    _held: frozenset = frozenset()
+
+    def hold(self, names) -> FactorAnalysisModel:
+        """A copy whose M-step keeps any of ``mean``, ``components``, ``noise_variance``
+        fixed (``emkit.em``'s ``fixed``). Each coordinate's regression on ``[z; 1]`` is
+        solved for the free part of ``[w_d, mean_d]`` given the held part, and the noise
+        variance is the expected residual about the result (under ``min_noise``): the
+        exact M-step given the held parameters."""
+        import copy
+
+        held = copy.copy(self)
+        held._held = check_names(names, FAParams._fields, type(self).__name__)
+        return held
+
     def mstep(self, stats: FAStats, params: FAParams) -> FAParams:
         n = np.asarray(stats.n, dtype=np.float64)
         if not np.all(n > 0):
             cols = np.flatnonzero(~(n > 0)).tolist()
             raise ValueError(f"coordinate(s) {cols} have no observed value with positive weight")
-        # Each coordinate regressed on [z; 1]: the augmented loadings [W, mean]. The
-        # residual sums come from raw moments: the estimator centres the data first.
-        B = np.linalg.solve(stats.zz, stats.xz[..., None])[..., 0]
-        resid = np.maximum(stats.xx - np.einsum("dk,dk->d", B, stats.xz), 0.0)
-        psi = NOISE[self.noise].pool(resid, n)
-        K = B.shape[1] - 1
-        return FAParams(
-            B[:, K].copy(), np.ascontiguousarray(B[:, :K].T), np.maximum(psi, self.min_noise)
-        )
+        held = self._held if params is not None else frozenset()
+        K = stats.zz.shape[1] - 1
+        if held & {"mean", "components"}:
+            B = _held_regression(stats, params, held, K)
+            # expected residual sum of squares of x_d - B_d [z; 1] (centred data)
+            quad = np.einsum("dk,dkl,dl->d", B, stats.zz, B)
+            resid = np.maximum(stats.xx - 2.0 * np.einsum("dk,dk->d", B, stats.xz) + quad, 0.0)
+        else:
+            # Each coordinate regressed on [z; 1]: the augmented loadings [W, mean]. The
+            # residual sums come from raw moments: the estimator centres the data first.
+            B = np.linalg.solve(stats.zz, stats.xz[..., None])[..., 0]
+            resid = np.maximum(stats.xx - np.einsum("dk,dk->d", B, stats.xz), 0.0)
+        if "noise_variance" in held:
+            psi = params.noise_variance
+        else:
+            psi = np.maximum(NOISE[self.noise].pool(resid, n), self.min_noise)
+        mean = params.mean if "mean" in held else B[:, K].copy()
+        W_T = params.components if "components" in held else np.ascontiguousarray(B[:, :K].T)
+        return FAParams(mean, W_T, psi)
 
     # Unconstrained coordinates for SQUAREM: log noise variances keep them positive.
     def pack(self, params: FAParams) -> np.ndarray:

@@ -75,6 +75,11 @@ class GaussianImputer(EMEstimator):
         2 prints every iteration.
     check_monotone : {"warn", "raise", "off"}, default "warn"
         What to do if the log-likelihood ever drops (which exact EM never does).
+    fixed : dict or collection of str, optional
+        ``"mean"`` and/or ``"covariance"`` held fixed: a dict of values (checked like
+        ``init``'s) or the names (held at their starting values). Given a held mean
+        ``m`` the covariance is the expected ``sum w (x - m)(x - m)' / sum w``; given a
+        held covariance the mean is the expected weighted mean (exact EM both).
 
     Attributes
     ----------
@@ -133,6 +138,7 @@ class GaussianImputer(EMEstimator):
         progress: bool = False,
         verbose: int = 0,
         check_monotone: str = "warn",
+        fixed: Any = None,
     ):
         self._set_hyperparameters(locals())
 
@@ -197,17 +203,20 @@ class GaussianImputer(EMEstimator):
                 f"init dict has unknown keys {sorted(unknown)}; use 'mean', 'covariance'"
             )
         base = model.init_params((Xc, w), rng)
-        mean, cov = base.mean, base.covariance
-        if "mean" in self.init:
-            m = np.asarray(self.init["mean"], dtype=np.float64)
-            if m.shape != (D,):
-                raise ValueError(f"init mean must have shape ({D},), got {m.shape}")
-            if not np.all(np.isfinite(m)):
-                raise ValueError("init mean must be finite")
-            mean = m - shift
-        if "covariance" in self.init:
-            cov = check_covariance(self.init["covariance"], D, "init covariance")
-        return MVNParams(mean, cov)
+        given = _check_values(self.init, D, "init")
+        if "mean" in given:
+            given["mean"] = given["mean"] - shift
+        return base._replace(**given)
+
+    def _engine_fixed(self, fixed: Any, D: int = 0, shift: Any = 0.0) -> Any:
+        """``fixed`` for the model: names as they are, values checked like ``init``'s
+        with the mean in the centred coordinates of the fit."""
+        if not isinstance(fixed, Mapping):
+            return super()._engine_fixed(fixed)
+        values = _check_values(fixed, D, "fixed")
+        if "mean" in values:
+            values["mean"] = values["mean"] - shift
+        return values or None
 
     def fit(self, X, y=None, sample_weight=None) -> GaussianImputer:
         """Estimate the mean and covariance by EM from ``X`` with missing values (NaN).
@@ -241,10 +250,11 @@ class GaussianImputer(EMEstimator):
         init = self._starting_params(model, Xc, w, shift, rng)
         n_obs = float(len(X) if w is None else w.sum())
         # nothing in the fit is random
-        result = self._run_engine(model, (Xc, w), init, n_obs, random_state=0)
+        fixed = self._engine_fixed(self.fixed, X.shape[1], shift)
+        result = self._run_engine(model, (Xc, w), init, n_obs, random_state=0, fixed=fixed)
         # Everything is computed; only now is the estimator changed.
         p = result.params
-        self.mean_ = np.asarray(p.mean, dtype=np.float64) + shift
+        self.mean_ = _held_mean(self, X.shape[1], np.asarray(p.mean, dtype=np.float64) + shift)
         self.covariance_ = np.asarray(p.covariance, dtype=np.float64).copy()
         self.loglik_ = float(result.loglik)
         self.n_features_in_ = X.shape[1]
@@ -292,15 +302,21 @@ class GaussianImputer(EMEstimator):
         return self.fit(X, y, sample_weight=sample_weight).transform(X)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """Names of the output columns: the input names (``x0, x1, ...`` by default)."""
+        """Names of the output columns: the input names (the DataFrame's columns seen by
+        ``fit``, else ``x0, x1, ...``)."""
         self._check_is_fitted()
+        fitted = getattr(self, "feature_names_in_", None)
         if input_features is None:
+            if fitted is not None:
+                return np.asarray(fitted, dtype=object)
             return np.asarray([f"x{i}" for i in range(self.n_features_in_)], dtype=object)
         names = np.asarray(input_features, dtype=object)
         if names.shape != (self.n_features_in_,):
             raise ValueError(
                 f"input_features should have length {self.n_features_in_}, got {names.shape}"
             )
+        if fitted is not None and not np.array_equal(names, fitted):
+            raise ValueError(f"input_features {list(names)} differ from feature_names_in_")
         return names
 
     def sample_imputations(self, X, n_imputations: int = 5, random_state: Any = None) -> np.ndarray:
@@ -356,3 +372,35 @@ class GaussianImputer(EMEstimator):
     def score(self, X, y=None) -> float:
         """Mean observed-data log-likelihood per row."""
         return float(np.mean(self.score_samples(X)))
+
+
+def _check_values(values: Mapping[str, Any], D: int, what: str) -> dict[str, np.ndarray]:
+    """A dict of ``mean`` (D,) and/or ``covariance`` (D, D), as ``init`` or ``fixed``."""
+    unknown = set(values) - {"mean", "covariance"}
+    if unknown:
+        raise ValueError(
+            f"{what} dict has unknown keys {sorted(unknown)}; use 'mean', 'covariance'"
+        )
+    out = {}
+    if "mean" in values:
+        m = np.asarray(values["mean"], dtype=np.float64)
+        if m.shape != (D,):
+            raise ValueError(f"{what} mean must have shape ({D},), got {m.shape}")
+        if not np.all(np.isfinite(m)):
+            raise ValueError(f"{what} mean must be finite")
+        out["mean"] = m
+    if "covariance" in values:
+        out["covariance"] = check_covariance(values["covariance"], D, f"{what} covariance")
+    return out
+
+
+def _held_mean(est: Any, D: int, fitted: np.ndarray) -> np.ndarray:
+    """The fitted mean, or the held one exactly as given (``fixed`` or ``init``), not
+    ``(mean - shift) + shift``, which may differ in the last bit."""
+    fixed = est.fixed
+    if fixed is None or isinstance(fixed, str) or "mean" not in fixed:
+        return fitted
+    source = fixed if isinstance(fixed, Mapping) else est.init
+    if isinstance(source, Mapping) and "mean" in source:
+        return np.asarray(source["mean"], dtype=np.float64).reshape(D).copy()
+    return fitted

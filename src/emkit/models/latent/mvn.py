@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from emkit.distributions.missing import condition, missing_patterns
+from emkit.engine.fixed import check_names
 
 __all__ = [
     "INIT_METHODS",
@@ -193,12 +194,36 @@ class MVNMissingModel:
                 s2[np.ix_(miss, miss)] += total * c.cov_m
         return MVNStats(np.asarray(n), s1, s2), loglik
 
+    #: parameters held fixed by :meth:`hold`
+    _held: frozenset = frozenset()
+
+    def hold(self, names) -> MVNMissingModel:
+        """A copy whose M-step keeps ``mean`` and/or ``covariance`` fixed (``emkit.em``'s
+        ``fixed``): given a held mean ``m`` the covariance is
+        ``E[sum w (x - m)(x - m)'] / sum w``; given a held covariance the mean is the
+        expected weighted mean; both exact."""
+        import copy
+
+        held = copy.copy(self)
+        held._held = check_names(names, MVNParams._fields, type(self).__name__)
+        return held
+
     def mstep(self, stats: MVNStats, params: MVNParams) -> MVNParams:
         n = float(stats.n)
         if not n > 0:
             raise ValueError("no observed values with positive weight")
+        held = self._held if params is not None else frozenset()
+        if "covariance" in held:
+            mean = params.mean if "mean" in held else stats.s1 / n
+            return MVNParams(mean, params.covariance)
         mean = stats.s1 / n
         cov = stats.s2 / n - np.outer(mean, mean)
+        if "mean" in held:
+            # about the held mean: + (mean - m)(mean - m)'; the data are centred, so the
+            # terms are small and nothing cancels
+            d = mean - np.asarray(params.mean, dtype=np.float64)
+            cov += np.outer(d, d)
+            mean = params.mean
         cov = 0.5 * (cov + cov.T)
         cov[np.diag_indices_from(cov)] += self.reg_covar
         return MVNParams(mean, cov)

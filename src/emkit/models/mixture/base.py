@@ -4,7 +4,7 @@ information criteria, and the posterior and re-seeding helpers of the mixture E/
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from emkit._validation import (
 )
 from emkit.distributions.gaussian import nearest_component
 from emkit.distributions.missing import MissingBatch, group_by_pattern, nan_average
+from emkit.engine.fixed import name_list
 
 __all__ = ["MixtureMixin"]
 
@@ -85,6 +86,8 @@ class MixtureMixin:
         data, shift = self._centred_data(X, w, has_nan)
         rng = np.random.default_rng(seed_sequence(self.random_state))
         init = self._starting_params(model, data[0], data[1], shift, rng)
+        if hasattr(self, "fixed") and "fixed" not in options:
+            options["fixed"] = self._fixed_for_engine(model, shift, X.shape[1])
         n_obs = float(len(X) if w is None else w.sum())
         rtol = 1e-9 if X.dtype == np.float64 else 1e-5  # float32 data: float32 round-off
         result = self._run_engine(model, data, init, n_obs, monotone_rtol=rtol, **options)
@@ -166,6 +169,69 @@ class MixtureMixin:
                 values["covariances"], K, D
             )
         return out
+
+    #: estimator names that ``fixed`` takes -> the model's parameter paths
+    #: (:mod:`emkit.engine.fixed`); a subclass adds its own
+    _fixed_paths: ClassVar[Mapping[str, str]] = {
+        "weights": "weights",
+        "means": "components.mean",
+        "covariances": "components.covariance",
+    }
+
+    def _fixed_for_engine(self, model, shift: np.ndarray, n_features: int):
+        """``fixed`` in the model's terms: names -> paths, values validated like ``init``
+        values (:meth:`_params_from_dict`), means moved by the centring ``shift``."""
+        fixed = getattr(self, "fixed", None)
+        if fixed is None:
+            return None
+        if isinstance(fixed, Mapping):
+            try:
+                values = self._fixed_aliases(dict(fixed), n_features)
+                values = self._params_from_dict(values, n_features)
+            except ValueError as exc:  # the init checks' words, said of fixed
+                raise ValueError(f"fixed: {exc}") from None
+            values = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
+            if "means" in values:
+                values["means"] = values["means"] - shift
+            return {self._fixed_paths[k]: self._model_value(model, k, v) for k, v in values.items()}
+        names = name_list(fixed)
+        for name in names:
+            if name not in self._fixed_paths:
+                raise ValueError(
+                    f"fixed names unknown parameter {name!r}; use {sorted(self._fixed_paths)}"
+                )
+        paths = [self._fixed_paths[n] for n in names]
+        if len(set(paths)) != len(paths):
+            raise ValueError(f"fixed names a parameter twice: {names}")
+        return paths or None
+
+    def _held_means(self, n_features: int) -> np.ndarray | None:
+        """The means ``fixed`` holds, as the user gave them (a dict value, or the given
+        start's), or None. Stored as ``means_`` instead of ``(means - shift) + shift``,
+        which may differ in the last bit. Call before the fit changes anything."""
+        fixed = getattr(self, "fixed", None)
+        if fixed is None or isinstance(fixed, str) or "means" not in fixed:
+            return None
+        if isinstance(fixed, Mapping):
+            return self._params_from_dict({"means": fixed["means"]}, n_features)["means"]
+        if getattr(self, "warm_start", False) and self.__sklearn_is_fitted__():
+            return np.asarray(self.means_, dtype=np.float64)
+        start = self.init if isinstance(self.init, Mapping) else None
+        start = getattr(self, "_given_start", lambda D: start)(n_features)
+        if start is None or "means" not in start:
+            return None
+        return self._params_from_dict({"means": start["means"]}, n_features)["means"]
+
+    def _fixed_aliases(self, values: dict[str, Any], n_features: int) -> dict[str, Any]:
+        """``fixed`` values under other names turned into ``init`` keys (GaussianMixture:
+        precisions into covariances)."""
+        return values
+
+    def _model_value(self, model, name: str, value: np.ndarray) -> Any:
+        """An estimator-layout value (``fixed``) in the layout of the model's parameter."""
+        if name == "covariances":
+            return model.component.from_storage(value, self.n_components)
+        return value
 
     def _check_mixture_options(self, n_samples: int) -> None:
         """Hyper-parameters every mixture estimator shares (validated in ``fit``)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -16,6 +16,7 @@ from emkit._validation import (
     check_sample_weight,
 )
 from emkit.distributions.covariance import get_structure
+from emkit.engine.fixed import HeldModel, parse_fixed, set_path, start_values
 from emkit.models.estimator import EMEstimator
 from emkit.models.mixture.base import MixtureMixin, check_fitted_mixture
 from emkit.models.mixture.gaussian_model import GaussianMixtureModel
@@ -99,6 +100,16 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         scikit-learn takes them; the same as ``init={"weights", "means",
         "covariances"}`` (giving both is an error). What is not given starts by
         ``init``'s method.
+    fixed : dict or collection of str, optional
+        Parameters held fixed while EM maximises the others given them: a dict with
+        any of ``"weights"``, ``"means"``, ``"covariances"`` or ``"precisions"``
+        (values checked like ``init``'s and used in every start), or a collection of
+        those names (held at their starting values, from ``init`` or its method). Given
+        fixed means, the covariances are ``sum r (x - m)(x - m)' / sum r`` about them
+        (computed from residuals, exact far from the origin); given fixed covariances,
+        the means are the weighted means; given fixed weights, the components' usual
+        M-step. Every engine option keeps fixed values bit-for-bit. Re-seeding a
+        collapsed component would move them: with ``fixed`` it is an error instead.
 
     Attributes
     ----------
@@ -175,8 +186,25 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         weights_init: Any = None,
         means_init: Any = None,
         precisions_init: Any = None,
+        fixed: Any = None,
     ):
         self._set_hyperparameters(locals())
+
+    _fixed_paths: ClassVar[Mapping[str, str]] = {
+        **MixtureMixin._fixed_paths,
+        "precisions": "components.covariance",
+    }
+
+    def _fixed_aliases(self, values: dict[str, Any], n_features: int) -> dict[str, Any]:
+        if "precisions" in values:
+            if "covariances" in values:
+                raise ValueError("give covariances or precisions, not both")
+            st = get_structure(self.covariance_type)
+            precisions = values.pop("precisions")
+            values["covariances"] = st.covariances_from_precisions(
+                precisions, self.n_components, n_features
+            )
+        return values
 
     # ------------------------------------------------------------------ fitting
     def _model(self) -> GaussianMixtureModel:
@@ -257,8 +285,11 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         self
         """
         result, shift, X, n_obs = self._run_em(X, sample_weight)
+        held_means = self._held_means(X.shape[1])  # before the fit changes anything
         # Everything is computed; only now is the estimator changed.
         self._store(result.params, shift, X, result.loglik, n_obs)
+        if held_means is not None:
+            self.means_ = held_means.astype(X.dtype)
         self._online = None
         self._finish_fit(result)
         return self
@@ -316,18 +347,21 @@ class GaussianMixture(MixtureMixin, EMEstimator):
             params = self._starting_params(model, data[0], data[1], shift, rng)
             if params is None:
                 params = model.init_params(data, rng)
-            online = {"shift": shift, "state": None, "history": []}
+            params, held = _hold_start(params, self._fixed_for_engine(model, shift, X.shape[1]))
+            online = {"shift": shift, "state": None, "history": [], "held": held}
         else:
             self._check_n_features(X)
             shift = online["shift"]
             params = self._params(shift)
             data, _ = self._centred_data(X, w, has_nan, shift)
         n_obs = float(len(X) if w is None else w.sum())
+        if online.get("held"):  # fixed: the held model, with the held values of the start
+            model = HeldModel(model.hold(tuple(online["held"])), online["held"])
         params, state, loglik = scheme.partial_step(model, params, online["state"], data, 1 / n_obs)
         # Computed; now the estimator changes.
         self._store(params, shift, X, loglik, n_obs)
         history = [*online["history"], loglik / n_obs]
-        self._online = {"shift": shift, "state": state, "history": history}
+        self._online = {**online, "state": state, "history": history}
         self.n_iter_ = state.t
         self.history_ = np.asarray(history)
         self.converged_ = False
@@ -426,3 +460,13 @@ class GaussianMixture(MixtureMixin, EMEstimator):
         cov_k = st.to_full(np.asarray(self.covariances_, dtype=np.float64), K, D)[k]
         mean_k = np.asarray(self.means_[k], dtype=np.float64)
         return st.sample(rng, mean_k, cov_k, n).astype(self.means_.dtype)
+
+
+def _hold_start(params: MixtureParams, fixed: Any) -> tuple[MixtureParams, dict | None]:
+    """The start with ``fixed``'s values in it, and the held values (None: nothing held)."""
+    if fixed is None:
+        return params, None
+    names, values = parse_fixed(fixed)
+    for name, value in (values or {}).items():
+        params = set_path(params, name, value)
+    return params, start_values(params, names)

@@ -22,6 +22,7 @@ and the engine's monotonicity check applies to that objective.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,6 +40,7 @@ from emkit._validation import (
 from emkit.distributions.base import Distribution, component
 from emkit.distributions.missing import MissingBatch, group_by_pattern
 from emkit.distributions.spec import from_spec
+from emkit.engine.fixed import name_list
 from emkit.models.estimator import EMEstimator
 from emkit.models.mixture.base import MixtureMixin
 from emkit.models.mixture.model import MixtureModel, MixtureParams
@@ -68,6 +70,32 @@ def _check_labels(y: Any, n_samples: int, n_components: int) -> np.ndarray | Non
             f"row {i} has {labels[i]}"
         )
     return labels if (labels >= 0).any() else None
+
+
+def _check_weights(values: Any, K: int, what: str) -> np.ndarray:
+    """Mixture weights given in ``init`` or ``fixed``: (K,), non-negative, summing to 1."""
+    w = np.asarray(values, dtype=np.float64)
+    if w.shape != (K,):
+        raise ValueError(f"{what} weights must have shape ({K},), got {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
+        raise ValueError(f"{what} weights must be non-negative and sum to 1")
+    return w / w.sum()
+
+
+def _stack_components(values: Any, K: int, what: str) -> Any:
+    """K parameter sets (as ``components_``) stacked on a leading axis."""
+    comps = list(values)
+    if len(comps) != K:
+        raise ValueError(f"{what} components must list {K} parameter sets, got {len(comps)}")
+    return tree_map(lambda *leaves: np.stack([np.asarray(x) for x in leaves]), *comps)
+
+
+def _component_name(name: Any, K: int) -> bool:
+    """Whether ``name`` is ``"components[k]"`` with ``k`` in 0..K-1."""
+    if not isinstance(name, str) or not (name.startswith("components[") and name.endswith("]")):
+        return False
+    index = name[len("components[") : -1]
+    return index.isdigit() and int(index) < K
 
 
 class Mixture(MixtureMixin, EMEstimator):
@@ -107,6 +135,17 @@ class Mixture(MixtureMixin, EMEstimator):
     batch_size, progress, verbose, check_monotone, accel, variant, anneal, kappa, t0, n_jobs
         Engine options, as in :class:`emkit.GaussianMixture` (restarts in parallel,
         SQUAREM, online, hard and annealed EM, batches).
+    fixed : dict or collection of str, optional
+        Parameters held fixed while EM maximises the others given them. A dict with
+        ``"weights"`` (K,) and/or ``"components"``: a list of K parameter sets (as
+        ``components_``; every component held) or a dict ``{k: parameter set}`` holding
+        component ``k`` only (e.g. ``{"components": {1: PoissonParams(rate=[3.0])}}``);
+        or a collection of names, ``"weights"``, ``"components"`` or
+        ``"components[k]"``, held at their starting values. The mixture's M-step
+        separates into the weights and each component, so the others get their exact
+        M-step. A component whose parameters are shared (a tied Gaussian) cannot be held
+        alone. Re-seeding a collapsed component would move held values: with ``fixed``
+        it is an error instead.
 
     Attributes
     ----------
@@ -160,8 +199,43 @@ class Mixture(MixtureMixin, EMEstimator):
         kappa: float = 0.6,
         t0: float = 2.0,
         n_jobs: int | None = None,
+        fixed: Any = None,
     ):
         self._set_hyperparameters(locals())
+
+    def _engine_fixed(self, fixed: Any) -> Any:
+        """``fixed`` as the mixture model's parameter paths (see :meth:`MixtureModel.hold`)."""
+        if fixed is None:
+            return None
+        K = self.n_components
+        if not isinstance(fixed, Mapping):
+            names = name_list(fixed)
+            for name in names:
+                if name not in ("weights", "components") and not _component_name(name, K):
+                    raise ValueError(
+                        f"fixed names unknown parameter {name!r}; use 'weights', 'components' "
+                        "or 'components[k]'"
+                    )
+            return names or None
+        unknown = set(fixed) - {"weights", "components"}
+        if unknown:
+            raise ValueError(
+                f"fixed has unknown keys {sorted(unknown)}; use 'weights', 'components'"
+            )
+        out: dict[str, Any] = {}
+        if "weights" in fixed:
+            out["weights"] = _check_weights(fixed["weights"], K, "fixed")
+        comps = fixed.get("components")
+        if isinstance(comps, Mapping):  # {k: parameters of component k}
+            for k, value in comps.items():
+                if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 0 <= k < K:
+                    raise ValueError(
+                        f"fixed components are keyed by component index 0..{K - 1}, got {k!r}"
+                    )
+                out[f"components[{int(k)}]"] = value
+        elif comps is not None:
+            out["components"] = _stack_components(comps, K, "fixed")
+        return out
 
     # ------------------------------------------------------------------ fitting
     def _gaussian_reg_covar(self) -> float | bool | None:
@@ -204,10 +278,7 @@ class Mixture(MixtureMixin, EMEstimator):
             )
         base = None
         if "components" in self.init:
-            comps = list(self.init["components"])
-            if len(comps) != K:
-                raise ValueError(f"init components must list {K} parameter sets, got {len(comps)}")
-            stacked = tree_map(lambda *leaves: np.stack([np.asarray(x) for x in leaves]), *comps)
+            stacked = _stack_components(self.init["components"], K, "init")
             try:
                 X = data[0]
                 model.component.log_prob(stacked, X[:1])
@@ -218,12 +289,7 @@ class Mixture(MixtureMixin, EMEstimator):
             base = model.init_params(data, rng)
             components = base.components
         if "weights" in self.init:
-            w = np.asarray(self.init["weights"], dtype=np.float64)
-            if w.shape != (K,):
-                raise ValueError(f"init weights must have shape ({K},), got {w.shape}")
-            if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
-                raise ValueError("init weights must be non-negative and sum to 1")
-            weights = w / w.sum()
+            weights = _check_weights(self.init["weights"], K, "init")
         else:
             weights = np.full(K, 1.0 / K) if base is None else base.weights
         return MixtureParams(weights, components)
@@ -283,6 +349,47 @@ class Mixture(MixtureMixin, EMEstimator):
         self.lower_bound_ = self.loglik_ / n_obs
         self._finish_fit(result)
         return self
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """As the base, with component values of ``fixed`` saved as flat arrays
+        (``"components[k].<name>"`` or ``"components.<name>"``, the distribution's names)."""
+        params, attributes = super()._get_state()
+        fixed = params.get("fixed")
+        if isinstance(fixed, Mapping) and "components" in fixed:
+            dist, comps = self._distribution(), fixed["components"]
+            flat = {k: v for k, v in fixed.items() if k != "components"}
+            parts = (
+                {f"components[{k}]": p for k, p in comps.items()}
+                if isinstance(comps, Mapping)
+                else {"components": _stack_components(comps, self.n_components, "fixed")}
+            )
+            for prefix, p in parts.items():
+                for name, value in dist.params_to_dict(p).items():
+                    flat[f"{prefix}.{name}"] = np.asarray(value)
+            params = {**params, "fixed": flat}
+        return params, attributes
+
+    @classmethod
+    def _from_state(cls, params: dict[str, Any], attributes: dict[str, Any]) -> Mixture:
+        fixed = params.get("fixed")
+        if isinstance(fixed, Mapping) and any(k.startswith("components") for k in fixed):
+            spec = params["component"]
+            dist = from_spec(spec) if isinstance(spec, Mapping) else spec
+            groups: dict[str, dict[str, Any]] = {}
+            out = {k: v for k, v in fixed.items() if not k.startswith("components")}
+            for key, value in fixed.items():
+                if key.startswith("components"):
+                    prefix, name = key.split(".", 1)
+                    groups.setdefault(prefix, {})[name] = value
+            for prefix, values in groups.items():
+                p = dist.params_from_dict(values)
+                if prefix == "components":
+                    out["components"] = [component(p, k) for k in range(params["n_components"])]
+                else:
+                    out.setdefault("components", {})[int(prefix[len("components[") : -1])] = p
+            params = {**params, "fixed": out}
+        return super()._from_state(params, attributes)
 
     def _check_fitted_state(self) -> None:
         dist = self._distribution()

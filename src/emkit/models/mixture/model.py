@@ -206,6 +206,13 @@ class MixtureModel:
         stats = self.component.suff_stats(X, resp, params.components)
         return MixtureStats(resp.sum(axis=0), stats), value
 
+    def check_fixed(self, values: dict[str, Any]) -> None:
+        """``ValueError`` for held weights that are negative or do not sum to 1."""
+        if "weights" in values:
+            w = np.asarray(values["weights"], dtype=np.float64)
+            if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
+                raise ValueError("fixed weights must be non-negative and sum to 1")
+
     def mstep(self, stats: MixtureStats, params: MixtureParams | None) -> MixtureParams | Reseeded:
         if self._held is not None and params is not None:
             return self._held_mstep(stats, params)

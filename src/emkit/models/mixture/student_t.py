@@ -27,7 +27,7 @@ as ``dof`` grows the model tends to a Gaussian mixture.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -102,6 +102,15 @@ class StudentTMixture(MixtureMixin, EMEstimator):
         Acceleration of the ECM iteration (not available with ``algorithm="ecme"``).
     n_jobs : int, optional
         Run the ``n_init`` restarts on this many threads.
+    fixed : dict or collection of str, optional
+        Parameters held fixed while ECM maximises the others given them: a dict with any
+        of ``"weights"``, ``"means"``, ``"covariances"`` (scales) or ``"dofs"`` (values
+        checked like ``init``'s and used in every start), or a collection of those names
+        (held at their starting values). The CM-steps of the others are exact given the
+        held ones (held locations: scales ``sum w u (x - m)(x - m)' / sum w`` about
+        them). With locations, scales or dofs held, ECME's observed-data step for the
+        dofs is left out (its joint step over all components would move held values):
+        the fit is ECM.
 
     Attributes
     ----------
@@ -177,8 +186,17 @@ class StudentTMixture(MixtureMixin, EMEstimator):
         check_monotone: str = "warn",
         accel: str | None = None,
         n_jobs: int | None = None,
+        fixed: Any = None,
     ):
         self._set_hyperparameters(locals())
+
+    _fixed_paths: ClassVar[Mapping[str, str]] = {
+        **MixtureMixin._fixed_paths,
+        "dofs": "components.dof",
+    }
+
+    def _model_value(self, model, name: str, value: np.ndarray) -> Any:
+        return value  # every array is in the model's layout
 
     # ------------------------------------------------------------------ fitting
     def _model(self) -> StudentTMixtureModel:
@@ -269,9 +287,10 @@ class StudentTMixture(MixtureMixin, EMEstimator):
         )
         arrays = self._model().arrays(result.params)
         dtype = X.dtype
+        held_means = self._held_means(X.shape[1])
         # Everything is computed; only now is the estimator changed.
         self.weights_ = arrays["weights"].astype(dtype)
-        self.means_ = (arrays["means"] + shift).astype(dtype)
+        self.means_ = (arrays["means"] + shift if held_means is None else held_means).astype(dtype)
         self.covariances_ = arrays["covariances"].astype(dtype)
         self.dofs_ = arrays["dofs"].astype(dtype)
         self.precisions_cholesky_ = arrays["precisions_cholesky"].astype(dtype)

@@ -15,9 +15,10 @@ log-density of 0 (they are integrated out) and zero weight in the statistics.
 
 from __future__ import annotations
 
+import copy
 import inspect
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Collection, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -79,8 +80,13 @@ class Emission:
 
     #: fitted attribute names of the HMM (without the trailing underscore)
     attributes: tuple[str, ...] = ("emission_params",)
+    #: where each attribute's values sit in the HMM's parameter pytree (the names
+    #: ``emkit.em(fixed=...)`` uses)
+    paths: ClassVar[dict[str, str]] = {"emission_params": "emission"}
     #: whether rows with some (not all) NaN entries are integrated out
     partial_missing: bool = False
+    #: the attributes whose parameters the M-step keeps as they are (see :meth:`hold`)
+    held: frozenset[str] = frozenset()
 
     def __init__(self, dist: Distribution, prior: Any = None):
         if not isinstance(dist, Distribution):
@@ -148,9 +154,30 @@ class Emission:
             return self.dist.suff_stats(data, weights, params=params)
         return self.dist.suff_stats(data, weights)
 
+    def hold(self, names: Collection[str]) -> Emission:
+        """A copy whose M-step keeps the parameters of the attributes ``names`` (a subset
+        of :attr:`attributes`) and maximises the others given them.
+
+        Raises
+        ------
+        ValueError
+            For a name that is not one of :attr:`attributes`.
+        """
+        names = frozenset(names)
+        unknown = sorted(names - set(self.attributes))
+        if unknown:
+            raise ValueError(
+                f"cannot hold {unknown}: this emission's parameters are {list(self.attributes)}"
+            )
+        held = copy.copy(self)
+        held.held = names
+        return held
+
     def mstep(self, stats: Any, params: Any) -> Any:
         """The distribution's M-step; ``params`` (those the E-step used, or None)
-        warm-start a step without a closed form."""
+        warm-start a step without a closed form. Held parameters are kept."""
+        if params is not None and self.held:  # here all or nothing: one attribute
+            return params
         return self.dist.mstep(stats, self.prior, previous=params)
 
     def log_prior(self, params: Any) -> float:
@@ -185,6 +212,11 @@ class Emission:
 
     def to_attributes(self, params: Any) -> dict[str, Any]:
         return {"emission_params": self.dist.params_to_dict(params)}
+
+    def with_attributes(self, params: Any, values: dict[str, Any], K: int, D: int) -> Any:
+        """``params`` with the attributes in ``values`` (the data's coordinates and the
+        attributes' shapes) put in; validated as :meth:`from_attributes` validates."""
+        return self.from_attributes({**self.to_attributes(params), **values}, K, D)
 
     def from_attributes(self, values: dict[str, Any], n_states: int, n_features: int) -> Any:
         given = values["emission_params"]

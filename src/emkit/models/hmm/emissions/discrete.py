@@ -8,13 +8,13 @@ instead of the distribution's generic per-component code.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse
 from scipy.special import gammaln
 
-from emkit.distributions.base import CountStats
+from emkit.distributions.base import CountStats, DirichletPrior, GammaPrior
 from emkit.distributions.discrete import Categorical, CategoricalParams, Poisson, PoissonParams
 from emkit.models.hmm.emissions._labels import centres, subsample
 from emkit.models.hmm.emissions._weights import column_sums, floor_empty, floored
@@ -30,13 +30,15 @@ class CategoricalEmission(Emission):
     """One categorical symbol per time step: ``x_t | z_t = k ~ Categorical(emissionprob[k])``.
 
     Symbols are the integers ``0 .. n_categories - 1`` in one column. Fitted attribute:
-    ``emissionprob`` (K, n_categories).
+    ``emissionprob`` (K, n_categories). ``prior``: Dirichlet pseudo-counts on each
+    state's row, broadcast to (K, 1, n_categories), for MAP-EM.
     """
 
     attributes = ("emissionprob",)
+    paths: ClassVar[dict[str, str]] = {"emissionprob": "emission.probs"}
 
-    def __init__(self, n_categories: int):
-        super().__init__(Categorical(n_categories))
+    def __init__(self, n_categories: int, prior: DirichletPrior | None = None):
+        super().__init__(Categorical(n_categories), prior)
         self.n_categories = int(n_categories)
 
     def prepare(self, X: np.ndarray) -> tuple[Any, np.ndarray | None]:
@@ -147,14 +149,16 @@ class CategoricalEmission(Emission):
 class PoissonEmission(Emission):
     """Independent counts: ``x_td | z_t = k ~ Poisson(rates[k, d])``.
 
-    Fitted attribute: ``rates`` (K, D). The parameter-free term ``sum_d log x_td!`` of
+    Fitted attribute: ``rates`` (K, D); ``prior``: a Gamma prior on every rate, for
+    MAP-EM. The parameter-free term ``sum_d log x_td!`` of
     each row is computed once, when the data are prepared.
     """
 
     attributes = ("rates",)
+    paths: ClassVar[dict[str, str]] = {"rates": "emission.rate"}
 
-    def __init__(self):
-        super().__init__(Poisson())
+    def __init__(self, prior: GammaPrior | None = None):
+        super().__init__(Poisson(), prior)
 
     def _transform(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         if np.isnan(X).any():  # entries missing: the distribution integrates them out

@@ -10,11 +10,12 @@ on it: shapes, checks, parameter counts and SQUAREM's unconstrained ``pack``/``u
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from emkit.distributions.gaussian import Gaussian, GaussianParams, GaussianStats
+from emkit.models.hmm.emissions._gaussian_map import GaussianPrior, map_step
 from emkit.models.hmm.emissions._weights import floor_empty, floored, with_nk
 from emkit.models.hmm.emissions.base import Emission
 
@@ -57,6 +58,17 @@ class CentredGaussianEmission(Emission):
     def init_features(self, data: Any) -> np.ndarray:
         return np.nan_to_num(data[0])
 
+    def _map_step(self, stats: GaussianStats, previous: Any, **options: bool):
+        """The Gaussians' M-step with the prior (see :func:`map_step`), in the centred
+        coordinates of the data."""
+        prior = None if self.prior is None else self.prior.shifted(self.shift)
+        return map_step(self.dist, stats, previous, prior, **options)
+
+    def _gaussian_log_prior(self, params: GaussianParams) -> float:
+        if self.prior is None:
+            return 0.0
+        return self.prior.shifted(self.shift).log_prior(self.dist, params)
+
     def _uncentre(self, X: np.ndarray) -> np.ndarray:
         """Rows in the centred coordinates of the parameters back in the data's."""
         return X if self.shift is None else X + self.shift
@@ -98,14 +110,46 @@ class GaussianEmission(CentredGaussianEmission):
     Fitted attributes: ``means`` (K, D), ``covariances`` shaped as in
     :class:`emkit.GaussianMixture`: (K, D, D) full, (K, D) diag, (D, D) tied, (K,)
     spherical.
+
+    ``prior`` (a :class:`GaussianPrior` over the K states, in the data's coordinates)
+    makes the M-step MAP (:func:`map_step`); held means or covariances (:meth:`hold`)
+    are kept and the rest maximised given them.
     """
 
     attributes = ("means", "covariances")
+    paths: ClassVar[dict[str, str]] = {
+        "means": "emission.mean",
+        "covariances": "emission.covariance",
+    }
 
-    def __init__(self, covariance_type: str = "diag", reg_covar: float = 1e-6, shift=None):
+    def __init__(
+        self,
+        covariance_type: str = "diag",
+        reg_covar: float = 1e-6,
+        shift=None,
+        prior: GaussianPrior | None = None,
+    ):
         super().__init__(Gaussian(covariance_type, reg_covar))
         self.covariance_type = covariance_type
         self.shift = None if shift is None else np.asarray(shift, dtype=np.float64)
+        self.prior = prior
+
+    def mstep(self, stats: GaussianStats, params: GaussianParams | None) -> GaussianParams:
+        held = self.held if params is not None else frozenset()
+        if held >= {"means", "covariances"}:
+            return params
+        if self.prior is None and "means" not in held:
+            new = self.dist.mstep(stats, previous=params)
+            return new._replace(covariance=params.covariance) if held else new
+        return self._map_step(
+            stats,
+            params,
+            hold_means="means" in held,
+            hold_covariances="covariances" in held,
+        )[0]
+
+    def log_prior(self, params: GaussianParams) -> float:
+        return self._gaussian_log_prior(params)
 
     def frame(self, params: GaussianParams, data: Any) -> tuple[np.ndarray, Any]:
         return self._log_densities(params, data)

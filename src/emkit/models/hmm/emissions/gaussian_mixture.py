@@ -7,13 +7,14 @@ the state posterior of k times the within-state responsibility of m.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
 from emkit.distributions.base import component
 from emkit.distributions.covariance import get_structure
 from emkit.distributions.gaussian import Gaussian, GaussianParams
+from emkit.models.hmm.emissions._gaussian_map import GaussianPrior
 from emkit.models.hmm.emissions._weights import column_sums, floor_empty, floored, with_nk
 from emkit.models.hmm.emissions.gaussian import CentredGaussianEmission
 from emkit.models.hmm.rows import ProbabilityRows
@@ -54,12 +55,32 @@ class GaussianMixtureEmission(CentredGaussianEmission):
     Fitted attributes: ``weights`` (K, M), ``means`` (K, M, D), ``covariances``
     (K, *shape of M components): (K, M, D, D) full, (K, M, D) diag, (K, D, D) tied,
     (K, M) spherical.
+
+    MAP-EM and held parameters: ``prior`` is a :class:`GaussianPrior` over the K*M
+    Gaussians (state-major; a state's tied covariance gets the sum of its components'
+    ``psi`` and ``dof``), ``weights_prior`` Dirichlet pseudo-counts on each state's
+    weights; :meth:`hold` keeps any of the three attributes. ``about_previous`` takes
+    the covariances about the E-step's means (hmmlearn's GMMHMM step, see
+    :func:`map_step`).
     """
 
     attributes = ("weights", "means", "covariances")
+    paths: ClassVar[dict[str, str]] = {
+        "weights": "emission.weights",
+        "means": "emission.gaussians.mean",
+        "covariances": "emission.gaussians.covariance",
+    }
 
     def __init__(
-        self, n_mix: int, covariance_type: str = "diag", reg_covar: float = 1e-6, shift=None
+        self,
+        n_mix: int,
+        covariance_type: str = "diag",
+        reg_covar: float = 1e-6,
+        shift=None,
+        *,
+        prior: GaussianPrior | None = None,
+        weights_prior: Any = 1.0,
+        about_previous: bool = False,
     ):
         #: the covariance structure of the M components of one state
         self.structure = get_structure(covariance_type)
@@ -70,7 +91,9 @@ class GaussianMixtureEmission(CentredGaussianEmission):
         self.n_mix = int(n_mix)
         self.covariance_type = covariance_type
         self.shift = None if shift is None else np.asarray(shift, dtype=np.float64)
-        self.weight_rows = ProbabilityRows("weights")
+        self.weight_rows = ProbabilityRows("weights", weights_prior)
+        self.prior = prior
+        self.about_previous = about_previous
 
     def _n_distinct(self, K: int) -> int:
         """Number of distinct covariances of K states: one per state when tied."""
@@ -116,21 +139,42 @@ class GaussianMixtureEmission(CentredGaussianEmission):
         return MixtureStats(np.asarray(stats.nk).reshape(K, M), stats)
 
     def mstep(self, stats: MixtureStats, params: MixtureParams | None) -> MixtureParams:
+        held = self.held if params is not None else frozenset()
         counts = np.asarray(stats.counts)
         current = np.ones_like(counts) / counts.shape[1] if params is None else params.weights
-        weights = self.weight_rows.mstep(counts, current)
+        if "weights" in held:
+            weights = params.weights
+        else:
+            weights = self.weight_rows.mstep(counts, current)
         previous = None if params is None else params.gaussians
-        gauss = self.dist.mstep(stats.gaussians, previous=previous)
-        if self.tied:
-            gauss = self._pool(gauss, counts)
+        if held >= {"means", "covariances"}:
+            return MixtureParams(weights, previous)
+        if self.prior is None and not self.about_previous and not held:
+            gauss, pool = self.dist.mstep(stats.gaussians, previous=previous), counts
+        else:
+            gauss, pool = self._map_step(
+                stats.gaussians,
+                previous,
+                hold_means="means" in held,
+                hold_covariances="covariances" in held,
+                about_previous=self.about_previous,
+            )
+        if self.tied and "covariances" not in held:
+            gauss = self._pool(gauss, np.reshape(pool, counts.shape))
         return MixtureParams(weights, gauss)
+
+    def log_prior(self, params: MixtureParams) -> float:
+        return self.weight_rows.log_prior(params.weights) + self._gaussian_log_prior(
+            params.gaussians
+        )
 
     def _pool(self, gauss: GaussianParams, counts: np.ndarray) -> GaussianParams:
         """Each state's M full covariances averaged with their weights (tied per state).
 
         The tied maximum-likelihood covariance of a state is the weighted average of
         its components' full ones (each about its own mean), and ``reg_covar``, added
-        to each, is added once to the average.
+        to each, is added once to the average. With a prior the weights are the
+        denominators ``n + q`` of :func:`map_step`, which pool the numerators.
         """
         K, M = counts.shape
         cov = np.asarray(gauss.covariance).reshape(K, M, *np.shape(gauss.covariance)[1:])
