@@ -572,3 +572,14 @@ def test_load_refuses_a_file_with_broken_factors(tmp_path):
             emkit.load(tmp_path / "bad.npz")
     vb.save(tmp_path / "good.npz")
     emkit.load(tmp_path / "good.npz")
+
+
+def test_dataframe_column_names_are_recorded_checked_and_saved(tmp_path):
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(_clusters(np.random.default_rng(27)), columns=["a", "b", "c"])
+    vb = VariationalGaussianMixture(n_components=2, random_state=0).fit(X)
+    assert list(vb.feature_names_in_) == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="column"):
+        vb.predict(X[["c", "b", "a"]])
+    vb.save(tmp_path / "named.npz")
+    assert list(emkit.load(tmp_path / "named.npz").feature_names_in_) == ["a", "b", "c"]
