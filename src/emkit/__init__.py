@@ -18,8 +18,8 @@ from emkit.io import load
 from emkit.models.hmm.estimator import HMM
 from emkit.models.latent.factor_analysis import FactorAnalysis
 from emkit.models.latent.imputer import GaussianImputer
-from emkit.models.mixture.gaussian import GaussianMixture
 from emkit.models.mixture.experts import MixtureOfExperts
+from emkit.models.mixture.gaussian import GaussianMixture
 from emkit.models.mixture.generic import Mixture
 from emkit.models.mixture.regression import MixtureOfRegressions
 from emkit.models.mixture.student_t import StudentTMixture

@@ -126,6 +126,8 @@ def check_probabilities(value: Any, shape: tuple[int, ...], name: str) -> np.nda
 #: the largest spread (max - min of a column) a Gaussian fit takes: squares of larger
 #: residuals overflow float64 once summed
 MAX_SPREAD = 1e150
+#: the smallest: squares of smaller residuals underflow to subnormal numbers
+MIN_SPREAD = 1e-150
 #: a fit stops when the largest column variance is below this multiple of reg_covar
 #: (the regularisation would dominate every covariance and merge the components)
 MIN_VARIANCE_OVER_REG = 10.0
@@ -151,6 +153,13 @@ def check_gaussian_scale(X: np.ndarray, reg_covar: float | None) -> None:
         raise ValueError(
             f"the data's spread is too large for float64 ({big:.3g} in absolute value; "
             f"squared residuals overflow above {MAX_SPREAD:.0e}): divide X by a power of "
+            "ten (a Gaussian fit is equivariant: means and covariances scale back)"
+        )
+    widest = float(np.nanmax(spread))
+    if 0 < widest < MIN_SPREAD:
+        raise ValueError(
+            f"the data's spread is too small for float64 (largest column range {widest:.3g}; "
+            f"squared residuals underflow below {MIN_SPREAD:.0e}): multiply X by a power of "
             "ten (a Gaussian fit is equivariant: means and covariances scale back)"
         )
     if reg_covar:
