@@ -69,6 +69,14 @@ CASES = {
     "factor-analysis": (lambda K: emkit.FactorAnalysis(1, random_state=0), _latent_outputs),
     "ssm": (lambda K: emkit.LinearGaussianSSM(state_dim=1, random_state=0), _ssm_outputs),
     "lda": (lambda K: emkit.LDA(K, random_state=0, max_iter=5), _lda_outputs),
+    "vbgmm-full": (
+        lambda K: emkit.VariationalGaussianMixture(K, random_state=0),
+        _gaussian_outputs,
+    ),
+    "vbgmm-spherical": (
+        lambda K: emkit.VariationalGaussianMixture(K, covariance_type="spherical", random_state=0),
+        _gaussian_outputs,
+    ),
 }
 
 

@@ -23,6 +23,7 @@ from emkit.models.mixture.gaussian import GaussianMixture
 from emkit.models.mixture.generic import Mixture
 from emkit.models.mixture.regression import MixtureOfRegressions
 from emkit.models.mixture.student_t import StudentTMixture
+from emkit.models.mixture.variational import VariationalGaussianMixture
 from emkit.models.ssm.estimator import LinearGaussianSSM
 from emkit.models.topic.estimator import LDA
 from emkit.selection import select
@@ -46,6 +47,7 @@ __all__ = [
     "MonotonicityWarning",
     "NotFittedError",
     "StudentTMixture",
+    "VariationalGaussianMixture",
     "__version__",
     "em",
     "load",

@@ -100,7 +100,7 @@ def _fit_data(cls, rng):
             X = np.column_stack([X, X @ rng.normal(size=(2, 2)) + rng.normal(size=(120, 2))])
             return {"n_components": 1}, (np.nan_to_num(X),)
         return {}, (X,)
-    if cls in (emkit.GaussianMixture, emkit.StudentTMixture):
+    if cls in (emkit.GaussianMixture, emkit.StudentTMixture, emkit.VariationalGaussianMixture):
         return {"n_components": 2}, (X,)
     if cls is emkit.LinearGaussianSSM:
         return {"state_dim": 1}, (X,)

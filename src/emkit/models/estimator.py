@@ -214,9 +214,11 @@ class EMEstimator:
                 stacklevel=3,
             )
         if self.verbose:
+            elbo = self.objective_name_ == "elbo" and hasattr(self, "elbo_")
+            final = self.elbo_ if elbo else self.loglik_
             print(
                 f"{type(self).__name__}: {self._describe()}"
-                f"{what} {self.objective_name_}={self.loglik_:.6g} n_iter={self.n_iter_} "
+                f"{what} {self.objective_name_}={final:.6g} n_iter={self.n_iter_} "
                 f"converged={self.converged_} ({result.time:.3g} s)"
             )
 
