@@ -92,6 +92,9 @@ class VariationalGaussianMixture(MixtureMixin, EMEstimator):
         plain step, so the ELBO still never decreases; ``max_iter`` counts cycles.
     n_jobs : int, optional
         Run the ``n_init`` restarts on this many threads.
+    executor, checkpoint, checkpoint_every
+        Where the E-steps run (threads, a Dask cluster), and checkpoint / resume of
+        the fit: as in :func:`emkit.em`.
 
     Attributes
     ----------
@@ -191,6 +194,9 @@ class VariationalGaussianMixture(MixtureMixin, EMEstimator):
         check_monotone: str = "warn",
         accel: str | None = None,
         n_jobs: int | None = None,
+        executor: Any = None,
+        checkpoint: Any = None,
+        checkpoint_every: int = 1,
     ):
         self._set_hyperparameters(locals())
 
