@@ -94,8 +94,10 @@ class EMEstimator:
         # column names of DataFrames: recorded by fit, checked by the methods taking X
         # (wrapping what the class has, its own or from a mixin, once)
         for name in _FIT_METHODS | _PREDICT_METHODS:
-            value = getattr(cls, name, None)
-            if callable(value) and not getattr(value, "_feature_names", False):
+            # plain functions only: a descriptor (a method available for some settings
+            # only) keeps its own behaviour
+            value = inspect.getattr_static(cls, name, None)
+            if inspect.isfunction(value) and not getattr(value, "_feature_names", False):
                 wrap = _recording_feature_names if name in _FIT_METHODS else _checking_feature_names
                 setattr(cls, name, wrap(value))
         if not cls.__name__.startswith("_"):  # private helpers are never saved

@@ -171,7 +171,7 @@ class GaussianImputer(EMEstimator):
 
     def _validate_training_data(self, X, sample_weight) -> tuple[np.ndarray, np.ndarray | None]:
         X = check_array(X, allow_nan=True, min_samples=2, dtype=np.float64)
-        check_gaussian_scale(X, self.reg_covar)
+        check_gaussian_scale(X, None)  # one Gaussian: no components for reg_covar to merge
         w = check_sample_weight(sample_weight, len(X))
         keep = drop_all_missing_rows(X, w, self.all_missing)
         if not keep.all():
