@@ -40,6 +40,8 @@ def main():
     record("experts_logistic", clf, {"predict_proba": lambda: clf.predict_proba(X[:10])})
     gm = emkit.GaussianMixture(2, random_state=0, fixed={"weights": [0.5, 0.5]}).fit(X)
     record("gmm_fixed", gm, {"predict_proba": lambda: gm.predict_proba(X[:10])})
+    ev = emkit.GaussianMixture(2, covariance_type="VEV", random_state=0).fit(X)
+    record("gmm_vev", ev, {"predict_proba": lambda: ev.predict_proba(X[:10])})
     vb = emkit.VariationalGaussianMixture(3, random_state=0).fit(X)
     record("vbgmm", vb, {"predict_proba": lambda: vb.predict_proba(X[:10])})
     from emkit.compat.hmmlearn import GaussianHMM

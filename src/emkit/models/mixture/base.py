@@ -67,7 +67,7 @@ class MixtureMixin:
         from emkit._validation import check_array, check_sample_weight
         from emkit.models._sources import table_source
 
-        source = table_source(X, self.batch_size)
+        source = table_source(X, getattr(self, "batch_size", None))
         if source is not None:
             return self._run_em_source(source, sample_weight, **options)
         X = check_array(X, min_samples=2, allow_nan=self._allow_nan)
