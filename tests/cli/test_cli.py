@@ -208,6 +208,7 @@ def test_mixture_description_names_each_covariance_structure(cov_type, label, sh
 
 
 # ---------------------------------------------------------------------- demo / report
+@pytest.mark.slow
 def test_demo_writes_report(tmp_path, capsys):
     report = tmp_path / "rep"
     code, out, err = run(["demo", "--report", report, "--quiet"], capsys)

@@ -64,6 +64,7 @@ def _best_permutation(means: np.ndarray, reference: np.ndarray) -> list[int]:
 # ============================================================================= accuracy
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
 def test_online_em_reaches_the_batch_em_fit(X, covariance_type):
     model = GaussianMixtureModel(3, covariance_type)

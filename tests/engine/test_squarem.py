@@ -309,6 +309,7 @@ def _start(X, cov_type, seed=0):
     return GaussianMixtureModel(3, cov_type).init_params((X, None), np.random.default_rng(seed))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cov_type", COV_TYPES)
 def test_gmm_squarem_matches_plain_em_with_fewer_esteps(overlapping, cov_type):
     X = overlapping

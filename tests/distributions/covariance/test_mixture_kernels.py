@@ -111,6 +111,7 @@ def compare_thread_counts():
         assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_result_does_not_depend_on_the_thread_count(run_with_threads):
     run_with_threads(__file__, "compare_thread_counts", threads=3)
 

@@ -408,6 +408,7 @@ def test_float32_is_accurate_on_tight_far_apart_clusters(cov_type):
     np.testing.assert_allclose(g32.covariances_, g64.covariances_, rtol=1e-3, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_old_faithful_matches_mclust_published_fit():
     """R mclust's choice for Old Faithful is EEE (tied) with 3 components:
     log-likelihood -1126.326, df 11, BIC -2314.316 in mclust's sign (Scrucca et al.
