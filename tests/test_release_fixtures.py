@@ -1,5 +1,5 @@
 """Model files written by the estimators added after 0.1.0 still load and predict the
-same (files written once by ``tests/data/fixtures_0_2/make_files.py``)."""
+same (files written once by ``tests/data/fixtures_0_2/write_fixtures.py``)."""
 
 import json
 from pathlib import Path

@@ -113,6 +113,7 @@ def _numerical_maximum(structure, X, R, K, D, starts=2, seed=0):
     return _q(X, R, means, structure.unpack(best_theta, K, D))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MCLUST_MODELS)
 @pytest.mark.parametrize(("K", "D", "seed"), [(2, 2, 1), (3, 3, 2)])
 def test_mstep_maximises_expected_loglik(name, K, D, seed):

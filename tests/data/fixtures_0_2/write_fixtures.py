@@ -1,7 +1,7 @@
 """Fit small models with the current release and save them, with the predictions they
 make, for the persistence compatibility test (tests/test_release_fixtures.py).
 
-Run by hand (``python make_files.py``) when a release adds estimators; the files are
+Run by hand (``python write_fixtures.py``) when a release adds estimators; the files are
 then committed and never rewritten, so a later change to the file format or to an
 estimator's state that breaks them is caught."""
 
