@@ -244,7 +244,7 @@ def summary(row: dict[str, Any]) -> str:
 
 def write_results(path: Path, info: dict, args: argparse.Namespace, rows: list[dict]) -> None:
     """Save machine information, settings and rows as JSON."""
-    settings = {k: v for k, v in vars(args).items() if k not in ("output", "list")}
+    settings = {k: v for k, v in vars(args).items() if k not in ("output", "list", "summary")}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"machine": info, "settings": settings, "results": rows}, indent=2))
 
