@@ -530,3 +530,28 @@ def test_saving_a_legacy_model_again_writes_the_same_file(tmp_path, name):
         for member in old.namelist():
             if member != "meta.json":
                 assert new.read(member) == old.read(member), member
+
+
+def test_a_save_removes_the_temporaries_of_killed_saves(tmp_path):
+    import subprocess
+    import sys
+
+    import emkit
+
+    gm = emkit.GaussianMixture(1, random_state=0).fit(np.random.default_rng(0).normal(size=(20, 2)))
+    target = tmp_path / "model.npz"
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    stale = tmp_path / f".model.npz.{int(dead.stdout)}.abc123.tmp"
+    stale.write_bytes(b"x" * 1000)  # what a save killed by SIGKILL leaves
+    live = tmp_path / f".model.npz.{os.getpid()}.def456.tmp"
+    live.write_bytes(b"y")  # another save of this process, still running
+    other = tmp_path / ".other.npz.1.abc.tmp"
+    other.write_bytes(b"z")  # another target's
+    gm.save(target)
+    assert not stale.exists() and live.exists() and other.exists()
+    assert emkit.load(target).means_.shape == (1, 2)
