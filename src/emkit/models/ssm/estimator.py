@@ -256,6 +256,15 @@ class LinearGaussianSSM(EMEstimator):
         X, obs, offsets = self._training_data(Y)
         n, p = self.state_dim, X.shape[1]
         diffuse = self.initial == "diffuse"
+        if diffuse:  # checked before any start: a random start may fail otherwise first
+            counts = np.add.reduceat(obs.sum(axis=1), offsets[:-1]) if len(obs) else []
+            short = np.flatnonzero(np.asarray(counts) < n)
+            if short.size:
+                raise ValueError(
+                    f"sequence {int(short[0])} does not identify its diffuse initial state "
+                    f"(initial='diffuse' needs at least state_dim = {n} observed values that "
+                    "determine it); give a longer series or initial='estimate'"
+                )
         args = (n, p, self._cov_types(), diffuse)
         fixed = check_param_dict(self.fixed, "fixed", *args)
         start = check_param_dict(
