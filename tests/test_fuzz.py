@@ -135,7 +135,8 @@ def test_degenerate_inputs_give_finite_outputs_or_a_clear_error(case, data):
             return
     for name, values in got.items():
         _finite_or_neg_inf(name, values)
-        if "proba" in name or (name in ("posteriors", "far", "transform") and case == "lda"):
+        probabilities = {"predict_proba", "far_proba", "posteriors", "far"}
+        if name in probabilities or (name == "transform" and case == "lda"):
             values = np.asarray(values)
             assert np.all((values >= 0) & (values <= 1)), name
             np.testing.assert_allclose(values.sum(axis=1), 1.0, rtol=1e-6, err_msg=name)

@@ -512,8 +512,12 @@ class HMM(EMEstimator):
             means = np.asarray(values["means"], dtype=np.float64)
             st = get_structure(self.covariance_type)
             prec = np.linalg.inv(st.to_full(np.asarray(values["covariances"]), *means.shape))
+            # the other states get a large but finite penalty (exp(-700) is still a
+            # float64): where the chain forbids the nearest state (a zero start or
+            # transition probability) the path goes through the next one instead of
+            # leaving a sequence with no possible path and all-zero posteriors
             with np.errstate(divide="ignore"):
-                frame[far] = np.log(nearest_component(X[far], means, prec))
+                frame[far] = np.maximum(np.log(nearest_component(X[far], means, prec)), -700.0)
         return frame, offsets, params, missing
 
     def score(self, X, lengths=None) -> float:
