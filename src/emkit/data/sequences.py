@@ -41,8 +41,9 @@ class SequenceBatch(NamedTuple):
     offsets: np.ndarray
 
 
-def offsets_from_lengths(lengths: Any, n_rows: int) -> np.ndarray:
-    """Sequence boundaries (int64, starting at 0) from sequence lengths.
+def offsets_from_lengths(lengths: Any, n_rows: int, what: str = "X") -> np.ndarray:
+    """Sequence boundaries (int64, starting at 0) from sequence lengths; ``what`` names
+    the data of ``n_rows`` rows in the error messages.
 
     Raises
     ------
@@ -71,7 +72,8 @@ def offsets_from_lengths(lengths: Any, n_rows: int) -> np.ndarray:
     total = int(arr.sum())
     if total != n_rows:
         raise ValueError(
-            f"lengths add up to {total} but X has {n_rows} rows; sum(lengths) must equal len(X)"
+            f"lengths add up to {total} but {what} has {n_rows} rows; sum(lengths) must "
+            f"equal the number of rows of {what}"
         )
     offsets = np.zeros(arr.size + 1, dtype=np.int64)
     np.cumsum(arr, out=offsets[1:])
