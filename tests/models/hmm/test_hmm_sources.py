@@ -26,6 +26,7 @@ distributed = pytest.importorskip("distributed")
 import cloudpickle  # noqa: E402
 import dask.array as da  # noqa: E402
 import dask.dataframe as dd  # noqa: E402
+from distributed.core import Status  # noqa: E402
 from hmmlearn import hmm as hl  # noqa: E402
 
 import emkit  # noqa: E402
@@ -47,9 +48,9 @@ LENGTHS = (60, 150, 9, 110, 40, 81)  # 450 rows
 pytestmark = pytest.mark.filterwarnings("ignore::emkit.ConvergenceWarning")
 
 # Run in every worker process as it starts, before it joins the scheduler: the HMM's
-# forward-backward kernels cannot be cached on disk (Numba), and compiling them takes
-# seconds, so a worker only takes tasks once they are compiled (a worker restarted
-# after a kill too).
+# forward-backward kernels cannot be cached on disk (Numba) and take seconds to
+# compile, so a worker only takes tasks once they are compiled (the start-up of the
+# module's cluster pays for it, not the first test).
 WARM_UP = """
 import warnings
 import numpy as np
@@ -382,6 +383,12 @@ def test_a_worker_killed_mid_fit_changes_nothing(client, data, monkeypatch):
         if info.iteration == 2 and not killed:
             pids = client.run(os.getpid)
             victim = sorted(pids)[0]
+            # Its nanny is told not to start another worker: the fit does not need one,
+            # and a new one would take seconds compiling the kernels before it joins
+            # (which closing the cluster would wait for).
+            for nanny in client.cluster.workers.values():
+                if nanny.worker_address == victim:
+                    nanny.status = Status.closing_gracefully
             os.kill(pids[victim], signal.SIGKILL)
             killed.append(victim)
 
@@ -392,5 +399,5 @@ def test_a_worker_killed_mid_fit_changes_nothing(client, data, monkeypatch):
     )
     darr = da.from_array(X, chunks=((60, 159, 150, 81), 2))
     fit = emkit.HMM(**kw, executor=client).fit(from_dask(darr, lengths=lengths))
-    assert killed
+    assert killed and len(client.scheduler_info()["workers"]) == 1
     assert_same_fit(fit, ref)

@@ -135,7 +135,8 @@ class HMM(EMEstimator):
         ``"online"``: online EM over mini-batches of ``batch_size`` whole sequences.
     batch_size : int, optional
         Sequences per batch: the E-step runs batch by batch (same result), or the
-        mini-batch size of online EM.
+        mini-batch size of online EM; for a Dask collection given with ``lengths``,
+        whole sequences per partition (a source of sequences cuts its own batches).
     kappa, t0 : float, default 0.6 and 2.0
         Step sizes ``(t + t0) ** -kappa`` of online EM.
     n_jobs : int, optional
@@ -152,8 +153,9 @@ class HMM(EMEstimator):
         drawn). The others get their M-step given them (covariances about held means,
         exactly). ``{"transmat": A}`` fits the rest of an HMM with known transitions.
     executor, checkpoint, checkpoint_every
-        Where the E-steps run (threads, a Dask cluster), and checkpoint / resume of
-        the fit: as in :func:`emkit.em`.
+        Where the E-steps run (threads, a Dask cluster: every partition, a set of whole
+        sequences, on the worker holding it), and checkpoint / resume of the fit: as in
+        :func:`emkit.em`.
 
     Attributes
     ----------
