@@ -164,12 +164,15 @@ def test_a_batch_without_any_observation(data, tmp_path):
     assert_same_fit(emkit.HMM(**kw).fit(src), emkit.HMM(**kw).fit(holes, lengths))
 
 
-def test_online_em_draws_whole_sequences_from_a_memory_map(data, tmp_path):
+def test_online_em_draws_whole_sequences_from_a_memory_map_or_dask(data, tmp_path):
     X, _, lengths = data
     np.save(tmp_path / "x.npy", X)
     kw = dict(n_states=3, tol=0.0, max_iter=3, random_state=0, variant="online", batch_size=2)
     ref = emkit.HMM(**kw).fit(X, lengths)
     assert_same_fit(emkit.HMM(**kw).fit(from_npy(tmp_path / "x.npy", lengths=lengths)), ref)
+    src = from_dask(da.from_array(X, chunks=(X.shape[0], 2)), lengths=lengths)
+    np.testing.assert_array_equal(src.take(np.array([3, 0])).data, np.vstack([X[219:329], X[:60]]))
+    assert_same_fit(emkit.HMM(**kw).fit(src), ref)
 
 
 def test_the_start_sees_a_systematic_sample_of_sequences(data, tmp_path):
