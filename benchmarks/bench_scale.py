@@ -200,7 +200,6 @@ def run_threads(w: ScaleWorkload, args: argparse.Namespace) -> dict[str, Any]:
 
 def run_cluster(w: ScaleWorkload, args: argparse.Namespace) -> dict[str, Any]:
     import dask.array as da
-    import distributed
 
     import emkit
 
@@ -208,27 +207,13 @@ def run_cluster(w: ScaleWorkload, args: argparse.Namespace) -> dict[str, Any]:
     X = make_rows(np.random.default_rng(args.seed), n, w.n_features, w.n_components)
     kw = dict(tol=0.0, max_iter=args.iters, init=start_params(w.n_features, w.n_components))
     darr = da.from_array(X, chunks=(-(-n // 8), w.n_features))
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
 
-        def fit(data, executor):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", emkit.ConvergenceWarning)
-                return emkit.GaussianMixture(w.n_components, **kw, executor=executor).fit(data)
+    def fit(data, executor):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", emkit.ConvergenceWarning)
+            return emkit.GaussianMixture(w.n_components, **kw, executor=executor).fit(data)
 
-        fit(darr, client)  # warm-up: workers import emkit and load the kernels
-        times, last = time_interleaved(
-            {"cluster": lambda: fit(darr, client), "memory": lambda: fit(X, "serial")},
-            min(args.repeats, 3),
-        )
+    times, last = _cluster_and_memory(fit, darr, X, args)
     return _row(w, "in memory", times, last, "cluster", "memory", n_samples=n, workers=2)
 
 
@@ -256,7 +241,6 @@ def hmm_sequences(rng: np.random.Generator, n: int, d: int, k: int, length: int 
 
 def run_cluster_hmm(w: ScaleWorkload, args: argparse.Namespace) -> dict[str, Any]:
     import dask.array as da
-    import distributed
 
     import emkit
 
@@ -267,6 +251,22 @@ def run_cluster_hmm(w: ScaleWorkload, args: argparse.Namespace) -> dict[str, Any
     per = -(-len(lengths) // 8)  # whole sequences a partition
     darr = da.from_array(X, chunks=(1_000 * per, w.n_features))
     kw = dict(tol=0.0, max_iter=args.iters, init=start)
+
+    def fit(data, executor):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", emkit.ConvergenceWarning)
+            return emkit.HMM(w.n_components, **kw, executor=executor).fit(data, lengths)
+
+    times, last = _cluster_and_memory(fit, darr, X, args)
+    return _row(w, "in memory", times, last, "cluster", "memory", n_samples=len(X), workers=2)
+
+
+def _cluster_and_memory(fit, darr, X, args: argparse.Namespace):
+    """``fit(darr, client)`` on a ``LocalCluster`` (2 worker processes, loopback) and
+    ``fit(X, "serial")`` in this process, timed by ``time_interleaved`` after a warm-up
+    fit on the cluster (the workers import emkit, load or compile the kernels)."""
+    import distributed
+
     with (
         distributed.LocalCluster(
             n_workers=2,
@@ -277,18 +277,11 @@ def run_cluster_hmm(w: ScaleWorkload, args: argparse.Namespace) -> dict[str, Any
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-
-        def fit(data, executor):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", emkit.ConvergenceWarning)
-                return emkit.HMM(w.n_components, **kw, executor=executor).fit(data, lengths)
-
-        fit(darr, client)  # warm-up: workers import emkit and compile the recursions
-        times, last = time_interleaved(
+        fit(darr, client)
+        return time_interleaved(
             {"cluster": lambda: fit(darr, client), "memory": lambda: fit(X, "serial")},
             min(args.repeats, 3),
         )
-    return _row(w, "in memory", times, last, "cluster", "memory", n_samples=len(X), workers=2)
 
 
 def _row(w, peer: str, times, last, ours: str, theirs: str, **details) -> dict[str, Any]:

@@ -9,7 +9,6 @@ same result.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -36,21 +35,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::emkit.ConvergenceWarning")
 
 
 @pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=":0",  # any free port: never a clash with a running cluster
-        silence_logs=logging.CRITICAL,
-    )
-    client = distributed.Client(cluster)
-    try:
-        yield client
-    finally:
-        client.close()
-        cluster.close()
+def client(process_cluster):  # (tests/conftest.py)
+    return process_cluster
 
 
 @pytest.fixture(scope="module")

@@ -33,8 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from emkit.data.sequences import SequenceBatch, offsets_from_lengths
-from emkit.data.sources import DataSource
+from emkit.data.sequences import SequenceBatch, Sequences, offsets_from_lengths, sequence_rows
 from emkit.data.tables import MappedSource, NpySource, TableSource, _read_rows
 
 __all__ = [
@@ -198,7 +197,7 @@ def _sequence_batch(rows: np.ndarray, offsets: np.ndarray) -> SequenceBatch:
     return SequenceBatch(np.asarray(rows), offsets)
 
 
-class SequenceTableSource(DataSource):
+class SequenceTableSource(Sequences):
     """Sequences stored back to back in the rows of a table source, in batches of
     whole sequences (see :func:`sequence_table`; made by ``lengths=`` or
     ``sequence_column=`` of :func:`~emkit.data.from_npy`,
@@ -230,23 +229,8 @@ class SequenceTableSource(DataSource):
         self.init_rows = table.init_rows
 
     @property
-    def n_samples(self) -> int:
-        """Number of sequences."""
-        return self.offsets.size - 1
-
-    @property
-    def n_observations(self) -> int:
-        """Number of rows over all sequences."""
-        return int(self.offsets[-1])
-
-    @property
     def n_batches(self) -> int:
         return self.cuts.size - 1
-
-    @property
-    def lengths(self) -> np.ndarray:
-        """Length of every sequence."""
-        return np.diff(self.offsets)
 
     def _bounds(self) -> list[tuple[int, int]]:
         rows = self.offsets[self.cuts].tolist()
@@ -290,11 +274,10 @@ class SequenceTableSource(DataSource):
         step = math.ceil(n / self.init_rows)
         chosen = np.arange(0, self.n_samples, step)
         cap = max(1, self.init_rows // chosen.size)
-        lengths = np.minimum(self.lengths[chosen], cap)
-        offsets = np.zeros(chosen.size + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        rows = np.repeat(self.offsets[chosen] - offsets[:-1], lengths) + np.arange(offsets[-1])
-        return rows, offsets
+        # each chosen sequence's first rows: sequences of at most cap rows
+        starts = self.offsets[chosen]
+        cut = np.stack([starts, starts + np.minimum(self.lengths[chosen], cap)], axis=1).ravel()
+        return sequence_rows(cut, np.arange(0, cut.size, 2))
 
     def init_data(self) -> SequenceBatch:
         """The sequences initialisation sees (see :meth:`init_sequences`)."""
@@ -324,17 +307,13 @@ class SequenceTableSource(DataSource):
     def take(self, index: np.ndarray) -> SequenceBatch:
         """The sequences at ``index`` (in that order) as one batch (online EM); the
         table must give random access to its rows (``.npy`` and Dask)."""
-        index = np.asarray(index, dtype=np.intp)
-        starts, lengths = self.offsets[index], self.lengths[index]
-        offsets = np.zeros(index.size + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        rows = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
         if not self._random_access():
             raise TypeError(
                 f"sequences in a {type(self.base).__name__} are read in order and cannot be "
                 "drawn as shuffled mini-batches (online EM); use emkit.data.from_npy or "
                 "from_dask, or load the data"
             )
+        rows, offsets = sequence_rows(self.offsets, index)
         order = np.argsort(rows, kind="stable")
         out = np.empty((rows.size, self.n_features), dtype=self.dtype)
         out[order] = self._gather(rows[order])

@@ -488,6 +488,13 @@ def _with_sequences(table: TableSource, lengths: Any, sequence_column: str | Non
     return sequence_table(table, lengths=lengths, sequence_column=sequence_column, ids=ids)
 
 
+def _columns_of(cls, path, columns, lengths, sequence_column, **options):
+    """A table of named columns (Parquet, CSV) but the sequence column, or the
+    sequences in it when boundaries are given."""
+    table = cls(path, columns, exclude=_excluded(columns, sequence_column), **options)
+    return _with_sequences(table, lengths, sequence_column)
+
+
 def _excluded(columns: Sequence[str] | None, sequence_column: str | None) -> tuple[str, ...]:
     """The sequence column, which is not a feature."""
     if sequence_column is None:
@@ -580,14 +587,8 @@ def from_parquet(
         No such file, unknown columns, non-numeric columns; lengths that do not add
         up to the rows, a missing id, or an id that comes back after another sequence.
     %(sequences)s"""
-    table = ParquetSource(
-        path,
-        columns,
-        batch_size=batch_size,
-        init_rows=init_rows,
-        exclude=_excluded(columns, sequence_column),
-    )
-    return _with_sequences(table, lengths, sequence_column)
+    options = dict(batch_size=batch_size, init_rows=init_rows)
+    return _columns_of(ParquetSource, path, columns, lengths, sequence_column, **options)
 
 
 def from_csv(
@@ -637,14 +638,8 @@ def from_csv(
     >>> seqs.lengths.tolist(), seqs.n_features
     ([2, 1], 1)
     """
-    table = CsvSource(
-        path,
-        columns,
-        batch_size=batch_size,
-        init_rows=init_rows,
-        exclude=_excluded(columns, sequence_column),
-    )
-    return _with_sequences(table, lengths, sequence_column)
+    options = dict(batch_size=batch_size, init_rows=init_rows)
+    return _columns_of(CsvSource, path, columns, lengths, sequence_column, **options)
 
 
 for _fn in (from_npy, from_parquet, from_csv):

@@ -11,7 +11,6 @@ worker process killed in the middle of a fit changes nothing.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -51,7 +50,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::emkit.ConvergenceWarning")
 # forward-backward kernels cannot be cached on disk (Numba) and take seconds to
 # compile, so a worker only takes tasks once they are compiled (the start-up of the
 # module's cluster pays for it, not the first test).
-WARM_UP = """
+CLUSTER_PRELOAD = [
+    """
 import warnings
 import numpy as np
 import emkit
@@ -59,25 +59,12 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     emkit.HMM(2, max_iter=1, random_state=0).fit(np.arange(8.0)[:, None] % 3, [4, 4])
 """
+]
 
 
 @pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        silence_logs=logging.CRITICAL,
-        preload=[WARM_UP],
-    )
-    client = distributed.Client(cluster)
-    try:
-        yield client
-    finally:
-        client.close()
-        cluster.close()
+def client(process_cluster):  # (tests/conftest.py)
+    return process_cluster
 
 
 @pytest.fixture(scope="module")
