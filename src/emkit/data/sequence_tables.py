@@ -227,6 +227,7 @@ class SequenceTableSource(Sequences):
         self.n_features = table.n_features
         self.dtype = table.dtype
         self.init_rows = table.init_rows
+        self._init: SequenceBatch | None = None
 
     @property
     def n_batches(self) -> int:
@@ -280,11 +281,15 @@ class SequenceTableSource(Sequences):
         return sequence_rows(cut, np.arange(0, cut.size, 2))
 
     def init_data(self) -> SequenceBatch:
-        """The sequences initialisation sees (see :meth:`init_sequences`)."""
-        rows, offsets = self.init_sequences()
-        if rows.size == self.n_observations:  # the whole table (it has <= init_rows rows)
-            return SequenceBatch(self.base.init_data(), offsets)
-        return SequenceBatch(self._gather(rows), offsets)
+        """The sequences initialisation sees (see :meth:`init_sequences`); read once and
+        kept (at most ``init_rows`` rows), as every restart starts from them."""
+        if self._init is None:
+            rows, offsets = self.init_sequences()
+            if rows.size == self.n_observations:  # the whole table (<= init_rows rows)
+                self._init = SequenceBatch(self.base.init_data(), offsets)
+            else:
+                self._init = SequenceBatch(self._gather(rows), offsets)
+        return self._init
 
     def _random_access(self) -> bool:
         return hasattr(self.base, "array") or isinstance(self.base, NpySource)
