@@ -1,13 +1,42 @@
-"""``import emkit`` stays light: scikit-learn (more than a second to import) is loaded
-only when a scikit-learn based class is first used."""
+"""``import emkit`` stays light: the estimators (numba, scipy) are imported when first
+used, scikit-learn (more than a second to import) only when a scikit-learn based class
+is first used; the command line's parser and ``emkit.load``'s reading part import
+neither numba nor scipy. Each check runs in a fresh interpreter."""
 
+import ast
+import importlib
+import json
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import emkit
+from emkit._registry import EMKIT_ESTIMATORS
+
+TESTS = Path(__file__).parent
+HEAVY = ("numba", "scipy", "sklearn")
 
 
 def _run(code: str) -> str:
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
     return out.stdout.strip()
+
+
+def _imported(names) -> str:
+    """Code printing which of ``names`` are in ``sys.modules``, as a JSON list."""
+    return f"import json, sys; print(json.dumps([m for m in {list(names)!r} if m in sys.modules]))"
+
+
+def test_import_emkit_imports_no_estimator_numba_scipy_or_scikit_learn():
+    code = (
+        "import emkit, sys; print(sorted(m for m in sys.modules if m.startswith('emkit.models')))"
+    )
+    assert _run(code) == "[]"
+    assert json.loads(_run("import emkit; " + _imported(HEAVY))) == []
 
 
 def test_import_emkit_does_not_import_scikit_learn():
@@ -27,3 +56,163 @@ def test_the_lazy_exceptions_are_scikit_learns():
         "emkit.ConvergenceWarning is emkit.exceptions.ConvergenceWarning)"
     )
     assert _run(code) == "True True True"
+
+
+def test_every_public_name_is_there_on_first_use():
+    # each name, looked up in a fresh interpreter, is the object its module defines
+    code = (
+        "import emkit, importlib, json; "
+        "print(json.dumps({n: getattr(emkit, n).__module__ for n in emkit.__all__ "
+        "if hasattr(getattr(emkit, n), '__module__')}))"
+    )
+    modules = json.loads(_run(code))
+    assert modules["GaussianMixture"] == "emkit.models.mixture.gaussian"
+    assert modules["HMM"] == "emkit.models.hmm.estimator"
+    assert modules["select"] == "emkit.selection"
+    assert set(emkit.__all__) <= set(dir(emkit))
+    code = "from emkit import HMM, LDA, select; import emkit; print(HMM is emkit.HMM, LDA.__name__)"
+    assert _run(code) == "True LDA"
+
+
+def test_the_subpackages_are_there_as_attributes_as_before():
+    code = (
+        "import emkit; print(emkit.models.mixture.gaussian.GaussianMixture is "
+        "emkit.GaussianMixture, emkit.distributions.covariance.get_structure('full').name, "
+        "emkit.selection.select is emkit.select)"
+    )
+    assert _run(code) == "True full True"
+    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+        emkit.no_such_name  # noqa: B018
+
+
+def test_importing_gaussian_mixture_leaves_the_other_models_out():
+    code = "import emkit; emkit.GaussianMixture; " + _imported(
+        ["emkit.models.hmm", "emkit.models.mixture.student_t", "scipy.special", "sklearn"]
+    )
+    assert json.loads(_run(code)) == []
+
+
+def test_the_command_line_parser_imports_neither_numba_nor_scipy():
+    code = """
+import contextlib, io
+from emkit.cli.main import main
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    status = main(["--help"])
+assert status == 0 and "usage" in out.getvalue()
+"""
+    assert json.loads(_run(code + _imported(HEAVY))) == []
+
+
+def test_python_m_emkit_cli_still_runs():
+    out = subprocess.run(
+        [sys.executable, "-m", "emkit.cli", "fit", "--help"], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert "--covariance" in out.stdout and "VVV" in out.stdout
+
+
+def test_loading_a_gaussian_mixture_imports_neither_numba_nor_scipy():
+    # what `emkit info model.npz` does; numba comes with the first E-step
+    path = TESTS / "data" / "legacy_0_1_0" / "gmm_full.npz"
+    code = f"import emkit; m = emkit.load({str(path)!r}); " + _imported(HEAVY)
+    assert json.loads(_run(code)) == []
+
+
+# --------------------------------------------------------------------- a fresh emkit.load
+
+#: one saved file of each estimator type (the committed fixtures of earlier versions),
+#: and the test module holding its expected predictions
+FILES = {
+    "factor_analysis": "test_legacy_files",
+    "gmm_full": "test_legacy_files",
+    "hmm_gaussian": "test_legacy_files",
+    "imputer": "test_legacy_files",
+    "mixture_independent": "test_legacy_files",
+    "tmm_full": "test_legacy_files",
+    "compat_hmmlearn": "test_release_fixtures",
+    "compat_sklearn": "test_release_fixtures",
+    "experts": "test_release_fixtures",
+    "lda": "test_release_fixtures",
+    "regressions": "test_release_fixtures",
+    "ssm": "test_release_fixtures",
+    "vbgmm": "test_release_fixtures",
+}
+
+
+def _path(name: str) -> Path:
+    folder = "legacy_0_1_0" if FILES[name] == "test_legacy_files" else "fixtures_0_2"
+    return TESTS / "data" / folder / f"{name}.npz"
+
+
+def _key(path: Path) -> str:
+    with zipfile.ZipFile(path) as zf:
+        return json.loads(zf.read("meta.json"))["class"]
+
+
+def test_the_files_cover_every_estimator_type():
+    keys = {_key(_path(name)) for name in FILES}
+    # every emkit estimator that is saved on its own (not the experts' and regressions'
+    # shared base), and a qualified key of each drop-in module
+    assert keys >= set(EMKIT_ESTIMATORS) - {"ConditionalMixtureEstimator", "GaussianMixture"}
+    assert {"GaussianMixture", "emkit.compat.sklearn.GaussianMixture"} <= keys
+    assert any(key.startswith("emkit.compat.hmmlearn.") for key in keys)
+
+
+@pytest.mark.parametrize("name", sorted(FILES))
+def test_a_fresh_interpreter_loads_every_estimator_type(name):
+    """``emkit.load`` before any estimator was used: the class's module is imported on
+    demand, and the model predicts what the version that wrote the file predicted."""
+    path = _path(name)
+    key = _key(path)
+    module = EMKIT_ESTIMATORS.get(key) or key.rpartition(".")[0]
+    code = f"""
+import sys, emkit
+assert {module!r} not in sys.modules, "not a fresh start"
+model = emkit.load({str(path)!r})
+sys.path.insert(0, {str(TESTS)!r})
+import numpy as np, {FILES[name]} as fixtures
+calls = fixtures.EXPECTED[{name!r}]
+for call, values in calls.items():
+    args = (model, {name!r}) if fixtures.__name__ == "test_legacy_files" else (model,)
+    got = np.asarray(fixtures.CALLS[call](*args), dtype=float)
+    np.testing.assert_allclose(got, np.asarray(values, dtype=float), rtol=1e-9, atol=1e-12)
+print(type(model).__module__, type(model).__qualname__, len(calls))
+"""
+    module_name, qualname, n_calls = _run(code).split()
+    assert int(n_calls) >= 1
+    if key in EMKIT_ESTIMATORS:
+        assert (module_name, qualname) == (module, key)
+    else:  # a drop-in front: a qualified key names its class
+        assert f"{module_name}.{qualname}" == key
+
+
+# --------------------------------------------------------------------- the lazy tables
+
+
+def _type_checking_imports(path: Path) -> dict[str, str]:
+    """Name -> module of the imports under ``if TYPE_CHECKING:`` in ``path``."""
+    found = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            for stmt in node.body:
+                assert isinstance(stmt, ast.ImportFrom)
+                found.update({alias.name: stmt.module for alias in stmt.names})
+    return found
+
+
+@pytest.mark.parametrize("package", ["emkit", "emkit.distributions", "emkit.models.mixture"])
+def test_what_type_checkers_see_is_what_is_imported_on_first_use(package):
+    module = importlib.import_module(package)
+    assert _type_checking_imports(Path(module.__file__)) == module._LAZY
+    for name in module.__all__:
+        assert name in dir(module)
+        value = getattr(module, name)
+        if name in module._LAZY:
+            assert value is getattr(sys.modules[module._LAZY[name]], name)
+
+
+def test_the_lazy_estimators_are_registrys_emkit_estimators():
+    lazy = {n: m for n, m in emkit._LAZY.items() if n in EMKIT_ESTIMATORS}
+    assert lazy == {n: EMKIT_ESTIMATORS[n] for n in lazy}
+    assert set(EMKIT_ESTIMATORS) - set(lazy) == {"ConditionalMixtureEstimator"}
