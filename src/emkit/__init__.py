@@ -6,7 +6,7 @@ plugs into, and estimators built on it.
 
 from typing import TYPE_CHECKING
 
-from emkit import _lazy
+from emkit import _lazy, _registry
 from emkit._version import __version__
 from emkit.engine import (
     EMModel,
@@ -63,22 +63,10 @@ __all__ = [
 #: what is imported on first use, and from where: the estimators (which import numba and
 #: scipy), ``select``, and scikit-learn's exception classes (which import scikit-learn)
 _LAZY = {
+    **{name: module for name, module in _registry.EMKIT_ESTIMATORS.items() if name in __all__},
     "ConvergenceWarning": "emkit.exceptions",
-    "FactorAnalysis": "emkit.models.latent.factor_analysis",
-    "GaussianImputer": "emkit.models.latent.imputer",
-    "GaussianMixture": "emkit.models.mixture.gaussian",
-    "HMM": "emkit.models.hmm.estimator",
-    "LDA": "emkit.models.topic.estimator",
-    "LinearGaussianSSM": "emkit.models.ssm.estimator",
-    "Mixture": "emkit.models.mixture.generic",
-    "MixtureOfExperts": "emkit.models.mixture.experts",
-    "MixtureOfRegressions": "emkit.models.mixture.regression",
     "NotFittedError": "emkit.exceptions",
-    "StudentTMixture": "emkit.models.mixture.student_t",
-    "VariationalGaussianMixture": "emkit.models.mixture.variational",
     "select": "emkit.selection",
 }
 
-__getattr__, __dir__ = _lazy.attach(
-    __name__, _LAZY, submodules=("data", "distributions", "models", "selection")
-)
+__getattr__, __dir__ = _lazy.attach(__name__, _LAZY)

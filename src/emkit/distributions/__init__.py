@@ -69,22 +69,4 @@ _LAZY = {
     "StudentTParams": "emkit.distributions.student_t",
 }
 
-__getattr__, __dir__ = _lazy.attach(
-    __name__,
-    _LAZY,
-    submodules=(
-        "base",
-        "conditional",
-        "continuous",
-        "covariance",
-        "discrete",
-        "gaussian",
-        "independent",
-        "missing",
-        "reseed",
-        "softmax",
-        "spec",
-        "student_t",
-        "student_t_dof",
-    ),
-)
+__getattr__, __dir__ = _lazy.attach(__name__, _LAZY)

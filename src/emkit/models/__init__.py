@@ -7,8 +7,6 @@
 
 from emkit import _lazy
 
-# Nothing is imported here: ``import emkit`` imports no model. The subpackages are
-# imported when first looked up (``emkit.models.hmm``), as if imported here.
-__getattr__, __dir__ = _lazy.attach(
-    __name__, {}, submodules=("estimator", "hmm", "init", "latent", "mixture", "ssm", "topic")
-)
+# Nothing is imported here: ``import emkit`` imports no model. A subpackage is imported
+# when first looked up (``emkit.models.hmm``), as if imported here.
+__getattr__, __dir__ = _lazy.attach(__name__, {})

@@ -23,23 +23,4 @@ _LAZY = {
     "StudentTMixture": "emkit.models.mixture.student_t",
 }
 
-__getattr__, __dir__ = _lazy.attach(
-    __name__,
-    _LAZY,
-    submodules=(
-        "base",
-        "conditional",
-        "conditional_front",
-        "experts",
-        "gaussian",
-        "gaussian_model",
-        "generic",
-        "model",
-        "regression",
-        "student_t",
-        "student_t_model",
-        "variational",
-        "variational_model",
-        "weights",
-    ),
-)
+__getattr__, __dir__ = _lazy.attach(__name__, _LAZY)
