@@ -394,34 +394,49 @@ class _CsvFile(_DataFile):
             import pyarrow  # noqa: F401
         except ImportError:  # pragma: no cover - pyarrow is a dependency
             return self._assemble(self._python_blocks(keep), keep, missing, capacity)
+        # pyarrow parsing numbers; pyarrow reading text, numbers and missing markers
+        # found after stripping spaces (such as " NA"); Python's csv module, which reads
+        # the rest or names the line of the first problem.
         try:
-            return self._assemble(self._arrow_blocks(keep, missing), keep, missing, capacity)
-        except _ArrowCannot:
-            # Read again by Python's csv module: it reads what pyarrow could not, or
-            # names the line of the first problem.
-            return self._assemble(self._python_blocks(keep), keep, missing, capacity)
+            return self._assemble(self._arrow_blocks(keep, missing, False), keep, missing, capacity)
+        except _ArrowCannot as exc:
+            reason = exc.args[0]
+        # (each attempt after its predecessor's exception and arrays are freed)
+        if reason == "read":
+            try:
+                blocks = self._arrow_blocks(keep, missing, True)
+                return self._assemble(blocks, keep, missing, capacity)
+            except _ArrowCannot:
+                pass
+        return self._assemble(self._python_blocks(keep), keep, missing, capacity)
 
-    def _arrow_blocks(self, keep: list[int], missing: str) -> Iterator[tuple[np.ndarray, None]]:
+    def _arrow_blocks(
+        self, keep: list[int], missing: str, text: bool
+    ) -> Iterator[tuple[np.ndarray, None]]:
         """Batches of pyarrow's streaming CSV reader as float64 blocks.
 
-        Any value pyarrow cannot read, an infinite value, or a missing value when
-        ``missing="error"``, raises ``_ArrowCannot`` (the line is not known here).
+        ``text``: read the cells as text and strip them before the missing markers
+        and the numbers are recognised. A value pyarrow cannot read (or a row it
+        cannot parse) raises ``_ArrowCannot("read")``; an infinite value, or a missing
+        one when ``missing="error"``, ``_ArrowCannot("value")``: their lines are not
+        known here.
         """
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
         fields = [f"f{j}" for j in range(self.n_fields)]  # the file's names may repeat
         selected = [fields[j] for j in keep]
+        kind = pa.string() if text else pa.float64()
         options = {
             "read_options": pacsv.ReadOptions(
                 column_names=fields,
                 skip_rows=self.skip,
                 block_size=max(1 << 20, 64 * self.first_line_chars),
             ),
-            "parse_options": pacsv.ParseOptions(delimiter=self.delimiter),
+            "parse_options": pacsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=text),
             "convert_options": pacsv.ConvertOptions(
                 include_columns=selected,
-                column_types={name: pa.float64() for name in selected},
+                column_types={name: kind for name in selected},
                 null_values=_NULL_VALUES,
                 quoted_strings_can_be_null=True,
             ),
@@ -434,14 +449,14 @@ class _CsvFile(_DataFile):
                 for batch in reader:
                     values = np.empty((batch.num_rows, len(keep)))
                     for j, column in enumerate(batch.columns):
-                        values[:, j] = arrow_floats(column)
+                        values[:, j] = arrow_floats(_parse_text(column) if text else column)
                     if not np.isfinite(values).all() and (
                         missing == "error" or np.isinf(values).any()
                     ):
-                        raise _ArrowCannot
+                        raise _ArrowCannot("value")
                     yield values, None
         except pa.ArrowException:
-            raise _ArrowCannot from None
+            raise _ArrowCannot("read") from None
 
     def _python_blocks(self, keep: list[int]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """The file read by Python's csv module, in blocks, each row with its line."""
@@ -498,6 +513,20 @@ class _CsvFile(_DataFile):
         return out
 
 
+def _parse_text(column: Any) -> Any:
+    """A pyarrow column of text as float64: stripped, missing markers as nulls (raises
+    ``ArrowInvalid`` for text that is not a number)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    pool = pa.system_memory_pool()
+    text = pc.utf8_trim_whitespace(column, memory_pool=pool)
+    lower = pc.utf8_lower(text, memory_pool=pool)
+    missing = pc.is_in(lower, value_set=pa.array(MISSING_MARKERS), memory_pool=pool)
+    text = pc.if_else(missing, pa.scalar(None, pa.string()), text, memory_pool=pool)
+    return pc.cast(text, pa.float64(), memory_pool=pool)
+
+
 def _fields(n: int) -> str:
     return f"{n} field" if n == 1 else f"{n} fields"
 
@@ -543,7 +572,7 @@ def arrow_floats(column: Any) -> np.ndarray:
         chunks = [arrow_floats(chunk) for chunk in column.chunks]
         return np.concatenate(chunks) if chunks else np.empty(0)
     if column.type != pa.float64():
-        column = column.cast(pa.float64())
+        column = column.cast(pa.float64(), memory_pool=pa.system_memory_pool())
     n, offset = len(column), column.offset
     validity, data = column.buffers()[:2]
     if data is None:  # a column of nulls only
