@@ -455,6 +455,16 @@ def test_fit_records_the_selected_column_names(tmp_path, capsys):
     assert "\nfeatures: c, a\n" in out
 
 
+def test_repeated_names_are_not_recorded(tmp_path, capsys):
+    X = sample(100)
+    path = write_rows(tmp_path / "x.csv", ["a", "a", "c"], cells(X))
+    argv = ["fit", path, "-k", "2", "--n-init", "1", "--columns", "0,1", "-o", tmp_path / "m.npz"]
+    code, _, err = run(argv, capsys)
+    assert code == 0, err
+    assert "names repeat (a, a); the model keeps no names" in err
+    assert not hasattr(emkit.load(tmp_path / "m.npz"), "feature_names_in_")
+
+
 @pytest.mark.parametrize("data", ["headerless csv", "npy"])
 def test_generated_names_are_not_recorded(data, tmp_path, capsys):
     X = sample(100)

@@ -164,7 +164,15 @@ def cmd_fit(args: argparse.Namespace) -> int:
         if len(X) == 0:
             raise ValueError(f"{args.data} has no row with a value in the selected columns")
     # Generated names (x0, x1, ...) mean nothing: the model records names from the file only.
-    return _selection(X, table.names, str(args.data), args, named=table.named)
+    named = table.named
+    if named and len(set(table.names)) < len(table.names):
+        named = False
+        if not args.quiet:
+            _note(
+                f"the selected columns' names repeat ({', '.join(table.names)}); the model "
+                "keeps no names"
+            )
+    return _selection(X, table.names, str(args.data), args, named=named)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

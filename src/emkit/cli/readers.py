@@ -494,9 +494,13 @@ class _CsvFile(_DataFile):
     def _parse_column(self, cells: Sequence[str], j: int, lines: np.ndarray) -> np.ndarray:
         """One column's cells as float64 (missing markers as NaN), or a ValueError naming
         the column and the line of the first bad cell."""
-        try:
-            return np.asarray(cells, dtype=np.float64)
-        except ValueError:
+        try:  # all at once (pyarrow, as in the text pass); cell by cell on failure
+            import pyarrow as pa
+
+            return arrow_floats(_parse_text(pa.array(cells, pa.string())))
+        except ImportError:  # pragma: no cover - pyarrow is a dependency
+            pass
+        except (pa.ArrowException, UnicodeEncodeError):  # text, or undecodable bytes
             pass
         out = np.empty(len(cells))
         for i, cell in enumerate(cells):
