@@ -135,8 +135,11 @@ def em(
         the same result as an uninterrupted one. A file from another fit (model,
         options, data shape) is refused with a ``ValueError``. See
         :mod:`emkit.engine.checkpoint`. Every scheme, variant and option resumes
-        exactly (annealing at the stage and step it reached); restarts then run one
-        after the other, with the same result.
+        exactly: annealing at the stage and step it reached (the schedule is part
+        of the fingerprint), online EM with its generator, step count and running
+        statistics, restarts with the ones already finished (they then run one after
+        the other, with the same result). A custom ``scheme`` resumes exactly when
+        it keeps what it carries between steps in ``RunContext.scheme_state``.
     checkpoint_every : int, default 1
         Steps between two writes of the checkpoint.
     fixed : collection of str or dict, optional
