@@ -16,16 +16,11 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
-from test_checkpoint import SRC, Interrupt, assert_same_result, watch
+from test_checkpoint import Interrupt, assert_same_result, killed_fit, watch
 
 import emkit
 from emkit.engine.accel import SQUAREM
@@ -237,52 +232,14 @@ def test_a_custom_annealing_scheme_is_fingerprinted_by_its_schedule(X, tmp_path)
             emkit.em(model, data, scheme=other, checkpoint=path, max_iter=5)
 
 
-CHILD = """
-import sys, time
-import numpy as np
-import emkit
-from emkit.models.mixture.gaussian_model import GaussianMixtureModel
-X = np.load(sys.argv[1])
-emkit.em(GaussianMixtureModel(3), (X, None), tol=0.0, max_iter=8, random_state=1,
-         anneal=[0.2, 0.5, 1.0], checkpoint=sys.argv[2],
-         callback=lambda info: time.sleep(0.1))
-"""
-
-
-def _saved(path: Path) -> tuple[int, int]:
-    """(steps, annealing stage) of the checkpoint's current restart; (-1, -1) if none."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            current = json.loads(zf.read("meta.json"))["current"]
-            if current is None:
-                return -1, -1
-            stage = int(np.load(zf.open("r0.scheme.stage.0.npy")))
-    except (OSError, KeyError, zipfile.BadZipFile, ValueError):
-        return -1, -1
-    return current["n_iter"], stage
-
-
 def test_an_annealed_fit_killed_with_sigkill_resumes_to_the_uninterrupted_result(X, tmp_path):
-    np.save(tmp_path / "x.npy", X)
-    path = tmp_path / "fit.ckpt"
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(tmp_path / "x.npy"), str(path)], env=env
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while _saved(path)[0] < 11:  # inside the second stage
-            assert child.poll() is None, "the child ended before it was killed"
-            assert time.monotonic() < deadline, "no checkpoint was written"
-            time.sleep(0.02)
-        os.kill(child.pid, signal.SIGKILL)
-    finally:
-        child.wait()
-    assert child.returncode == -signal.SIGKILL
-    killed_at, stage = _saved(path)
+    options = dict(tol=0.0, max_iter=8, random_state=1, anneal=[0.2, 0.5, 1.0])
+    path = killed_fit(X, tmp_path, options, after=11, pause=0.1)  # inside the second stage
+    with zipfile.ZipFile(path) as zf:
+        killed_at = json.loads(zf.read("meta.json"))["current"]["n_iter"]
+        stage = int(np.load(zf.open("r0.scheme.stage.0.npy")))
     assert 11 <= killed_at < 24
     assert stage == (killed_at - 1) // 8  # the stage is recorded (8 steps each)
-    options = dict(tol=0.0, max_iter=8, random_state=1, anneal=[0.2, 0.5, 1.0])
     model = GaussianMixtureModel(3)
     reference = emkit.em(model, (X, None), **options)
     callback = watch()
