@@ -14,13 +14,15 @@ import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from emkit._validation import check_array, check_sample_weight
 from emkit.distributions.covariance import COVARIANCE_TYPES, MCLUST_MODELS
-from emkit.models.mixture.gaussian import GaussianMixture
+
+if TYPE_CHECKING:  # imported by the first fit: the command line's parser imports this module
+    from emkit.models.mixture.gaussian import GaussianMixture
 
 __all__ = ["CRITERIA", "Candidate", "Selection", "select"]
 
@@ -149,6 +151,7 @@ def _fit_one(X, w, n_obs, K, cov_type, params, record=True) -> Candidate:
     """Fit one candidate, recording its warnings (``record``: not thread-safe); a failure
     becomes its status."""
     from emkit.exceptions import ConvergenceWarning
+    from emkit.models.mixture.gaussian import GaussianMixture
 
     cand = Candidate(K, cov_type)
     est = GaussianMixture(K, covariance_type=cov_type, **params)
