@@ -4,12 +4,12 @@ Every format is read as a stream of float64 blocks of the selected columns, writ
 into one preallocated array, so the peak memory is about the float64 size of the
 selected data (not of the file's text):
 
-* CSV / TSV: pyarrow's streaming CSV reader (``pyarrow.csv.open_csv``), the selected
-  columns converted batch by batch. When it cannot read a file (a bad value, a row
-  with the wrong number of fields, a missing marker padded with spaces, a quoted
-  line break in a text column, ...), the file is read again by Python's ``csv``
-  module, which either reads it or reports the first problem with its column and
-  line number;
+* CSV / TSV: pyarrow's streaming CSV reader, the selected columns converted batch by
+  batch (:class:`emkit.data.csv_reader.CsvFile`, shared with
+  :func:`emkit.data.from_csv`). Where it cannot read the values as numbers (a missing
+  marker padded with spaces, a quoted line break in a text column, ...) it reads the
+  rest as text; where it cannot read that either, Python's ``csv`` module reads the
+  rest, or reports the first problem with its column and line number;
 * Parquet: one row group at a time;
 * ``.npy``: loaded, then the selected columns taken.
 
@@ -20,17 +20,14 @@ infinite value is always an error.
 
 from __future__ import annotations
 
-import csv
-import io
-import itertools
 import os
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+
+from emkit.data.csv_reader import MISSING_MARKERS, CsvFile, arrow_floats
 
 __all__ = [
     "MISSING_MARKERS",
@@ -44,22 +41,6 @@ __all__ = [
 
 #: what ``missing`` may be: keep missing values as NaN, drop their rows, or refuse them
 MISSING_MODES = ("allow", "drop", "error")
-#: CSV cells read as a missing value (compared stripped and lower-cased)
-MISSING_MARKERS = ("", "na", "nan", "null", "none")
-#: the markers in every mix of case, for pyarrow (which compares cells exactly)
-_NULL_VALUES = sorted(
-    {
-        "".join(chars)
-        for m in MISSING_MARKERS
-        for chars in itertools.product(*({c, c.upper()} for c in m))
-    }
-)
-#: a number as pyarrow's CSV reader parses one (checked on the stripped cell)
-_NUMBER = re.compile(
-    r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|inf(?:inity)?)", re.I
-)
-#: rows per block of the Python CSV reader and of ``.npy`` checks
-_BLOCK_ROWS = 65_536
 
 
 @dataclass
@@ -324,272 +305,33 @@ def _generated_names(n: int) -> list[str]:
 
 
 # ---------------------------------------------------------------------- CSV
-class _CsvFile(_DataFile):
-    """A CSV (or TSV) file: its first rows are read here to find the columns."""
+class _CsvFile(CsvFile, _DataFile):
+    """A CSV (or TSV) file, streamed by :class:`emkit.data.csv_reader.CsvFile`."""
 
     def __init__(self, path: Path, header: bool | None):
-        self.path = path
-        self.delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-        self._data: bytes | None = None
-        if not path.is_file():  # a pipe (such as <(zcat ...)) is read once, into memory
-            with path.open("rb") as fh:
-                self._data = fh.read()
-        rows, self.skip = self._first_rows()
-        if not rows:
-            raise ValueError(f"{path} is empty (a CSV file needs a header row or data)")
-        self.n_fields = len(rows[0])
-        self.header = _looks_like_header(rows) if header is None else header
-        if self.header:
-            self.names = [name.strip() for name in rows[0]]
-        else:
-            self.names = _generated_names(self.n_fields)
-            self.named = False
-            self.skip = 0
-            if header is None:
-                last = f"x{self.n_fields - 1}"
-                self.notes = (
-                    f"{path} has no header row (its first row reads as data); columns are "
-                    f"named x0..{last}; pass --header to read it as names",
-                )
-        self.first_line_chars = len(self.delimiter.join(rows[0]))
-
-    def _binary(self) -> io.BufferedIOBase:
-        return io.BytesIO(self._data) if self._data is not None else self.path.open("rb")
-
-    def _text(self, errors: str) -> io.TextIOWrapper:
-        return io.TextIOWrapper(self._binary(), encoding="utf-8-sig", errors=errors, newline="")
-
-    def _first_rows(self) -> tuple[list[list[str]], int]:
-        """The first two non-empty rows, and the number of lines up to the first."""
-        rows: list[list[str]] = []
-        skip = 0
-        try:
-            with self._text("strict") as fh:
-                reader = csv.reader(fh, delimiter=self.delimiter, skipinitialspace=True)
-                for row in reader:
-                    if row:
-                        rows.append(row)
-                        skip = skip or reader.line_num
-                    if len(rows) == 2:
-                        break
-        except UnicodeDecodeError:
-            raise ValueError(f"{self.path} is not a UTF-8 text file") from None
-        except csv.Error as exc:
-            raise ValueError(f"{self.path} is not a valid CSV file: {exc}") from None
-        return rows, skip
-
-    def _count_lines(self) -> int:
-        """An upper bound of the number of data rows: the number of lines."""
-        if self._data is not None:
-            return self._data.count(b"\n") + 1
-        n, buf = 1, bytearray(1 << 20)
-        with self.path.open("rb", buffering=0) as fh:
-            while k := fh.readinto(buf):
-                n += buf.count(b"\n", 0, k)
-        return n
+        super().__init__(path, header, hint="select numeric columns with --columns")
+        self.named = self.header
+        if not self.header and header is None:
+            last = f"x{self.n_fields - 1}"
+            self.notes = (
+                f"{path} has no header row (its first row reads as data); columns are "
+                f"named x0..{last}; pass --header to read it as names",
+            )
 
     def read(self, keep: list[int], missing: str) -> tuple[np.ndarray, int, int]:
-        capacity = self._count_lines()
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:  # pragma: no cover - pyarrow is a dependency
-            return self._assemble(self._python_blocks(keep), keep, missing, capacity)
-        # pyarrow parsing numbers; pyarrow reading text, numbers and missing markers
-        # found after stripping spaces (such as " NA"); Python's csv module, which reads
-        # the rest or names the line of the first problem.
-        try:
-            return self._assemble(self._arrow_blocks(keep, missing, False), keep, missing, capacity)
-        except _ArrowCannot as exc:
-            reason = exc.args[0]
-        # (each attempt after its predecessor's exception and arrays are freed)
-        if reason == "read":
-            try:
-                blocks = self._arrow_blocks(keep, missing, True)
-                return self._assemble(blocks, keep, missing, capacity)
-            except _ArrowCannot:
-                pass
-        return self._assemble(self._python_blocks(keep), keep, missing, capacity)
+        # pyarrow reads the values; a block with an infinite value (or a missing one
+        # when missing="error") hands the rest to Python's csv module, which names its
+        # line (see _check_values).
+        def fine(values: np.ndarray) -> bool:
+            return bool(np.isfinite(values).all()) or (
+                missing != "error" and not np.isinf(values).any()
+            )
 
-    def _arrow_blocks(
-        self, keep: list[int], missing: str, text: bool
-    ) -> Iterator[tuple[np.ndarray, None]]:
-        """Batches of pyarrow's streaming CSV reader as float64 blocks.
-
-        ``text``: read the cells as text and strip them before the missing markers
-        and the numbers are recognised. A value pyarrow cannot read (or a row it
-        cannot parse) raises ``_ArrowCannot("read")``; an infinite value, or a missing
-        one when ``missing="error"``, ``_ArrowCannot("value")``: their lines are not
-        known here.
-        """
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
-
-        fields = [f"f{j}" for j in range(self.n_fields)]  # the file's names may repeat
-        selected = [fields[j] for j in keep]
-        kind = pa.string() if text else pa.float64()
-        options = {
-            # Blocks of 256 KiB (at least 64 rows): as fast as larger ones on a 1M x 8
-            # file, and the parser's buffers stay small beside the float64 data.
-            "read_options": pacsv.ReadOptions(
-                column_names=fields,
-                skip_rows=self.skip,
-                block_size=max(1 << 18, 64 * self.first_line_chars),
-            ),
-            "parse_options": pacsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=text),
-            "convert_options": pacsv.ConvertOptions(
-                include_columns=selected,
-                column_types={name: kind for name in selected},
-                null_values=_NULL_VALUES,
-                quoted_strings_can_be_null=True,
-            ),
-            # Freed batches go back to the system at once (the default pools keep them).
-            "memory_pool": pa.system_memory_pool(),
-        }
-        try:
-            with self._binary() as fh:
-                reader = pacsv.open_csv(fh, **options)
-                for batch in reader:
-                    values = np.empty((batch.num_rows, len(keep)))
-                    for j, column in enumerate(batch.columns):
-                        values[:, j] = arrow_floats(_parse_text(column) if text else column)
-                    if not np.isfinite(values).all() and (
-                        missing == "error" or np.isinf(values).any()
-                    ):
-                        raise _ArrowCannot("value")
-                    yield values, None
-        except pa.ArrowException:
-            raise _ArrowCannot("read") from None
-
-    def _python_blocks(self, keep: list[int]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """The file read by Python's csv module, in blocks, each row with its line."""
-        with self._text("surrogateescape") as fh:
-            reader = csv.reader(fh, delimiter=self.delimiter, skipinitialspace=True)
-            rows = (row for row in reader if row)
-            if self.header:
-                next(rows, None)
-            try:
-                while True:
-                    cells, lines = [], []
-                    for row in itertools.islice(rows, _BLOCK_ROWS):
-                        if len(row) != self.n_fields:
-                            first = "the header" if self.header else "the first row"
-                            raise ValueError(
-                                f"{self.path}: line {reader.line_num} has {_fields(len(row))} "
-                                f"but {first} has {_fields(self.n_fields)}"
-                            )
-                        cells.append([row[j] for j in keep])
-                        lines.append(reader.line_num)
-                    if not cells:
-                        return
-                    lines_array = np.asarray(lines)
-                    values = np.empty((len(cells), len(keep)))
-                    for j, column in enumerate(zip(*cells)):
-                        values[:, j] = self._parse_column(column, keep[j], lines_array)
-                    yield values, lines_array
-            except csv.Error as exc:
-                raise ValueError(
-                    f"{self.path} is not a valid CSV file: line {reader.line_num}: {exc}"
-                ) from None
-
-    def _parse_column(self, cells: Sequence[str], j: int, lines: np.ndarray) -> np.ndarray:
-        """One column's cells as float64 (missing markers as NaN), or a ValueError naming
-        the column and the line of the first bad cell."""
-        try:  # all at once (pyarrow, as in the text pass); cell by cell on failure
-            import pyarrow as pa
-
-            return arrow_floats(_parse_text(pa.array(cells, pa.string())))
-        except ImportError:  # pragma: no cover - pyarrow is a dependency
-            pass
-        except (pa.ArrowException, UnicodeEncodeError):  # text, or undecodable bytes
-            pass
-        out = np.empty(len(cells))
-        for i, cell in enumerate(cells):
-            text = cell.strip()
-            if text.lower() in MISSING_MARKERS:
-                out[i] = np.nan
-            elif _NUMBER.fullmatch(text):
-                out[i] = float(text)
-            elif any("\udc80" <= c <= "\udcff" for c in cell):  # undecodable bytes
-                raise ValueError(f"{self.path} is not a UTF-8 text file (line {lines[i]})")
-            else:
-                raise ValueError(
-                    f"{self.path}: column {self.names[j]!r} has the non-numeric value "
-                    f"{cell!r} at line {lines[i]}; select numeric columns with --columns"
-                )
-        return out
-
-
-def _parse_text(column: Any) -> Any:
-    """A pyarrow column of text as float64: stripped, missing markers as nulls (raises
-    ``ArrowInvalid`` for text that is not a number)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    pool = pa.system_memory_pool()
-    text = pc.utf8_trim_whitespace(column, memory_pool=pool)
-    lower = pc.utf8_lower(text, memory_pool=pool)
-    missing = pc.is_in(lower, value_set=pa.array(MISSING_MARKERS), memory_pool=pool)
-    text = pc.if_else(missing, pa.scalar(None, pa.string()), text, memory_pool=pool)
-    return pc.cast(text, pa.float64(), memory_pool=pool)
-
-
-def _fields(n: int) -> str:
-    return f"{n} field" if n == 1 else f"{n} fields"
-
-
-class _ArrowCannot(Exception):
-    """pyarrow could not read the file as asked; Python's csv module reads it again."""
-
-
-def _is_number(cell: str) -> bool:
-    return _NUMBER.fullmatch(cell.strip()) is not None
-
-
-def _is_text(cell: str) -> bool:
-    """Neither a number nor a missing marker."""
-    return not _is_number(cell) and cell.strip().lower() not in MISSING_MARKERS
-
-
-def _looks_like_header(rows: list[list[str]]) -> bool:
-    """Whether the first of a CSV file's first (one or two) rows is a header row.
-
-    It is when some column holds text in it and a number or a missing value below it,
-    or when every one of its fields is text; a row of numbers (and missing values) is
-    data, and so is a row whose text columns hold text in the second row too.
-    """
-    first = rows[0]
-    text = [_is_text(cell) for cell in first]
-    if all(text) or len(rows) == 1:
-        return any(text)
-    second = rows[1]
-    return any(t and j < len(second) and not _is_text(second[j]) for j, t in enumerate(text))
+        blocks = self.blocks(keep, check=fine)
+        return self._assemble(blocks, keep, missing, self.count_lines())
 
 
 # ---------------------------------------------------------------------- Parquet / npy
-def arrow_floats(column: Any) -> np.ndarray:
-    """A numeric pyarrow array (or chunked array) as float64, nulls as NaN.
-
-    Reads the array's buffers directly: ``to_numpy`` would import pandas for
-    arrays with nulls.
-    """
-    import pyarrow as pa
-
-    if isinstance(column, pa.ChunkedArray):
-        chunks = [arrow_floats(chunk) for chunk in column.chunks]
-        return np.concatenate(chunks) if chunks else np.empty(0)
-    if column.type != pa.float64():
-        column = column.cast(pa.float64(), memory_pool=pa.system_memory_pool())
-    n, offset = len(column), column.offset
-    validity, data = column.buffers()[:2]
-    if data is None:  # a column of nulls only
-        return np.full(n, np.nan)
-    values = np.frombuffer(data, dtype=np.float64, count=n, offset=8 * offset)
-    if column.null_count:
-        bits = np.unpackbits(np.frombuffer(validity, np.uint8), count=offset + n, bitorder="little")
-        values = np.where(bits[offset:].view(bool), values, np.nan)
-    return values
-
-
 class _ParquetFile(_DataFile):
     """A Parquet file, read one row group at a time."""
 
