@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
 from emkit.data.sequences import SequenceBatch, Sequences, offsets_from_lengths, sequence_rows
-from emkit.data.tables import MappedSource, NpySource, TableSource, _read_rows
+from emkit.data.tables import MappedSource, NpySource, TableSource, _read_rows, _recut
 
 __all__ = [
     "SequenceTableSource",
@@ -132,15 +133,13 @@ def runs_of_ids(chunks: Iterable[Any], column: str, runs: bool = False) -> np.nd
     ...
     ValueError: sequence id 'a' of column 'id' appears again at row 2 after other ...
     """
-    import pandas as pd
-
     lengths: list[int] = []
     seen: set[Any] = set()
     last: Any = None
     row = 0
     for chunk in chunks:
         values, sizes = chunk if runs else id_runs(chunk)
-        gap = np.flatnonzero(pd.isna(values))
+        gap = np.flatnonzero(_missing(values))
         if gap.size:
             raise ValueError(
                 f"the sequence column {column!r} has a missing id at row "
@@ -165,6 +164,22 @@ def runs_of_ids(chunks: Iterable[Any], column: str, runs: bool = False) -> np.nd
     return np.asarray(lengths, dtype=np.int64)
 
 
+def _missing(values: Any) -> np.ndarray:
+    """Where ids are missing: None, NaN, NaT (and pandas' missing values, which only
+    exist where pandas is imported)."""
+    pd = sys.modules.get("pandas")
+    if pd is not None:
+        return np.asarray(pd.isna(values), dtype=bool)
+    v = np.asarray(values)
+    if v.dtype.kind in "fc":
+        return np.isnan(v)
+    if v.dtype.kind in "mM":
+        return np.isnat(v)
+    if v.dtype.kind != "O":
+        return np.zeros(v.shape, dtype=bool)
+    return np.fromiter((x is None or (isinstance(x, float) and x != x) for x in v), bool, v.size)
+
+
 def scan(table: TableSource, fn: Callable[[np.ndarray], Any]) -> list[Any]:
     """``fn`` of every batch of ``table`` (a streaming pass; a Dask collection's
     partitions are computed by Dask, on the current client if there is one)."""
@@ -174,23 +189,6 @@ def scan(table: TableSource, fn: Callable[[np.ndarray], Any]) -> list[Any]:
         part = dask.delayed(fn, pure=True)
         return list(dask.compute(*[part(p) for p in table.delayed_parts()]))
     return [fn(block) for block in table.batches()]
-
-
-def _recut(blocks: Iterable[np.ndarray], bounds: list[tuple[int, int]]) -> Iterator[np.ndarray]:
-    """The rows ``[lo, hi)`` of every bound, from a stream of consecutive row blocks."""
-    pending: list[np.ndarray] = []
-    held = 0
-    stream = iter(blocks)
-    for lo, hi in bounds:
-        want = hi - lo
-        while held < want:
-            block = next(stream)
-            pending.append(block)
-            held += len(block)
-        block = np.concatenate(pending) if len(pending) > 1 else pending[0]
-        yield block[:want]
-        rest = block[want:]
-        pending, held = ([rest] if len(rest) else []), len(rest)
 
 
 def _sequence_batch(rows: np.ndarray, offsets: np.ndarray) -> SequenceBatch:

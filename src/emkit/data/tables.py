@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,8 @@ __all__ = [
 DEFAULT_INIT_ROWS = 100_000
 #: bytes of float64 per batch when ``batch_size`` is not given (32 MiB)
 _BATCH_BYTES = 2**25
+#: rows between the rows whose byte offsets a CSV source notes
+_INDEX_EVERY = 2**16
 
 
 def default_batch_size(n_features: int) -> int:
@@ -115,12 +117,13 @@ class TableSource(DataSource):
         step = max(1, math.ceil(self.n_samples / self.init_rows))
         if step == 1:
             return np.concatenate(list(self.batches()), axis=0)
-        # Every step-th row of the whole table, whatever the batch boundaries.
+        # Every step-th row of the whole table, whatever the batch boundaries, in one
+        # streaming pass.
         parts = []
-        for lo, hi in self._bounds():
+        for (lo, hi), block in zip(self._bounds(), self.batches()):
             first = (-lo) % step
             if first < hi - lo:
-                parts.append(self._read(lo, hi)[first::step].copy())  # not a view of the batch
+                parts.append(block[first::step].copy())  # not a view of the batch
         return np.concatenate(parts, axis=0)
 
     def column_mean(self) -> np.ndarray:
@@ -307,23 +310,16 @@ class ParquetSource(TableSource):
     def batches(self) -> Iterator[np.ndarray]:
         # One sequential scan, a row group at a time (pyarrow's iter_batches holds on to
         # the whole file's buffers); batches are cut at batch_size rows across groups.
+        return _recut(self._row_groups(), self._bounds(), self.files[0])
+
+    def _row_groups(self) -> Iterator[np.ndarray]:
         import pyarrow.parquet as pq
 
-        pending: list[np.ndarray] = []
-        held = 0
         handles: dict[int, Any] = {}
         for i, g, _, _ in self._groups:
             pf = handles.get(i) or handles.setdefault(i, pq.ParquetFile(self.files[i]))
             handles = {i: pf}  # one file open at a time
-            pending.append(self._to_numpy(pf.read_row_group(g, columns=self.columns)))
-            held += len(pending[-1])
-            while held >= self.batch_size:
-                block = np.concatenate(pending) if len(pending) > 1 else pending[0]
-                yield block[: self.batch_size]
-                rest = block[self.batch_size :]
-                pending, held = ([rest] if len(rest) else []), len(rest)
-        if held:
-            yield np.concatenate(pending) if len(pending) > 1 else pending[0]
+            yield self._to_numpy(pf.read_row_group(g, columns=self.columns))
 
     def column_chunks(self, name: str) -> Iterator[np.ndarray]:
         """The values of column ``name`` (any type), a row group at a time."""
@@ -357,80 +353,132 @@ class ParquetSource(TableSource):
 
 
 class CsvSource(TableSource):
-    """A CSV file with a header row, read in chunks with pandas (see :func:`from_csv`)."""
+    """A CSV file with a header row, streamed with pyarrow (see :func:`from_csv`)."""
 
     def __init__(
         self, path, columns=None, batch_size=None, init_rows=DEFAULT_INIT_ROWS, exclude=()
     ):
-        import pandas as pd
+        from emkit.data.csv_reader import CsvFile
 
         self.path = os.fspath(path)
         if not os.path.isfile(self.path):
             raise FileNotFoundError(f"no such CSV file: {self.path}")
-        head = pd.read_csv(self.path, nrows=1000)
-        _check_present(exclude, list(head.columns), self.path)
-        names = (
-            [c for c in head.columns if c not in exclude]
-            if columns is None
-            else _column_list(columns)
+        self._file = CsvFile(
+            self.path, header=True, hint="choose numeric columns with columns=[...]"
         )
-        missing = [c for c in names if c not in head.columns]
-        if missing:
-            raise ValueError(
-                f"columns {missing} are not in {self.path} (it has {list(head.columns)})"
-            )
-        _check_numeric({c: head[c].dtype for c in names}, self.path)
-        self.columns = names
-        self.n_features = len(names)
+        names = self._file.names
+        _check_present(exclude, names, self.path)
+        self.columns = (
+            [c for c in names if c not in exclude] if columns is None else _column_list(columns)
+        )
+        _check_present(self.columns, names, self.path)
+        self._keep = [names.index(c) for c in self.columns]
+        text = self._file.text_columns(self._keep)
+        _refuse_non_numeric(
+            [f"{names[j]} (text, such as {v!r})" for j, v in text.items()], self.path
+        )
+        self.n_features = len(self.columns)
         self.dtype = np.dtype(np.float64)
         self.batch_size = _check_batch_size(batch_size) or default_batch_size(self.n_features)
         self.init_rows = _check_init_rows(init_rows)
         self._n: int | None = None
+        # byte offsets of rows 0, every, 2 every, ... (where line ends tell the rows): a
+        # read of rows parses at most `every` rows before them
+        self._starts: np.ndarray | None = None
+        self._every = min(self.batch_size, _INDEX_EVERY)
 
     @property
     def n_samples(self) -> int:
-        if self._n is None:  # one pass over the file, counted chunk by chunk
-            self._n = sum(len(b) for b in self._chunks(usecols=self.columns[:1]))
+        if self._n is None:  # one pass over the file
+            index = self._file.row_starts(self._every)  # line ends, where they tell rows
+            if index is None:
+                self._n = self._file.count_rows()  # pyarrow, one column as text
+            else:
+                self._n, self._starts = index
             if self._n < 1:
                 raise ValueError(f"{self.path} has no rows")
         return self._n
 
-    def _chunks(self, usecols=None, skip: int = 0, nrows: int | None = None):
-        import pandas as pd
-
-        reader = pd.read_csv(
-            self.path,
-            usecols=usecols or self.columns,
-            chunksize=self.batch_size,
-            skiprows=range(1, skip + 1) if skip else None,
-            nrows=nrows,
-        )
-        with reader:
-            yield from reader
+    def _stream(self, lo: int) -> Iterator[np.ndarray]:
+        """The rows from ``lo`` on, in pyarrow's blocks: parsed from the last indexed
+        row at or before ``lo`` (or from the top), the rows before ``lo`` passed over."""
+        k = lo // self._every if self._starts is not None else 0
+        seek = (int(self._starts[k]), k * self._every) if k else None
+        for values, _ in self._file.blocks(self._keep, lo, seek=seek):
+            yield values
 
     def batches(self) -> Iterator[np.ndarray]:
-        for chunk in self._chunks():
-            yield self._to_numpy(chunk)
+        drawn = 0
+
+        def stream() -> Iterator[np.ndarray]:
+            nonlocal drawn
+            for block in self._stream(0):
+                drawn += len(block)
+                yield block
+
+        blocks = stream()
+        yield from _recut(blocks, self._bounds(), self.path)
+        rows = drawn + sum(len(block) for block in blocks)  # (none, unless the file grew)
+        if rows != self.n_samples:
+            raise ValueError(
+                f"{self.path} has {rows} rows, not the {self.n_samples} counted before; was "
+                "it changed while being read?"
+            )
 
     def column_chunks(self, name: str) -> Iterator[np.ndarray]:
-        """The values of column ``name``, read as text, ``batch_size`` rows at a time."""
-        import pandas as pd
-
-        reader = pd.read_csv(
-            self.path, usecols=[name], dtype={name: str}, chunksize=self.batch_size
-        )
-        with reader:
-            for chunk in reader:
-                yield chunk[name].to_numpy()
-
-    def _to_numpy(self, frame) -> np.ndarray:
-        try:
-            return frame[self.columns].to_numpy(dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{self.path} has a value that is not a number: {exc}") from None
+        """The values of column ``name`` read as text (missing markers as None), one
+        of pyarrow's blocks at a time."""
+        _check_present([name], self._file.names, self.path)
+        return self._file.text_column(self._file.names.index(name))
 
     def _read(self, lo: int, hi: int) -> np.ndarray:
-        return np.concatenate([self._to_numpy(c) for c in self._chunks(skip=lo, nrows=hi - lo)])
+        stream = self._stream(lo)
+        try:
+            return next(_recut(stream, [(lo, hi)], self.path))
+        finally:
+            stream.close()
+
+
+def _recut(
+    blocks: Iterable[np.ndarray], bounds: Sequence[tuple[int, int]], where: str = "the table"
+) -> Iterator[np.ndarray]:
+    """The rows ``[lo, hi)`` of every bound, one after the other, from a stream of
+    consecutive row blocks that starts at the first bound.
+
+    A bound within one block is a view of it; one across blocks is copied into an array
+    of its own (so the memory is a bound's rows and a block, never a list of blocks and
+    their concatenation).
+    """
+    stream = iter(blocks)
+    rest = None  # the rows of the last block not given yet
+    row = bounds[0][0] if bounds else 0  # the first row not yet drawn from the stream
+
+    def draw(hi: int) -> np.ndarray:
+        nonlocal row
+        block = next(stream, None)
+        if block is None:
+            raise ValueError(
+                f"{where} ends at row {row}, before row {hi}; was it changed while being read?"
+            )
+        row += len(block)
+        return block
+
+    for lo, hi in bounds:
+        want = hi - lo
+        while rest is None or not len(rest):
+            rest = draw(hi)
+        if len(rest) >= want:
+            out, rest = rest[:want], rest[want:]
+        else:
+            out = np.empty((want, *rest.shape[1:]), dtype=rest.dtype)
+            filled = 0
+            while filled < want:
+                while rest is None or not len(rest):
+                    rest = draw(hi)
+                take = min(len(rest), want - filled)
+                out[filled : filled + take] = rest[:take]
+                filled, rest = filled + take, rest[take:]
+        yield out
 
 
 def _column_list(columns: Any) -> list[str]:
@@ -446,6 +494,7 @@ def _check_present(names: Sequence[str], columns: Sequence[str], where: str) -> 
 
 
 def _check_numeric(types: dict[str, Any], where: str) -> None:
+    """Refuse the columns whose NumPy or pyarrow type is not numeric."""
     bad = []
     for name, t in types.items():
         kind = getattr(t, "kind", None)
@@ -457,6 +506,10 @@ def _check_numeric(types: dict[str, Any], where: str) -> None:
             ok = pat.is_integer(t) or pat.is_floating(t) or pat.is_boolean(t)
         if not ok:
             bad.append(f"{name} ({t})")
+    _refuse_non_numeric(bad, where)
+
+
+def _refuse_non_numeric(bad: list[str], where: str) -> None:
     if bad:
         raise TypeError(
             f"columns {', '.join(bad)} of {where} are not numeric; choose numeric ones with "
@@ -600,10 +653,23 @@ def from_csv(
     batch_size: int | None = None,
     init_rows: int = DEFAULT_INIT_ROWS,
 ):
-    """A CSV file with a header row, read in chunks of ``batch_size`` rows with pandas.
+    """A CSV file with a header row, streamed in batches of ``batch_size`` rows with
+    pyarrow's CSV reader (pandas is not needed).
 
-    Empty fields are missing values (NaN). Counting the rows takes one pass over the
-    file, done the first time the number of rows is needed.
+    Missing values (empty cells and ``NA``, ``NaN``, ``null``, ``None`` in any case, as
+    on the command line) are NaN. A file whose name ends in ``.tsv`` is tab-separated;
+    header names are stripped of spaces. Whether the columns hold numbers is checked on
+    the first 1000 rows; a text value further down raises a ``ValueError`` naming its
+    column and line when a pass reaches it. A value pyarrow cannot read as a number (a
+    marker padded with spaces, a quoted line break) makes later passes read the file as
+    text (slower) or, failing that, with Python's ``csv`` module (see
+    :mod:`emkit.data.csv_reader`).
+
+    Counting the rows takes one pass over the file, done the first time the number of
+    rows is needed: a scan of the line ends when no cell is quoted, which also notes
+    where every batch starts, so that a read of a batch (a Dask worker's) parses only
+    that batch; otherwise pyarrow reads one column, and a read of rows parses the file
+    up to them.
 
     Parameters
     ----------
@@ -624,6 +690,12 @@ def from_csv(
     -------
     CsvSource, or SequenceTableSource with ``lengths`` or ``sequence_column``
 
+    Raises
+    ------
+    FileNotFoundError, ValueError, TypeError
+        No such file; an empty file, unknown columns; non-numeric columns (naming
+        them); lengths that do not add up to the rows, a missing id, or an id that
+        comes back after another sequence.
     %(sequences)s
     Examples
     --------
