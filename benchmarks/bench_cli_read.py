@@ -123,11 +123,12 @@ def _child(reader: str, path: str) -> dict[str, Any]:
     return {"peak_bytes": _peak_bytes(), "rows": rows}
 
 
-def peak_memory(reader: str, path: Path) -> int:
-    """Peak resident bytes of a child process reading ``path`` with ``reader``."""
+def peak_memory(reader: str, path: Path, script: str = __file__) -> int:
+    """Peak resident bytes of a child process reading ``path`` with ``reader``: the
+    output of ``script --child reader path`` (a benchmark module's)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
     out = subprocess.run(
-        [sys.executable, __file__, "--child", reader, str(path)],
+        [sys.executable, script, "--child", reader, str(path)],
         capture_output=True,
         text=True,
         env=env,
@@ -179,10 +180,11 @@ def format_table(m: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run(workload: ReadWorkload, args: argparse.Namespace) -> dict[str, Any]:
-    m = measure(workload, args)
-    row = comparison_row(
-        workload=workload.name,
+def pandas_row(workload: str, m: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The result row of emkit against pandas, from a ``measure`` of one read (or
+    pass) each: the times, and the checksums in the log-likelihood columns."""
+    return comparison_row(
+        workload=workload,
         peer="pandas",
         emkit_times=m["times"]["emkit"],
         peer_times=m["times"]["pandas"],
@@ -191,8 +193,13 @@ def run(workload: ReadWorkload, args: argparse.Namespace) -> dict[str, Any]:
         emkit_loglik=m["checksum"]["emkit"],
         peer_loglik=m["checksum"]["pandas"],
         **{k: v for k, v in m.items() if k != "times"},
-        csv_module_s=m["times"]["csv module"],
+        **extra,
     )
+
+
+def run(workload: ReadWorkload, args: argparse.Namespace) -> dict[str, Any]:
+    m = measure(workload, args)
+    row = pandas_row(workload.name, m, csv_module_s=m["times"]["csv module"])
     row["note"] = (
         f"{m['n_rows']:,} x {m['n_columns']} CSV ({m['file_mb']:.0f} MB): median s emkit "
         f"{m['median_s']['emkit']:.2f}, pandas {m['median_s']['pandas']:.2f}, csv module "
@@ -205,21 +212,27 @@ def run(workload: ReadWorkload, args: argparse.Namespace) -> dict[str, Any]:
     return row
 
 
-if __name__ == "__main__":
+def script_args(description: str, child: Any) -> argparse.Namespace | None:
+    """A benchmark module run as a script: ``--child NAME PATH`` prints the JSON of
+    ``child(NAME, PATH)`` (a :func:`peak_memory` child) and gives None; otherwise the
+    options ``--scale``, ``--repeats`` and ``--seed``."""
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        print(json.dumps(_child(sys.argv[2], sys.argv[3])))
-    else:
-        parser = argparse.ArgumentParser(description="emkit CSV reading benchmark")
-        parser.add_argument("--scale", type=float, default=1.0, help="rows x scale")
-        parser.add_argument("--repeats", type=int, default=REPEATS)
-        parser.add_argument("--seed", type=int, default=0)
-        cli = parser.parse_args()
-        m = measure(WORKLOADS[0], cli)
-        print(
-            f"{m['n_rows']:,} x {m['n_columns']} CSV, {m['file_mb']:.0f} MB; float64 "
-            f"{m['data_mb']:.0f} MB; medians of {min(cli.repeats, REPEATS)} interleaved reads; "
-            "peak MB: child's peak resident memory minus an importing-only child's"
-        )
-        print(format_table(m))
-        sums = list(m["checksum"].values())
-        print(f"same values: {m['shape_ok'] and max(sums) - min(sums) <= 1e-9 * abs(sums[0])}")
+        print(json.dumps(child(sys.argv[2], sys.argv[3])))
+        return None
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--scale", type=float, default=1.0, help="rows x scale")
+    parser.add_argument("--repeats", type=int, default=REPEATS)
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args()
+
+
+if __name__ == "__main__" and (cli := script_args("emkit CSV reading benchmark", _child)):
+    m = measure(WORKLOADS[0], cli)
+    print(
+        f"{m['n_rows']:,} x {m['n_columns']} CSV, {m['file_mb']:.0f} MB; float64 "
+        f"{m['data_mb']:.0f} MB; medians of {min(cli.repeats, REPEATS)} interleaved reads; "
+        "peak MB: child's peak resident memory minus an importing-only child's"
+    )
+    print(format_table(m))
+    sums = list(m["checksum"].values())
+    print(f"same values: {m['shape_ok'] and max(sums) - min(sums) <= 1e-9 * abs(sums[0])}")

@@ -26,10 +26,7 @@ Run alone: ``python benchmarks/bench_csv_source.py [--scale 0.1]`` prints the ta
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,13 +36,12 @@ from typing import Any
 
 import numpy as np
 
-from _common import comparison_row, time_interleaved
-from bench_cli_read import _peak_bytes, write_csv
+from _common import time_interleaved
+from bench_cli_read import _peak_bytes, pandas_row, peak_memory, script_args, write_csv
 
 __all__ = ["PASSES", "WORKLOADS", "SourceWorkload", "run"]
 
 NAME = "csv-source"
-HERE = Path(__file__).resolve().parent
 REPEATS = 3
 LATE_ROWS = 65_536
 
@@ -125,21 +121,6 @@ def _child(name: str, path: str) -> dict[str, Any]:
     return {"peak_bytes": _peak_bytes(), "rows": n}
 
 
-def peak_memory(name: str, path: Path) -> int:
-    """Peak resident bytes of a child process making one pass with ``name``."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", name, str(path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=1800,
-    )
-    if out.returncode:
-        raise RuntimeError(f"the {name} child failed:\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])["peak_bytes"]
-
-
 def measure(w: SourceWorkload, args: argparse.Namespace) -> dict[str, Any]:
     """Times, memory and checksums of both sides on one generated file."""
     n = max(int(w.n_rows * args.scale), 1000)
@@ -147,8 +128,8 @@ def measure(w: SourceWorkload, args: argparse.Namespace) -> dict[str, Any]:
         path = Path(folder) / "data.csv"
         write_csv(path, n, w.n_columns, args.seed)
         file_mb = path.stat().st_size / 2**20
-        base = peak_memory("baseline", path)
-        memory = {name: peak_memory(name, path) - base for name in PASSES}
+        base = peak_memory("baseline", path, __file__)
+        memory = {name: peak_memory(name, path, __file__) - base for name in PASSES}
         times, last = time_interleaved(
             {name: (lambda f=f: f(str(path))) for name, f in PASSES.items()},
             min(args.repeats, REPEATS),
@@ -189,17 +170,7 @@ def format_table(m: dict[str, Any]) -> str:
 
 def run(workload: SourceWorkload, args: argparse.Namespace) -> dict[str, Any]:
     m = measure(workload, args)
-    row = comparison_row(
-        workload=workload.name,
-        peer="pandas",
-        emkit_times=m["times"]["emkit"],
-        peer_times=m["times"]["pandas"],
-        emkit_iters=1,
-        peer_iters=1,
-        emkit_loglik=m["checksum"]["emkit"],
-        peer_loglik=m["checksum"]["pandas"],
-        **{k: v for k, v in m.items() if k != "times"},
-    )
+    row = pandas_row(workload.name, m)
     row["note"] = (
         f"{m['n_rows']:,} x {m['n_columns']} CSV ({m['file_mb']:.0f} MB), count + one pass: "
         f"median s emkit {m['median_s']['emkit']:.2f}, pandas {m['median_s']['pandas']:.2f}; "
@@ -211,26 +182,16 @@ def run(workload: SourceWorkload, args: argparse.Namespace) -> dict[str, Any]:
     return row
 
 
-if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        print(json.dumps(_child(sys.argv[2], sys.argv[3])))
-    else:
-        parser = argparse.ArgumentParser(description="emkit CSV source benchmark")
-        parser.add_argument("--scale", type=float, default=1.0, help="rows x scale")
-        parser.add_argument("--repeats", type=int, default=REPEATS)
-        parser.add_argument("--seed", type=int, default=0)
-        cli = parser.parse_args()
-        m = measure(WORKLOADS[0], cli)
-        print(
-            f"{m['n_rows']:,} x {m['n_columns']} CSV, {m['file_mb']:.0f} MB; float64 "
-            f"{m['data_mb']:.0f} MB; medians of {min(cli.repeats, REPEATS)} interleaved "
-            "passes (row count + one pass over the batches); peak MB: child's peak "
-            "resident memory minus an importing-only child's"
-        )
-        print(format_table(m))
-        sums = list(m["checksum"].values())
-        same = max(sums) - min(sums) <= 1e-9 * abs(sums[0])
-        print(
-            f"rows counted: {m['rows_counted']}; same sums: {same}; same late rows: "
-            f"{m['late_rows_same']}"
-        )
+if __name__ == "__main__" and (cli := script_args("emkit CSV source benchmark", _child)):
+    m = measure(WORKLOADS[0], cli)
+    print(
+        f"{m['n_rows']:,} x {m['n_columns']} CSV, {m['file_mb']:.0f} MB; medians of "
+        f"{min(cli.repeats, REPEATS)} interleaved passes (row count + one pass over the "
+        "batches); peak MB: child's peak resident memory minus an importing-only child's"
+    )
+    print(format_table(m))
+    sums = list(m["checksum"].values())
+    print(
+        f"rows counted: {m['rows_counted']}; same sums: "
+        f"{max(sums) - min(sums) <= 1e-9 * abs(sums[0])}; same late rows: {m['late_rows_same']}"
+    )
