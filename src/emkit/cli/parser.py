@@ -129,7 +129,7 @@ def _add_selection_options(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="write figures (loglik.png, criterion.png, clusters.png) and summary.json to DIR",
     )
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or warnings")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, status lines or warnings")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
     p.add_argument(
         "--jobs",
