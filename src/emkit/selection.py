@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from emkit._random import seed_sequence
-from emkit._validation import check_array, check_sample_weight
-from emkit.distributions.covariance import COVARIANCE_TYPES, MCLUST_MODELS
+from emkit._validation import MIN_VARIANCE_OVER_REG, check_array, check_sample_weight
+from emkit.distributions.covariance import COVARIANCE_TYPES, MCLUST_MODELS, get_structure
 from emkit.models.mixture.gaussian import GaussianMixture
 
 __all__ = ["CRITERIA", "Candidate", "Selection", "collapsed_component", "select", "split_starts"]
@@ -206,8 +206,6 @@ def split_starts(est: GaussianMixture) -> list[dict[str, np.ndarray]]:
     list of dict
         ``init`` dicts (``weights``, ``means``, ``covariances``) of ``K + 1`` components.
     """
-    from emkit.distributions.covariance import get_structure
-
     K, D = est.means_.shape
     covariances = np.asarray(est.covariances_, dtype=np.float64)
     full = get_structure(est.covariance_type).to_full(covariances, K, D)
@@ -226,16 +224,25 @@ def split_starts(est: GaussianMixture) -> list[dict[str, np.ndarray]]:
 
 def collapsed_component(est: GaussianMixture) -> int | None:
     """The first component of a fitted mixture whose covariance collapsed onto the
-    regularisation floor (its smallest eigenvalue within ``10 * reg_covar``: the component
-    sits on a few points, or on a line through them), or None.
+    regularisation floor, if any.
 
-    Such a fit is a spurious maximum of the likelihood (McLachlan & Peel 2000, sec.
-    3.10): its log-likelihood grows as ``reg_covar`` shrinks, so it says nothing about
-    the number of clusters.
+    A covariance collapses when its smallest eigenvalue comes within ``10 * reg_covar``:
+    the component sits on a few identical rows, or on a line through them. Such a fit
+    is a spurious maximum of the likelihood (McLachlan & Peel 2000, *Finite Mixture
+    Models*): its log-likelihood grows without bound as ``reg_covar`` shrinks, so it
+    says nothing about the number of clusters.
+
+    Parameters
+    ----------
+    est : GaussianMixture
+        Fitted.
+
+    Returns
+    -------
+    int or None
+        The index of the first collapsed component; None when none collapsed or
+        ``reg_covar`` is 0 (a collapse is then a singular covariance, an error).
     """
-    from emkit._validation import MIN_VARIANCE_OVER_REG
-    from emkit.distributions.covariance import get_structure
-
     if not est.reg_covar:
         return None
     K, D = est.means_.shape
@@ -377,6 +384,13 @@ def select(
         Tolerance of the starts' fits; the best start is then run on with ``tol``
         (e.g. a loose ``screen_tol`` to compare many starts cheaply, and a tight
         ``tol`` for the one kept). None: ``tol``.
+
+        With any of ``subsample`` (when it applies), ``warm_start`` or ``screen_tol``,
+        the starts are fitted one by one (the ``n_init`` restarts from seeds spawned
+        from ``random_state``) and the best is the one with the highest
+        log-likelihood among those without a component collapsed onto the
+        ``reg_covar`` floor (:func:`collapsed_component`: a spurious maximum), if
+        any. A candidate whose fit has such a component says so in its ``notes``.
     callback : callable, optional
         Called as ``callback(candidate, n_done, n_total)`` when a candidate is
         finished (on the thread that fitted it, with ``n_jobs``).
