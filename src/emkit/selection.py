@@ -187,6 +187,13 @@ def _start(est: GaussianMixture) -> dict[str, np.ndarray]:
     return {"weights": est.weights_, "means": est.means_, "covariances": est.covariances_}
 
 
+def _full_covariances(est: GaussianMixture) -> np.ndarray:
+    """A fitted mixture's covariances as (K, D, D) matrices, whatever their structure."""
+    K, D = est.means_.shape
+    covariances = np.asarray(est.covariances_, dtype=np.float64)
+    return get_structure(est.covariance_type).to_full(covariances, K, D)
+
+
 def split_starts(est: GaussianMixture) -> list[dict[str, np.ndarray]]:
     """Starts for K + 1 components from a fitted K-component mixture: one per component.
 
@@ -206,9 +213,9 @@ def split_starts(est: GaussianMixture) -> list[dict[str, np.ndarray]]:
     list of dict
         ``init`` dicts (``weights``, ``means``, ``covariances``) of ``K + 1`` components.
     """
-    K, D = est.means_.shape
+    K = est.n_components
     covariances = np.asarray(est.covariances_, dtype=np.float64)
-    full = get_structure(est.covariance_type).to_full(covariances, K, D)
+    full = _full_covariances(est)
     shared = est.covariance_type == "tied"  # one (D, D) matrix
     starts = []
     for j in range(K):
@@ -245,11 +252,7 @@ def collapsed_component(est: GaussianMixture) -> int | None:
     """
     if not est.reg_covar:
         return None
-    K, D = est.means_.shape
-    full = get_structure(est.covariance_type).to_full(
-        np.asarray(est.covariances_, dtype=np.float64), K, D
-    )
-    low = np.linalg.eigvalsh(full)[:, 0]
+    low = np.linalg.eigvalsh(_full_covariances(est))[:, 0]
     bad = np.flatnonzero(low <= MIN_VARIANCE_OVER_REG * est.reg_covar)
     return int(bad[0]) if bad.size else None
 

@@ -86,24 +86,22 @@ def parse_columns(text: str) -> list[str]:
     return names
 
 
-def _positive_int(text: str) -> int:
+def _int_at_least(text: str, low: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _int_at_least(text, 1)
 
 
 def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+    return _int_at_least(text, 0)
 
 
 def _non_negative_float(text: str) -> float:
@@ -129,7 +127,9 @@ def _add_selection_options(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="write figures (loglik.png, criterion.png, clusters.png) and summary.json to DIR",
     )
-    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar, status lines or warnings")
+    p.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress bar, status lines or warnings"
+    )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
     p.add_argument(
         "--jobs",
