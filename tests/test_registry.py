@@ -7,7 +7,10 @@ so persistence (``emkit.io``) finds classes without importing any model.
 from __future__ import annotations
 
 import ast
+import importlib
 import json
+import pkgutil
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -17,6 +20,7 @@ import pytest
 
 import emkit
 from emkit._registry import (
+    EMKIT_ESTIMATORS,
     estimator_class,
     estimator_classes,
     estimator_key,
@@ -196,6 +200,68 @@ def test_a_user_class_with_an_emkit_name_gets_its_qualified_key(tmp_path):
     for cls in (GaussianMixture, emkit.GaussianMixture):
         cls(2, random_state=0).fit(X).save(tmp_path / "m.npz")
         assert type(emkit.load(tmp_path / "m.npz")) is cls
+
+
+def test_emkit_names_are_reserved_for_emkit_classes_whatever_the_order(tmp_path):
+    """``import emkit`` imports no estimator, so a user's class named like one of emkit's
+    may be defined before emkit's own: it must not take the name, and files of emkit's
+    class (old ones included) must still load as emkit's class."""
+    legacy = Path(__file__).parent / "data" / "legacy_0_1_0" / "hmm_gaussian.npz"
+    code = f"""
+import sys
+import numpy as np
+import emkit
+from emkit._registry import estimator_class, estimator_key
+
+class HMM(emkit.GaussianMixture):  # a user's class, defined first
+    pass
+
+assert "emkit.models.hmm.estimator" not in sys.modules, "emkit's HMM came first"
+X = np.vstack([np.zeros((10, 2)), np.ones((10, 2))]) + np.arange(20)[:, None] * 1e-2
+HMM(2, random_state=0).fit(X).save({str(tmp_path / "user.npz")!r})
+mine = emkit.load({str(tmp_path / "user.npz")!r})
+theirs = emkit.load({str(legacy)!r})
+print(estimator_key(HMM), type(mine) is HMM, type(theirs) is emkit.HMM,
+      estimator_class("HMM") is emkit.HMM, estimator_key(emkit.HMM))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["__main__.HMM", "True", "True", "True", "HMM"]
+
+
+def test_a_user_class_with_a_reserved_name_never_gets_it():
+    class LDA(emkit.GaussianMixture):
+        pass
+
+    assert estimator_key(LDA) == f"{__name__}.{LDA.__qualname__}"
+    assert estimator_class("LDA") is emkit.LDA
+    assert estimator_key(emkit.LDA) == "LDA"
+
+
+def test_the_reserved_names_are_every_plain_key_of_emkits_own_classes():
+    # import every module of emkit (the command line's __main__ aside), then compare the
+    # table with the classes that registered themselves
+    for info in pkgutil.walk_packages(emkit.__path__, "emkit."):
+        if not info.name.endswith("__main__"):
+            importlib.import_module(info.name)
+    own = {
+        cls.__name__: cls.__module__
+        for cls in _public_subclasses(EMEstimator)
+        if cls.__module__.startswith("emkit.") and estimator_key(cls) == cls.__name__
+    }
+    assert own == EMKIT_ESTIMATORS
+
+
+def test_an_emkit_key_imports_its_module_and_a_failure_is_not_hidden(monkeypatch):
+    # an emkit key whose module cannot be imported (a missing dependency) raises the
+    # ImportError instead of looking like an unknown class
+    import emkit._registry as registry
+
+    assert registry._CLASSES["LDA"] is emkit.LDA
+    monkeypatch.setitem(sys.modules, "emkit.models.topic.estimator", None)  # not importable
+    monkeypatch.delitem(registry._CLASSES, "LDA")
+    with pytest.raises(ImportError):
+        estimator_class("LDA")
 
 
 def test_a_redefined_class_replaces_the_old_one_under_its_key():

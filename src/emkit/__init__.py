@@ -4,6 +4,9 @@ One engine (:func:`emkit.em`) that any model with ``init_params``/``estep``/``ms
 plugs into, and estimators built on it.
 """
 
+from typing import TYPE_CHECKING
+
+from emkit import _lazy, _registry
 from emkit._version import __version__
 from emkit.engine import (
     EMModel,
@@ -15,18 +18,21 @@ from emkit.engine import (
 )
 from emkit.exceptions import DegenerateComponentWarning
 from emkit.io import load
-from emkit.models.hmm.estimator import HMM
-from emkit.models.latent.factor_analysis import FactorAnalysis
-from emkit.models.latent.imputer import GaussianImputer
-from emkit.models.mixture.experts import MixtureOfExperts
-from emkit.models.mixture.gaussian import GaussianMixture
-from emkit.models.mixture.generic import Mixture
-from emkit.models.mixture.regression import MixtureOfRegressions
-from emkit.models.mixture.student_t import StudentTMixture
-from emkit.models.mixture.variational import VariationalGaussianMixture
-from emkit.models.ssm.estimator import LinearGaussianSSM
-from emkit.models.topic.estimator import LDA
-from emkit.selection import select
+
+if TYPE_CHECKING:  # imported on first use (``_LAZY``): what type checkers and editors see
+    from emkit.exceptions import ConvergenceWarning, NotFittedError
+    from emkit.models.hmm.estimator import HMM
+    from emkit.models.latent.factor_analysis import FactorAnalysis
+    from emkit.models.latent.imputer import GaussianImputer
+    from emkit.models.mixture.experts import MixtureOfExperts
+    from emkit.models.mixture.gaussian import GaussianMixture
+    from emkit.models.mixture.generic import Mixture
+    from emkit.models.mixture.regression import MixtureOfRegressions
+    from emkit.models.mixture.student_t import StudentTMixture
+    from emkit.models.mixture.variational import VariationalGaussianMixture
+    from emkit.models.ssm.estimator import LinearGaussianSSM
+    from emkit.models.topic.estimator import LDA
+    from emkit.selection import select
 
 __all__ = [
     "HMM",
@@ -54,12 +60,13 @@ __all__ = [
     "select",
 ]
 
+#: what is imported on first use, and from where: the estimators (which import numba and
+#: scipy), ``select``, and scikit-learn's exception classes (which import scikit-learn)
+_LAZY = {
+    **{name: module for name, module in _registry.EMKIT_ESTIMATORS.items() if name in __all__},
+    "ConvergenceWarning": "emkit.exceptions",
+    "NotFittedError": "emkit.exceptions",
+    "select": "emkit.selection",
+}
 
-def __getattr__(name: str):
-    # scikit-learn's exception classes are the bases of these two: importing them
-    # imports scikit-learn, so they are looked up on first use, not at ``import emkit``
-    if name in ("ConvergenceWarning", "NotFittedError"):
-        import emkit.exceptions
-
-        return getattr(emkit.exceptions, name)
-    raise AttributeError(f"module 'emkit' has no attribute {name!r}")
+__getattr__, __dir__ = _lazy.attach(__name__, _LAZY)

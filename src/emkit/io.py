@@ -153,8 +153,9 @@ def load(path: str | os.PathLike) -> Any:
     """Read an estimator written by ``save``.
 
     The file's class key is looked up in the registry of estimator classes: emkit's
-    own, and any public subclass of ``EMEstimator`` whose module has been imported (a
-    user's class must be imported before its files are loaded). The class's
+    own (whose module is imported if it was not yet), and any public subclass of
+    ``EMEstimator`` whose module has been imported (a user's class must be imported
+    before its files are loaded). The class's
     ``_from_state`` builds the estimator, whose fitted state is then checked.
 
     Raises
@@ -189,8 +190,8 @@ def load(path: str | os.PathLike) -> Any:
                 f"{path} has format version {version!r}; this emkit reads versions up to "
                 f"{FORMAT_VERSION} (upgrade emkit)"
             )
-        # No need to import emkit's estimators here: importing this module ran
-        # emkit/__init__.py, which imports them all, and so registered them.
+        # The registry imports the module of one of emkit's own estimators when its key
+        # is looked up first (``import emkit`` imports none of them).
         name = meta.get("class")
         cls = estimator_class(name) if isinstance(name, str) else None
         if cls is None:

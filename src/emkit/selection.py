@@ -16,14 +16,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from emkit._random import seed_sequence
 from emkit._validation import MIN_VARIANCE_OVER_REG, check_array, check_sample_weight
 from emkit.distributions.covariance import COVARIANCE_TYPES, MCLUST_MODELS, get_structure
-from emkit.models.mixture.gaussian import GaussianMixture
+
+if TYPE_CHECKING:  # imported by the first fit: the command line's parser imports this module
+    from emkit.models.mixture.gaussian import GaussianMixture
 
 __all__ = ["CRITERIA", "Candidate", "Selection", "collapsed_component", "select", "split_starts"]
 
@@ -173,6 +175,8 @@ def _messages(caught) -> list[str]:
 def _fit(K, cov_type, params, X, w, record):
     """A fitted ``GaussianMixture``, or the exception its fit raised; and the messages of
     the warnings it gave (when ``record``)."""
+    from emkit.models.mixture.gaussian import GaussianMixture
+
     est = GaussianMixture(K, covariance_type=cov_type, **params)
     with _recorded(record) as caught:
         try:
@@ -180,6 +184,11 @@ def _fit(K, cov_type, params, X, w, record):
         except _FAILURES as exc:
             return exc, _messages(caught)
     return est, _messages(caught)
+
+
+def _fitted(est: Any) -> bool:
+    """Whether ``est``, an outcome of :func:`_fit`, is a fit (not the exception it raised)."""
+    return est is not None and not isinstance(est, BaseException)
 
 
 def _start(est: GaussianMixture) -> dict[str, np.ndarray]:
@@ -260,9 +269,9 @@ def collapsed_component(est: GaussianMixture) -> int | None:
 def _better(best: Any, est: Any) -> Any:
     """The better of two fits (either may be an exception): a fit beats an exception, a
     fit without a collapsed component beats one with, then the higher log-likelihood."""
-    if not isinstance(est, GaussianMixture):
+    if not _fitted(est):
         return best if best is not None else est
-    if not isinstance(best, GaussianMixture):
+    if not _fitted(best):
         return est
     key = [(collapsed_component(e) is None, e.loglik_) for e in (best, est)]
     return est if key[1] > key[0] else best
@@ -291,7 +300,7 @@ def _candidate(K, cov_type, est, notes, X, w, n_obs, n_parameters) -> Candidate:
     """Candidate (K, cov_type) scored from its fitted estimator (or the exception its fit
     raised)."""
     cand = Candidate(K, cov_type, n_parameters=n_parameters)
-    if not isinstance(est, GaussianMixture):
+    if not _fitted(est):
         cand.status = f"failed: {est}"
         return cand
     try:
@@ -461,6 +470,9 @@ def select(
     n_obs = float(len(X) if w is None else np.sum(w))
     params = {**params, "init": init, "n_init": n_init, "random_state": random_state}
     grid = [(k, t) for k in ks for t in types]
+    from emkit.models.mixture.gaussian import GaussianMixture
+
+    D = X.shape[1]
     rows = None
     if subsample is not None and len(X) > subsample:
         rng = np.random.default_rng(seed_sequence(random_state))
@@ -494,7 +506,7 @@ def select(
 
     def search(K: int, cov_type: str, previous: Any) -> tuple[Any, list[str], int]:
         """The candidate's best start (a fit, or the exception), its warnings and size."""
-        size = int(GaussianMixture(K, covariance_type=cov_type)._free_parameters(X.shape[1], K))
+        size = int(GaussianMixture(K, covariance_type=cov_type)._free_parameters(D, K))
         if size >= n_values:
             return ValueError(f"{size} parameters but only {n_values} observed values"), [], size
         if search_starts:
@@ -505,7 +517,7 @@ def select(
 
     def finish(K: int, cov_type: str, est: Any, notes: list[str], size: int) -> None:
         """Run the best start on all rows (if it was found on fewer, or looser), and report."""
-        if run_on and isinstance(est, GaussianMixture):
+        if run_on and _fitted(est):
             final = {**params, "init": _start(est), "n_init": 1}
             est, more = _fit(K, cov_type, final, X, w, serial)
             notes = notes + more
@@ -517,7 +529,7 @@ def select(
         previous, last_k = None, None
         for K in ks:
             est, notes, size = search(K, cov_type, previous if last_k == K - 1 else None)
-            previous, last_k = (est if isinstance(est, GaussianMixture) else None), K
+            previous, last_k = (est if _fitted(est) else None), K
             submit(finish, K, cov_type, est, notes, size)
 
     def one(K: int, cov_type: str) -> None:

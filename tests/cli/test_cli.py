@@ -137,7 +137,7 @@ def test_parquet_without_pyarrow_is_a_clear_error(tmp_path, capsys, monkeypatch)
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     code, _, err = run(["fit", tmp_path / "X.parquet"], capsys)
     assert code == 2
-    assert "pip install emkit[parquet]" in err
+    assert "pip install pyarrow" in err
 
 
 def test_columns_leave_out_a_text_column(data, tmp_path, capsys):
@@ -300,7 +300,7 @@ BAD_INPUTS = {
     "empty csv": (["fit", "{empty}"], "empty"),
     "header only": (["fit", "{header}"], "no data rows"),
     "ragged csv": (["fit", "{ragged}"], "line 3"),
-    "missing value": (["fit", "{missing}"], "missing value"),
+    "missing value": (["fit", "{missing}", "--missing", "error"], "missing value"),
     "corrupt model (info)": (["info", "{corrupt}"], "not an emkit model"),
     "corrupt model (predict)": (["predict", "{corrupt}", "{small}"], "not an emkit model"),
     "missing model": (["info", "{tmp}/none.npz"], "no such model file"),

@@ -122,13 +122,13 @@ def test_checkpoint_every_k_steps_resumes_from_the_last_write(X, tmp_path):
 
 
 CHILD = """
-import sys, time
+import json, sys, time
 import numpy as np
 import emkit
 from emkit.models.mixture.gaussian_model import GaussianMixtureModel
 X = np.load(sys.argv[1])
-emkit.em(GaussianMixtureModel(3), (X, None), tol=0.0, max_iter=25, random_state=1,
-         checkpoint=sys.argv[2], callback=lambda info: time.sleep(0.15))
+emkit.em(GaussianMixtureModel(3), (X, None), checkpoint=sys.argv[2],
+         callback=lambda info: time.sleep(float(sys.argv[4])), **json.loads(sys.argv[3]))
 """
 
 
@@ -141,17 +141,18 @@ def _saved_iteration(path: Path) -> int:
     return -1 if current is None else current["n_iter"]
 
 
-@pytest.mark.filterwarnings("ignore::emkit.ConvergenceWarning")
-def test_a_fit_killed_with_sigkill_resumes_to_the_uninterrupted_result(X, tmp_path):
+def killed_fit(X, tmp_path: Path, options: dict, after: int, pause: float = 0.15) -> Path:
+    """``emkit.em(GaussianMixtureModel(3), (X, None), **options)`` with a checkpoint, in
+    a subprocess (pausing ``pause`` seconds at each step) killed with SIGKILL once the
+    checkpoint holds ``after`` steps; returns the checkpoint's path."""
     np.save(tmp_path / "x.npy", X)
     path = tmp_path / "fit.ckpt"
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(tmp_path / "x.npy"), str(path)], env=env
-    )
+    argv = [str(tmp_path / "x.npy"), str(path), json.dumps(options), str(pause)]
+    child = subprocess.Popen([sys.executable, "-c", CHILD, *argv], env=env)
     try:
         deadline = time.monotonic() + 120
-        while _saved_iteration(path) < 4:
+        while _saved_iteration(path) < after:
             assert child.poll() is None, "the child ended before it was killed"
             assert time.monotonic() < deadline, "no checkpoint was written"
             time.sleep(0.02)
@@ -159,9 +160,15 @@ def test_a_fit_killed_with_sigkill_resumes_to_the_uninterrupted_result(X, tmp_pa
     finally:
         child.wait()
     assert child.returncode == -signal.SIGKILL
+    return path
+
+
+@pytest.mark.filterwarnings("ignore::emkit.ConvergenceWarning")
+def test_a_fit_killed_with_sigkill_resumes_to_the_uninterrupted_result(X, tmp_path):
+    options = dict(tol=0.0, max_iter=25, random_state=1)
+    path = killed_fit(X, tmp_path, options, after=4)
     killed_at = _saved_iteration(path)
     assert 4 <= killed_at < 25
-    options = dict(tol=0.0, max_iter=25, random_state=1)
     model = GaussianMixtureModel(3)
     reference = emkit.em(model, (X, None), **options)
     callback = watch()

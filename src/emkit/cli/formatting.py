@@ -98,7 +98,14 @@ def format_model(model: Any) -> str:
     """Class, hyper-parameters and fitted attributes of any fitted emkit estimator."""
     params = model.get_params()
     width = max(map(len, [*params, *model._fitted_attributes]), default=0)
-    lines = [type(model).__name__, "hyper-parameters:"]
+    lines = [type(model).__name__]
+    names = getattr(model, "feature_names_in_", None)
+    names = None if names is None else [str(name) for name in names]
+    if names is not None:
+        lines.append(f"features: {', '.join(names)}")
+    elif getattr(model, "n_features_in_", None) is not None:
+        lines.append(f"features: {model.n_features_in_} (fitted without names)")
+    lines.append("hyper-parameters:")
     lines += [f"  {name:<{width}}  {value!r}" for name, value in params.items()]
     mixture = all(hasattr(model, a) for a in ("weights_", "means_", "covariances_"))
     # A mixture's parameters are printed per component below (precisions follow from them).
@@ -109,13 +116,26 @@ def format_model(model: Any) -> str:
             lines += _describe_attribute(name, getattr(model, name), width)
     if mixture:
         lines.append("parameters:")
-        lines += ["  " + line for line in format_mixture(model).splitlines()]
+        # without its first line, "features: ...", printed above
+        lines += ["  " + line for line in format_mixture(model).splitlines()[1:]]
     return "\n".join(lines)
 
 
-def write_predictions(fh: TextIO, proba: np.ndarray) -> None:
-    """Write ``label,prob_0,...`` rows (label = most probable component) to ``fh``."""
+def write_predictions(fh: TextIO, proba: np.ndarray, kept: np.ndarray | None = None) -> None:
+    """Write ``label,prob_0,...`` rows (label = most probable component) to ``fh``.
+
+    With ``kept`` (a boolean mask over the input rows, as many True as ``proba`` has
+    rows), a row that is not kept is written with empty fields, so that the output's
+    rows stay aligned with the input's.
+    """
+    K = proba.shape[1]
     labels = proba.argmax(axis=1)
-    fh.write(",".join(["label"] + [f"prob_{k}" for k in range(proba.shape[1])]) + "\n")
-    for label, row in zip(labels, proba):
-        fh.write(f"{label}," + ",".join(f"{p:.10g}" for p in row) + "\n")
+    fh.write(",".join(["label"] + [f"prob_{k}" for k in range(K)]) + "\n")
+    lines = (
+        f"{label}," + ",".join(f"{p:.10g}" for p in row) + "\n" for label, row in zip(labels, proba)
+    )
+    if kept is None:
+        fh.writelines(lines)
+        return
+    empty = "," * K + "\n"
+    fh.writelines(next(lines) if keep else empty for keep in kept)

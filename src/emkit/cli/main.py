@@ -13,9 +13,28 @@ Subcommands
 ``emkit demo``
     The ``fit`` workflow on the embedded Old Faithful data.
 
-DATA is a CSV file with a header row (``.tsv``: tab-separated), a ``.npy`` array, or a
-``.parquet`` file (needs pyarrow). Bad input ends the command with exit status 2 and a
-one-line ``emkit: error: ...`` message on stderr.
+DATA is a CSV file (``.tsv``: tab-separated), a ``.npy`` array, or a ``.parquet`` file,
+read in a stream by pyarrow into one float64 matrix. Options of ``fit`` and ``predict``:
+
+``--columns A,B``
+    The columns to use, by name or 0-based index. ``fit`` saves the file's names of
+    the selected columns with the model (not the ``x0, x1, ...`` of a ``.npy`` file or
+    a CSV file without a header); ``predict`` then finds them by name in DATA, in any
+    order among other columns (``emkit info`` prints them).
+``--header`` / ``--no-header``
+    Whether a CSV file's first row holds the column names. By default it is
+    detected (a first row that reads as numbers is data; a note on stderr says so,
+    and the columns are named ``x0, x1, ...``).
+``--missing {allow,drop,error}``
+    Missing values: empty cells, ``NA``, ``NaN``, ``null`` or ``None`` (any case),
+    Parquet nulls, NaN. ``allow`` (default) hands them to the model, which integrates
+    them out; ``drop`` leaves out their rows (``predict``: writes empty fields for
+    them, one output row per input row stays); ``error`` refuses them. An infinite
+    value is always an error.
+
+Bad input ends the command with exit status 2 and a one-line ``emkit: error: ...``
+message on stderr, naming the column and the line of a bad value; an output path that
+cannot be written (``--out``, ``--report``) is reported before any data are read.
 """
 
 from __future__ import annotations

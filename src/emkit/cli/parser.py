@@ -14,6 +14,7 @@ import numpy as np
 
 from emkit.cli.candidates import CRITERIA, MODELS, SUBSAMPLE
 from emkit.cli.commands import cmd_demo, cmd_fit, cmd_info, cmd_predict
+from emkit.cli.readers import MISSING_MODES
 from emkit.distributions.covariance import COVARIANCE_TYPES, MCLUST_MODELS
 
 __all__ = ["build_parser", "parse_columns", "parse_components", "parse_covariances"]
@@ -143,6 +144,32 @@ def _add_selection_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_reading_options(p: argparse.ArgumentParser, drop_help: str) -> None:
+    """``--header`` / ``--no-header`` and ``--missing``, for the commands that read DATA."""
+    header = p.add_mutually_exclusive_group()
+    header.add_argument(
+        "--header",
+        dest="header",
+        action="store_true",
+        default=None,
+        help="the first row of the CSV file holds the column names (default: detected; "
+        "a first row that reads as numbers is data)",
+    )
+    header.add_argument(
+        "--no-header",
+        dest="header",
+        action="store_false",
+        help="the first row of the CSV file is data; columns are named x0, x1, ...",
+    )
+    p.add_argument(
+        "--missing",
+        choices=MISSING_MODES,
+        default="allow",
+        help="missing values (empty cells, NA, NaN, null, None, in any case): allow (default; "
+        f"the model integrates them out), {drop_help}, or error",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``emkit`` argument parser with its subcommands."""
     from emkit import __version__
@@ -165,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         "convergence on all rows, with SQUAREM acceleration. Progress goes to stderr: a "
         "bar on a terminal, otherwise a status line every 10 s.",
     )
-    fit.add_argument("data", metavar="DATA", help="CSV with a header row, .npy or .parquet file")
+    fit.add_argument("data", metavar="DATA", help="CSV (or .tsv), .npy or .parquet file")
     fit.add_argument("--model", choices=sorted(MODELS), default="gmm", help="model (default: gmm)")
     fit.add_argument(
         "--components",
@@ -219,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"run the restarts of each candidate on min(n, ROWS) random rows and only the "
         f"best start on all rows (default: {SUBSAMPLE}; 0: every restart on all rows)",
     )
+    _add_reading_options(fit, drop_help="drop (leave out the rows that have one)")
     fit.add_argument("--out", "-o", metavar="MODEL", help="save the chosen model to this file")
     _add_selection_options(fit)
     fit.set_defaults(func=cmd_fit)
@@ -254,14 +282,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write label,prob_0,...,prob_{K-1} as CSV for every row of DATA.",
     )
     predict.add_argument("model_file", metavar="MODEL", help="a model saved by 'emkit fit --out'")
-    predict.add_argument(
-        "data", metavar="DATA", help="CSV with a header row, .npy or .parquet file"
-    )
+    predict.add_argument("data", metavar="DATA", help="CSV (or .tsv), .npy or .parquet file")
     predict.add_argument(
         "--columns",
         type=parse_columns,
         metavar="A,B",
-        help="columns to use, by name or 0-based index (default: all)",
+        help="columns to use, by name or 0-based index (default: the model's features, "
+        "found by name, when it was fitted on named columns; else all)",
+    )
+    _add_reading_options(
+        predict, drop_help="drop (write empty label and probabilities for the rows that have one)"
     )
     predict.add_argument("--out", "-o", metavar="FILE", help="write to FILE instead of stdout")
     predict.set_defaults(func=cmd_predict)

@@ -307,7 +307,11 @@ def _add_ellipses(ax: Any, mean: np.ndarray, cov: np.ndarray, colour: Any) -> No
 
 
 def plot_clusters(X: np.ndarray, feature_names: Sequence[str], model: Any, path: Path) -> None:
-    """Data coloured by predicted component, with 1- and 2-sigma ellipses per component."""
+    """Data coloured by predicted component, with 1- and 2-sigma ellipses per component.
+
+    Rows with a missing value (NaN) have no place in the plane and are not drawn.
+    """
+    X = X[~np.isnan(X).any(axis=1)]
     labels = model.predict(X)
     fig = _new_figure(6.4, 5.6)
     ax = fig.add_subplot()

@@ -10,14 +10,24 @@ allowed) and ``student_t`` as a multivariate t. All of them serve mixtures and H
 emissions.
 """
 
-from emkit.distributions.base import DirichletPrior, Distribution, GammaPrior, component
-from emkit.distributions.continuous import DiagGaussian, Exponential, Gamma, LogNormal
-from emkit.distributions.covariance import COVARIANCE_TYPES, CovarianceStructure, get_structure
-from emkit.distributions.discrete import Bernoulli, Categorical, Poisson
-from emkit.distributions.gaussian import Gaussian, GaussianParams, GaussianStats
-from emkit.distributions.independent import Independent
+from typing import TYPE_CHECKING
+
+from emkit import _lazy
+from emkit.distributions.spec import EMKIT_DISTRIBUTIONS as _DISTRIBUTIONS
 from emkit.distributions.spec import from_spec
-from emkit.distributions.student_t import StudentT, StudentTParams
+
+if TYPE_CHECKING:  # imported on first use (``_LAZY``): what type checkers and editors see
+    from emkit.distributions.base import DirichletPrior, Distribution, GammaPrior, component
+    from emkit.distributions.continuous import DiagGaussian, Exponential, Gamma, LogNormal
+    from emkit.distributions.covariance import (
+        COVARIANCE_TYPES,
+        CovarianceStructure,
+        get_structure,
+    )
+    from emkit.distributions.discrete import Bernoulli, Categorical, Poisson
+    from emkit.distributions.gaussian import Gaussian, GaussianParams, GaussianStats
+    from emkit.distributions.independent import Independent
+    from emkit.distributions.student_t import StudentT, StudentTParams
 
 __all__ = [
     "COVARIANCE_TYPES",
@@ -42,3 +52,21 @@ __all__ = [
     "from_spec",
     "get_structure",
 ]
+
+#: the names imported above for type checkers and the module defining each: imported on
+#: first use (the distributions also by ``from_spec``), so that importing a light module
+#: (``covariance``, which the command line wants) does not import scipy and numba
+_LAZY = {
+    **_DISTRIBUTIONS,
+    **dict.fromkeys(
+        ("DirichletPrior", "Distribution", "GammaPrior", "component"), "emkit.distributions.base"
+    ),
+    **dict.fromkeys(
+        ("COVARIANCE_TYPES", "CovarianceStructure", "get_structure"),
+        "emkit.distributions.covariance",
+    ),
+    **dict.fromkeys(("GaussianParams", "GaussianStats"), "emkit.distributions.gaussian"),
+    "StudentTParams": "emkit.distributions.student_t",
+}
+
+__getattr__, __dir__ = _lazy.attach(__name__, _LAZY)

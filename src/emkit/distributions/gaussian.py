@@ -46,7 +46,6 @@ from emkit._logspace import log_normalize, posterior_in_place
 from emkit._validation import check_real
 from emkit.distributions.base import Distribution, add_blocks, check_weights
 from emkit.distributions.covariance import CovarianceStructure, block_rows, get_structure
-from emkit.distributions.covariance._kernels import normalise_columns
 from emkit.distributions.missing import (
     MissingBatch,
     condition,
@@ -216,6 +215,9 @@ class GaussianKernel:
             if fused is not None:
                 stats = fused[:3] if exact else st.recentre(*fused[:3], means)
                 return GaussianStats(*stats), fused[3]
+        # compiled (numba): imported by the first E-step, not by the estimators' import
+        from emkit.distributions.covariance._kernels import normalise_columns
+
         totals, value, about = None, 0.0, Works(means, exact)
         for sl in self.slices(len(X), K, D):
             resp, work = st.log_density(X[sl], cache)

@@ -7,14 +7,21 @@
   change the result, the shape of the data and the seed;
 * the restarts already **finished** (their parameters, objective, history, counts);
 * the **current** restart: its index, parameters after the last recorded step, the
-  monitor's history and counts, its random generator's state, and the state a scheme
-  keeps between steps (SQUAREM's step bound; online EM's running statistics and step
-  counter).
+  monitor's history, counts, stage and convergence flag, its random generator's state,
+  and the state a scheme keeps between steps (SQUAREM's step bound; online EM's running
+  statistics and step counter; annealing's stage, the index of its inverse temperature,
+  whose steps so far the monitor counts).
 
 Running the same fit again with the same path resumes from the file: finished
 restarts are not run again, and the current one continues from its parameters. The
 E-step at those parameters is deterministic, so the resumed run goes through the
-same iterates as an uninterrupted one and ends with the same result. A file whose
+same iterates as an uninterrupted one and ends with the same result: parameters,
+history, counts (the E-step repeated at the resumed parameters is not counted) and
+the choice of the best restart. This holds for every scheme (plain EM, SQUAREM,
+online, hard, annealed, ECME, and a custom scheme that keeps its state between steps
+in ``RunContext.scheme_state``), with ``fixed`` parameters, chunked batches and
+threads (their E-step sums are taken in batch order). Restarts run one after the
+other when checkpointed; their results do not depend on that. A file whose
 fingerprint differs (another model, other options, data of another shape) is refused
 with a ``ValueError`` naming what differs; it is never used silently.
 
@@ -241,10 +248,7 @@ class Checkpoint:
             self._put_tree(f"r{restart}.scheme.{name}", value)
         self.meta["current"] = {
             "restart": restart,
-            "n_iter": monitor.n_iter,
-            "n_estep": monitor.n_estep,
-            "history": list(monitor.history),
-            "initial": monitor.initial,
+            **monitor.state_dict(),
             "rng": rng.bit_generator.state,
             "scheme": sorted(scheme_state),
         }
@@ -263,11 +267,7 @@ class Checkpoint:
                 "restart": restart,
                 "objective": float(objective),
                 "loglik": float(loglik),
-                "n_iter": monitor.n_iter,
-                "n_estep": monitor.n_estep,
-                "history": list(monitor.history),
-                "initial": monitor.initial,
-                "converged": bool(monitor.converged),
+                **monitor.state_dict(),
             }
         )
         self.meta["current"] = None

@@ -134,8 +134,12 @@ def em(
         (atomically), and resume from it when it exists: the resumed fit ends with
         the same result as an uninterrupted one. A file from another fit (model,
         options, data shape) is refused with a ``ValueError``. See
-        :mod:`emkit.engine.checkpoint`. Restarts then run one after the other;
-        not with ``anneal``.
+        :mod:`emkit.engine.checkpoint`. Every scheme, variant and option resumes
+        exactly: annealing at the stage and step it reached (the schedule is part
+        of the fingerprint), online EM with its generator, step count and running
+        statistics, restarts with the ones already finished (they then run one after
+        the other, with the same result). A custom ``scheme`` resumes exactly when
+        it keeps what it carries between steps in ``RunContext.scheme_state``.
     checkpoint_every : int, default 1
         Steps between two writes of the checkpoint.
     fixed : collection of str or dict, optional
@@ -190,12 +194,11 @@ def em(
     ckpt = None
     seed = seed_sequence(random_state)
     if checkpoint is not None:
-        if anneal is not None:
-            raise ValueError("checkpoint cannot be combined with anneal")
         options = dict(
             tol=tol, max_iter=max_iter, n_init=n_init, tol_scale=tol_scale,
             random_state=random_state if random_state is None or isinstance(random_state, int)
             else type(random_state).__name__, scheme=scheme, accel=accel, variant=variant,
+            anneal=list(scheme.schedule) if isinstance(scheme, Annealed) else None,
             kappa=kappa, t0=t0, batch_size=batch_size, fixed=fixed,
         )  # fmt: skip
         ckpt = Checkpoint(checkpoint, checkpoint_every, fingerprint(model, source, options, init))
@@ -355,15 +358,15 @@ def _resume(ckpt: Checkpoint, i: int, params0: Any, monitor: Monitor, ctx: RunCo
     if cur is None:
         return params0
     params = ckpt.tree(f"r{i}.params", params0)
-    monitor.history = [float(v) for v in cur["history"]]
-    monitor.n_iter = int(cur["n_iter"])
-    monitor.n_estep = int(cur["n_estep"])
-    monitor.initial = float(cur["initial"])
+    monitor.load_state(cur)
     ctx.rng.bit_generator.state = cur["rng"]
     names = set(cur["scheme"])
 
     def resumed(name: str, like: Any) -> Any:
-        return ckpt.tree(f"r{i}.scheme.{name}", like) if name in names else like
+        if name not in names:
+            return like
+        names.discard(name)  # read once: a later stage (annealing) starts afresh
+        return ckpt.tree(f"r{i}.scheme.{name}", like)
 
     ctx._resume = resumed
     return params
@@ -373,9 +376,7 @@ def _finished_run(ckpt, model, source, init, rng, i, done, what, with_prior):
     """A restart the checkpoint holds as finished: its result, without running it."""
     like = init if init is not None else model.init_params(source.init_data(), rng)
     monitor = Monitor(max_iter=0, tol=0.0, scale=1.0, objective_name=what, with_prior=with_prior)
-    monitor.history = [float(v) for v in done["history"]]
-    monitor.n_iter, monitor.n_estep = int(done["n_iter"]), int(done["n_estep"])
-    monitor.initial, monitor.converged = float(done["initial"]), bool(done["converged"])
+    monitor.load_state(done)
     params = ckpt.tree(f"r{i}.params", like)
     return float(done["objective"]), float(done["loglik"]), params, monitor
 

@@ -70,6 +70,10 @@ class Monitor:
         self.stopped_by_callback = False
         self.initial = math.nan
         self._last = math.nan
+        self._stage_start = 0
+        #: set by :meth:`load_state`: the next :meth:`start` is the re-evaluation of the
+        #: point a checkpoint recorded, not the start of a run
+        self.resuming = False
         self._t0 = time.perf_counter()
         self._bar = None
         #: called with the parameters after every recorded step (the checkpoint writer)
@@ -88,11 +92,37 @@ class Monitor:
         """
         self._stage_start = self.n_iter
         self.converged = False
-        self._staged = True
 
     @property
     def stage_iter(self) -> int:
-        return self.n_iter - getattr(self, "_stage_start", 0)
+        return self.n_iter - self._stage_start
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps of this monitor (JSON): counts, history, stage, convergence."""
+        return {
+            "n_iter": self.n_iter,
+            "n_estep": self.n_estep,
+            "history": list(self.history),
+            "initial": self.initial,
+            "stage_start": self._stage_start,
+            "converged": bool(self.converged),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Carry on from :meth:`state_dict`'s ``state``, taken after a recorded step.
+
+        The run then starts again at the recorded parameters: its first E-step repeats
+        the one the checkpoint was taken after (it is not counted again), and
+        :meth:`start` says stop when that step had ended the run or its stage
+        (converged, or ``max_iter`` steps), as it did in the uninterrupted run.
+        """
+        self.history = [float(v) for v in state["history"]]
+        self.n_iter = int(state["n_iter"])
+        self.n_estep = int(state["n_estep"])
+        self.initial = float(state["initial"])
+        self._stage_start = int(state.get("stage_start", 0))
+        self.converged = bool(state.get("converged", False))
+        self.resuming = True
 
     def roundoff(self, value: float) -> float:
         return self.monotone_rtol * (abs(value) + self.scale)
@@ -103,6 +133,11 @@ class Monitor:
         if math.isnan(self.initial):
             self.initial = objective
         self._last = objective
+        if self.resuming:  # the E-step at the checkpoint's parameters, done again
+            self.resuming = False
+            self.n_estep -= 1
+            ended = self.converged or self.stage_iter >= self.max_iter
+            return self._notify(params, loglik, objective, math.nan) or ended
         return self._notify(params, loglik, objective, math.nan)
 
     def record(self, params: Any, loglik: float, objective: float, reseeded: bool = False) -> bool:

@@ -301,12 +301,12 @@ class OnlineEM(Scheme):
             previous = objective
             _, loglik, objective = ctx.evaluate(params)
             # Not an exact EM step: neither a drop nor a small change means anything
-            # to the monitor's monotone test, so convergence is decided here.
-            ctx.scheme_state.update(running=running, t=t)
-            stop = monitor.record(params, loglik, objective, reseeded=True)
+            # to the monitor's monotone test, so convergence is decided here (before the
+            # record, so that a checkpoint taken there knows the run ended).
             if monitor.tol is not None and abs(objective - previous) < monitor.tol * monitor.scale:
                 monitor.converged = True
-                stop = True
+            ctx.scheme_state.update(running=running, t=t)
+            stop = monitor.record(params, loglik, objective, reseeded=True)
         return params, loglik, objective
 
 

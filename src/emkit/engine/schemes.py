@@ -42,16 +42,18 @@ class RunContext:
         #: the restart's own generator (online EM shuffles with it)
         self.rng = random_state if random_state is not None else np.random.default_rng(0)
         self._log_prior = getattr(model, "log_prior", None)
-        #: what a scheme keeps between steps, by name (pytrees), for the checkpoint;
-        #: a scheme puts it here before ``monitor.record`` and reads it back with
-        #: :meth:`resumed` when it starts
+        #: what a scheme keeps between steps, by name (pytrees of arrays and numbers),
+        #: for the checkpoint; a scheme puts it here before ``monitor.record`` and reads
+        #: it back with :meth:`resumed` when it starts (a wrapper and the scheme it
+        #: wraps use different names)
         self.scheme_state: dict[str, Any] = {}
         self._resume: Any = None
         self.set_posterior(beta=beta, hard=hard)
 
     def resumed(self, name: str, default: Any) -> Any:
         """The scheme state ``name`` saved in the checkpoint this run resumes from, in the
-        structure of ``default``; ``default`` when not resuming."""
+        structure of ``default``; ``default`` when not resuming, and at every later call
+        for the same name (a scheme run again, at the next annealing stage, starts afresh)."""
         return default if self._resume is None else self._resume(name, default)
 
     def set_posterior(self, *, beta: float = 1.0, hard: bool = False) -> None:

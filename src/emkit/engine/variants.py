@@ -59,6 +59,9 @@ class HardEM(Scheme):
     def __init__(self, inner: Scheme):
         self.inner = inner
 
+    def __repr__(self) -> str:
+        return f"HardEM({_name(self.inner)})"
+
     def run(self, ctx: RunContext, params: Any) -> tuple[Any, float, float]:
         ctx.set_posterior(hard=True)
         try:
@@ -85,22 +88,33 @@ class Annealed(Scheme):
     components stay identical under EM; so, as in deterministic annealing for
     clustering (Rose 1998), each new stage starts from slightly perturbed parameters
     when the model offers ``perturb(params, rng)``.
+
+    Checkpoints keep the stage (the index of its inverse temperature) in
+    ``ctx.scheme_state["stage"]``, and the monitor keeps where the stage began; a
+    resumed run carries on inside that stage (no new perturbation), then goes on
+    through the schedule as the uninterrupted run does.
     """
 
     def __init__(self, inner: Scheme, schedule: Sequence[float]):
         self.inner = inner
         self.schedule = check_schedule(schedule)
 
+    def __repr__(self) -> str:
+        return f"Annealed({_name(self.inner)}, schedule={list(self.schedule)})"
+
     def run(self, ctx: RunContext, params: Any) -> tuple[Any, float, float]:
         monitor = ctx.monitor
         result = None
+        first = int(ctx.resumed("stage", 0)) if monitor.resuming else 0
         try:
             perturb = getattr(ctx.model, "perturb", None)
-            for stage, beta in enumerate(self.schedule):
-                ctx.set_posterior(beta=beta)
-                monitor.new_stage()
-                if stage and perturb is not None:
-                    params = perturb(params, ctx.rng)
+            for stage in range(first, len(self.schedule)):
+                ctx.set_posterior(beta=self.schedule[stage])
+                ctx.scheme_state["stage"] = stage
+                if not monitor.resuming:  # a resumed stage is under way
+                    monitor.new_stage()
+                    if stage and perturb is not None:
+                        params = perturb(params, ctx.rng)
                 result = self.inner.run(ctx, params)
                 params = result[0]
                 if monitor.stopped_by_callback:
@@ -108,3 +122,11 @@ class Annealed(Scheme):
         finally:
             ctx.set_posterior()
         return result
+
+
+def _name(scheme: Scheme) -> str:
+    """A wrapped scheme in a wrapper's repr (which a checkpoint's fingerprint compares):
+    its own repr when it has one (its settings), else its class name."""
+    if type(scheme).__repr__ is object.__repr__:
+        return type(scheme).__qualname__
+    return repr(scheme)

@@ -4,3 +4,9 @@
 ``estimator`` holds the estimator base and the engine options every estimator shares;
 ``init`` the starting-point methods (k-means, k-means++, starting responsibilities).
 """
+
+from emkit import _lazy
+
+# Nothing is imported here: ``import emkit`` imports no model. A subpackage is imported
+# when first looked up (``emkit.models.hmm``), as if imported here.
+__getattr__, __dir__ = _lazy.attach(__name__, {})

@@ -25,7 +25,7 @@ from emkit.data.sources import DataSource
 from emkit.engine.protocol import objective_label
 from emkit.io import save as _save_model
 
-__all__ = ["ENGINE_OPTIONS", "EMEstimator"]
+__all__ = ["ENGINE_OPTIONS", "EMEstimator", "record_feature_names"]
 
 #: The engine options an estimator may offer, each a constructor parameter of the same
 #: name handed to :func:`emkit.em` (documented here once; the defaults of ``tol`` and
@@ -324,6 +324,55 @@ def feature_names_of(X: Any) -> np.ndarray | None:
     if not names or not all(isinstance(c, str) for c in names):
         return None
     return np.asarray(names, dtype=str)
+
+
+def record_feature_names(estimator: EMEstimator, names: Any) -> None:
+    """Record the column names of the data a fitted estimator was fitted on.
+
+    ``fit`` records them by itself from a DataFrame; this is for data fitted as a
+    plain array whose names are known elsewhere (a file's header, as ``emkit fit``
+    reads it). They are then ``feature_names_in_``, saved by ``save``, and checked
+    against the columns of every DataFrame given to ``predict`` and its kin.
+
+    Parameters
+    ----------
+    estimator : EMEstimator
+        A fitted estimator.
+    names : sequence of str
+        One distinct name per feature, in the order of the columns.
+
+    Raises
+    ------
+    ValueError
+        The estimator is not fitted, or ``names`` are not ``n_features_in_`` distinct
+        strings.
+
+    Examples
+    --------
+    >>> import emkit
+    >>> from emkit.models.estimator import record_feature_names
+    >>> gm = emkit.GaussianMixture(1).fit(np.arange(8.0).reshape(4, 2))
+    >>> record_feature_names(gm, ["height", "weight"])
+    >>> gm.feature_names_in_.tolist()
+    ['height', 'weight']
+    """
+    n_features = getattr(estimator, "n_features_in_", None)
+    if n_features is None:
+        raise ValueError(
+            f"{type(estimator).__name__} is not fitted: fit it before naming its features"
+        )
+    names = list(names)
+    if not all(isinstance(name, str) for name in names):
+        raise ValueError(f"feature names must be strings, got {names!r}")
+    if len(names) != n_features:
+        raise ValueError(
+            f"{len(names)} feature names for a {type(estimator).__name__} fitted on "
+            f"{n_features} features"
+        )
+    if len(set(names)) != len(names):
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        raise ValueError(f"feature names must be distinct; repeated: {', '.join(repeated)}")
+    estimator.feature_names_in_ = np.asarray(names, dtype=str)
 
 
 def _recording_feature_names(method):
