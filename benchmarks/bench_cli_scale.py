@@ -185,7 +185,6 @@ if __name__ == "__main__":
         parser.add_argument("--only", default=None, help="cli-defaults-1m or cli-old-vs-new")
         parser.add_argument("--scale", type=float, default=1.0)
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--threads", type=int, default=1)
         parsed = parser.parse_args()
         for w in WORKLOADS:
             if parsed.only in (None, w.name):
