@@ -14,6 +14,9 @@ compares two ways of running the same emkit fit from the same start:
 * ``cluster``: a ``distributed.LocalCluster`` (2 worker processes, loopback) fitting a
   Dask array, against the in-memory fit in this process; the cluster's start is not
   timed.
+* ``cluster-hmm``: the same cluster fitting a Gaussian ``HMM`` (diagonal covariances)
+  to 200 sequences of 1,000 steps, a Dask array of 8 partitions of 25 whole sequences
+  (``emkit.data.from_dask(..., lengths=...)``), against the in-memory fit.
 
 Every fit runs ``--iters`` EM steps with ``tol=0`` (``ooc-parquet``: 3, a pass over 10M
 rows is long), so both sides run the same iterations; ``|dLL|/|LL|`` checks they agree.
@@ -57,6 +60,7 @@ WORKLOADS = [
     ScaleWorkload("ooc-parquet", 10_000_000, 16, 4),
     ScaleWorkload("threads", 1_000_000, 16, 8),
     ScaleWorkload("cluster", 400_000, 16, 4),
+    ScaleWorkload("cluster-hmm", 200_000, 4, 4),  # 200 sequences of 1,000 steps
 ]
 
 
@@ -196,7 +200,6 @@ def run_threads(w: ScaleWorkload, args: argparse.Namespace) -> dict[str, Any]:
 
 def run_cluster(w: ScaleWorkload, args: argparse.Namespace) -> dict[str, Any]:
     import dask.array as da
-    import distributed
 
     import emkit
 
@@ -204,6 +207,66 @@ def run_cluster(w: ScaleWorkload, args: argparse.Namespace) -> dict[str, Any]:
     X = make_rows(np.random.default_rng(args.seed), n, w.n_features, w.n_components)
     kw = dict(tol=0.0, max_iter=args.iters, init=start_params(w.n_features, w.n_components))
     darr = da.from_array(X, chunks=(-(-n // 8), w.n_features))
+
+    def fit(data, executor):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", emkit.ConvergenceWarning)
+            return emkit.GaussianMixture(w.n_components, **kw, executor=executor).fit(data)
+
+    times, last = _cluster_and_memory(fit, darr, X, args)
+    return _row(w, "in memory", times, last, "cluster", "memory", n_samples=n, workers=2)
+
+
+def hmm_sequences(rng: np.random.Generator, n: int, d: int, k: int, length: int = 1_000):
+    """``n`` rows of sequences of ``length`` steps from a sticky ``k``-state Gaussian HMM,
+    the sequences' lengths, and a start (the true parameters moved)."""
+    lengths = [length] * max(n // length, 8)
+    transmat = np.full((k, k), 0.05 / (k - 1)) + np.eye(k) * (0.95 - 0.05 / (k - 1))
+    means = np.random.default_rng(0).normal(scale=3.0, size=(k, d))
+    states = np.empty(sum(lengths), dtype=np.int64)
+    u = rng.random(len(states))
+    cdf = np.cumsum(transmat, axis=1)
+    for t in range(len(states)):
+        first = t % length == 0
+        states[t] = int(u[t] * k) if first else np.searchsorted(cdf[states[t - 1]], u[t])
+    X = means[np.minimum(states, k - 1)] + rng.normal(size=(len(states), d))
+    start = {
+        "startprob": np.full(k, 1.0 / k),
+        "transmat": np.full((k, k), 0.1 / (k - 1)) + np.eye(k) * (0.9 - 0.1 / (k - 1)),
+        "means": means + 1.0,
+        "covariances": np.full((k, d), 2.0),
+    }
+    return X, lengths, start
+
+
+def run_cluster_hmm(w: ScaleWorkload, args: argparse.Namespace) -> dict[str, Any]:
+    import dask.array as da
+
+    import emkit
+
+    n = max(int(w.n_samples * args.scale), 8_000)
+    X, lengths, start = hmm_sequences(
+        np.random.default_rng(args.seed), n, w.n_features, w.n_components
+    )
+    per = -(-len(lengths) // 8)  # whole sequences a partition
+    darr = da.from_array(X, chunks=(1_000 * per, w.n_features))
+    kw = dict(tol=0.0, max_iter=args.iters, init=start)
+
+    def fit(data, executor):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", emkit.ConvergenceWarning)
+            return emkit.HMM(w.n_components, **kw, executor=executor).fit(data, lengths)
+
+    times, last = _cluster_and_memory(fit, darr, X, args)
+    return _row(w, "in memory", times, last, "cluster", "memory", n_samples=len(X), workers=2)
+
+
+def _cluster_and_memory(fit, darr, X, args: argparse.Namespace):
+    """``fit(darr, client)`` on a ``LocalCluster`` (2 worker processes, loopback) and
+    ``fit(X, "serial")`` in this process, timed by ``time_interleaved`` after a warm-up
+    fit on the cluster (the workers import emkit, load or compile the kernels)."""
+    import distributed
+
     with (
         distributed.LocalCluster(
             n_workers=2,
@@ -214,18 +277,11 @@ def run_cluster(w: ScaleWorkload, args: argparse.Namespace) -> dict[str, Any]:
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-
-        def fit(data, executor):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", emkit.ConvergenceWarning)
-                return emkit.GaussianMixture(w.n_components, **kw, executor=executor).fit(data)
-
-        fit(darr, client)  # warm-up: workers import emkit and load the kernels
-        times, last = time_interleaved(
+        fit(darr, client)
+        return time_interleaved(
             {"cluster": lambda: fit(darr, client), "memory": lambda: fit(X, "serial")},
             min(args.repeats, 3),
         )
-    return _row(w, "in memory", times, last, "cluster", "memory", n_samples=n, workers=2)
 
 
 def _row(w, peer: str, times, last, ours: str, theirs: str, **details) -> dict[str, Any]:
@@ -244,7 +300,12 @@ def _row(w, peer: str, times, last, ours: str, theirs: str, **details) -> dict[s
 
 
 def run(workload: ScaleWorkload, args: argparse.Namespace) -> dict[str, Any]:
-    runner = {"ooc-parquet": run_ooc, "threads": run_threads, "cluster": run_cluster}
+    runner = {
+        "ooc-parquet": run_ooc,
+        "threads": run_threads,
+        "cluster": run_cluster,
+        "cluster-hmm": run_cluster_hmm,
+    }
     return runner[workload.name](workload, args)
 
 
@@ -254,7 +315,9 @@ if __name__ == "__main__":
         print(json.dumps(_fit_in_child(path, k, iters, mode)))
     else:
         parser = argparse.ArgumentParser(description="emkit scale benchmarks")
-        parser.add_argument("--only", default=None, help="ooc-parquet, threads or cluster")
+        parser.add_argument(
+            "--only", default=None, help="ooc-parquet, threads, cluster or cluster-hmm"
+        )
         parser.add_argument("--scale", type=float, default=1.0)
         parser.add_argument("--iters", type=int, default=10)
         parser.add_argument("--repeats", type=int, default=3)

@@ -31,3 +31,29 @@ def run_with_threads():
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
     return run
+
+
+@pytest.fixture(scope="module")
+def process_cluster(request):
+    """A ``distributed.Client`` of a real ``LocalCluster``: two single-threaded worker
+    processes on loopback, no dashboard, shared by the tests of a module (starting it
+    takes seconds). The module's ``CLUSTER_PRELOAD``, a list of Python sources, runs in
+    every worker as it starts, before it joins the scheduler."""
+    import logging
+
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=logging.CRITICAL,
+        preload=list(getattr(request.module, "CLUSTER_PRELOAD", [])),
+    )
+    client = distributed.Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()

@@ -196,7 +196,7 @@ def test_bad_sources_and_options_are_refused(files, table, tmp_path):
         emkit.GaussianMixture(2, variant="online", batch_size=100).fit(
             from_parquet(files / "x.parquet")
         )
-    with pytest.raises(TypeError, match="takes sequences in memory"):
+    with pytest.raises(ValueError, match="holds rows, not sequences"):
         emkit.HMM(2).fit(from_npy(files / "x.npy"))
     bad = table.copy()
     bad[5, 1] = np.inf

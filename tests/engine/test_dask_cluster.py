@@ -9,7 +9,6 @@ same result.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -36,21 +35,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::emkit.ConvergenceWarning")
 
 
 @pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=":0",  # any free port: never a clash with a running cluster
-        silence_logs=logging.CRITICAL,
-    )
-    client = distributed.Client(cluster)
-    try:
-        yield client
-    finally:
-        client.close()
-        cluster.close()
+def client(process_cluster):  # (tests/conftest.py)
+    return process_cluster
 
 
 @pytest.fixture(scope="module")
@@ -135,26 +121,6 @@ def test_estimators_on_the_cluster_equal_their_in_memory_fits(client, X, tmp_pat
     ref = emkit.FactorAnalysis(1, tol=0.0, max_iter=5).fit(X)
     fit = emkit.FactorAnalysis(1, tol=0.0, max_iter=5, executor=client, batch_size=300).fit(X)
     assert_same_fit(fit, ref, ["components_", "noise_variance_"])
-
-
-def test_hmm_on_a_cluster_with_whole_sequences_as_partitions(X):
-    # In-process workers: the HMM's Numba recursions cannot be cached on disk, and
-    # compiling them in every worker process takes minutes on a loaded 2-core machine.
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=False,
-            dashboard_address=":0",  # any free port: never a clash with a running cluster
-            silence_logs=logging.CRITICAL,
-        ) as cluster,
-        distributed.Client(cluster, set_as_default=False) as client,
-    ):
-        lengths = [200, 150, 250, 200]  # two whole sequences per partition
-        hmm = dict(n_states=2, tol=0.0, max_iter=4, random_state=0, covariance_type="diag")
-        ref = emkit.HMM(**hmm).fit(X, lengths)
-        fit = emkit.HMM(**hmm, executor=client, batch_size=2).fit(X, lengths)
-    assert_same_fit(fit, ref, ["startprob_", "transmat_", "means_", "covariances_"])
 
 
 def test_partitions_are_read_once_and_only_parameters_go_out(client, X, tmp_path):

@@ -22,33 +22,39 @@ from emkit.data.tables import DEFAULT_INIT_ROWS, MappedSource, TableSource, _che
 __all__ = ["DaskSource", "from_dask"]
 
 
+def _as_dask_array(collection: Any) -> Any:
+    """A 2-D numeric Dask array with known chunk sizes, from an array or a DataFrame."""
+    import dask.array as da
+    from dask.dataframe import DataFrame
+
+    if isinstance(collection, DataFrame):
+        bad = [c for c, t in collection.dtypes.items() if t.kind not in "biuf"]
+        if bad:
+            raise TypeError(f"columns {bad} of the Dask DataFrame are not numeric")
+        arr = collection.to_dask_array(lengths=True)
+    elif isinstance(collection, da.Array):
+        arr = collection
+    else:
+        raise TypeError(
+            "from_dask takes a dask.array.Array or a dask.dataframe.DataFrame, got "
+            f"{type(collection).__name__}"
+        )
+    if arr.ndim != 2:
+        raise ValueError(f"the Dask array must be 2-D (rows, features), got shape {arr.shape}")
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"the Dask array must be numeric, got dtype {arr.dtype}")
+    if any(math.isnan(c) for c in arr.chunks[0]):
+        arr = arr.compute_chunk_sizes()
+    return arr
+
+
 class DaskSource(TableSource):
     """A 2-D Dask array, or a Dask DataFrame of numeric columns (see :func:`from_dask`)."""
 
     def __init__(self, collection: Any, batch_size=None, init_rows=DEFAULT_INIT_ROWS):
-        import dask.array as da
-        from dask.dataframe import DataFrame
-
         from emkit.data.tables import _check_init_rows
 
-        if isinstance(collection, DataFrame):
-            bad = [c for c, t in collection.dtypes.items() if t.kind not in "biuf"]
-            if bad:
-                raise TypeError(f"columns {bad} of the Dask DataFrame are not numeric")
-            arr = collection.to_dask_array(lengths=True)
-        elif isinstance(collection, da.Array):
-            arr = collection
-        else:
-            raise TypeError(
-                "from_dask takes a dask.array.Array or a dask.dataframe.DataFrame, got "
-                f"{type(collection).__name__}"
-            )
-        if arr.ndim != 2:
-            raise ValueError(f"the Dask array must be 2-D (rows, features), got shape {arr.shape}")
-        if arr.dtype.kind not in "biuf":
-            raise TypeError(f"the Dask array must be numeric, got dtype {arr.dtype}")
-        if any(math.isnan(c) for c in arr.chunks[0]):
-            arr = arr.compute_chunk_sizes()
+        arr = _as_dask_array(collection)
         batch_size = _check_batch_size(batch_size)
         arr = arr.rechunk({0: batch_size, 1: -1} if batch_size else {1: -1})
         self.dtype = np.dtype(arr.dtype if arr.dtype in (np.float32, np.float64) else np.float64)
@@ -101,7 +107,13 @@ class DaskSource(TableSource):
 
 
 def from_dask(
-    collection: Any, *, batch_size: int | None = None, init_rows: int = DEFAULT_INIT_ROWS
+    collection: Any,
+    *,
+    lengths: Any = None,
+    sequence_column: str | None = None,
+    batch_size: int | None = None,
+    sequences_per_batch: int | None = None,
+    init_rows: int = DEFAULT_INIT_ROWS,
 ):
     """A data source over a Dask array (rows, features) or a Dask DataFrame of numeric columns.
 
@@ -110,11 +122,102 @@ def from_dask(
     ``dask.distributed`` client, :func:`emkit.em` and every estimator run the E-step
     of each partition on the worker that holds it.
 
+    Parameters
+    ----------
+    collection : dask.array.Array or dask.dataframe.DataFrame
+    lengths : array-like of int, optional
+        Sequences (an HMM's data): the length of every sequence stored in the rows,
+        one after the other.
+    sequence_column : str, optional
+        Sequences from a DataFrame column of sequence ids (not a feature): a new
+        sequence starts where the id changes; the rows of a sequence must be
+        contiguous. Found by one pass over the column, partition by partition.
+    batch_size : int, optional
+        Rows per partition (re-chunks the rows); with sequences, as many whole
+        sequences as fit in ``batch_size`` rows (a longer sequence is a partition of
+        its own).
+    sequences_per_batch : int, optional
+        With sequences: this many whole sequences per partition (re-chunks the rows).
+    init_rows : int, default 100_000
+        At most this many rows go to initialisation.
+
+    Returns
+    -------
+    DaskSource, or with sequences a :class:`~emkit.data.sequence_tables.SequenceTableSource`
+        whose batches are the partitions, each a set of whole sequences.
+
+    Raises
+    ------
+    ValueError
+        With sequences and neither ``batch_size`` nor ``sequences_per_batch``: a
+        partition boundary inside a sequence (the message names it); lengths that do
+        not add up to the rows; a missing id, or an id that comes back after another
+        sequence.
+
     Examples
     --------
     >>> import dask.array as da
     >>> src = from_dask(da.ones((10, 3), chunks=(4, 3)))
     >>> src.n_samples, src.n_features, [len(b) for b in src.batches()]
     (10, 3, [4, 4, 2])
+    >>> seqs = from_dask(da.ones((10, 3), chunks=(4, 3)), lengths=[4, 4, 2])
+    >>> seqs.n_samples, [b.offsets.tolist() for b in seqs.batches()]
+    (3, [[0, 4], [0, 4], [0, 2]])
+    >>> from_dask(da.ones((10, 3), chunks=(4, 3)), lengths=[5, 5])
+    Traceback (most recent call last):
+    ...
+    ValueError: the partition boundary at row 4 falls inside sequence 0 (rows 0 to 5): ...
     """
-    return DaskSource(collection, batch_size=batch_size, init_rows=init_rows)
+    if lengths is None and sequence_column is None:
+        if sequences_per_batch is not None:
+            raise ValueError("sequences_per_batch needs sequences: give lengths or sequence_column")
+        return DaskSource(collection, batch_size=batch_size, init_rows=init_rows)
+    from emkit.data.sequence_tables import (
+        SequenceTableSource,
+        cuts_by_rows,
+        cuts_by_sequences,
+        cuts_from_chunks,
+    )
+    from emkit.data.sequences import offsets_from_lengths
+
+    if batch_size is not None and sequences_per_batch is not None:
+        raise ValueError("give batch_size (rows) or sequences_per_batch, not both")
+    if sequence_column is not None:
+        if lengths is not None:
+            raise ValueError("give lengths= or sequence_column=, not both")
+        collection, lengths = _split_ids(collection, sequence_column)
+    arr = _as_dask_array(collection)
+    offsets = offsets_from_lengths(lengths, int(arr.shape[0]), what="the Dask collection")
+    if sequences_per_batch is not None:
+        from emkit._validation import check_int
+
+        per = check_int(sequences_per_batch, "sequences_per_batch", 1)
+        cuts = cuts_by_sequences(offsets.size - 1, per)
+    elif batch_size is not None:
+        cuts = cuts_by_rows(offsets, _check_batch_size(batch_size))
+    else:
+        cuts = cuts_from_chunks(offsets, arr.chunks[0])
+    rows = tuple(np.diff(offsets[cuts]).tolist())
+    table = DaskSource(arr.rechunk({0: rows, 1: -1}), init_rows=init_rows)
+    return SequenceTableSource(table, offsets, cuts)
+
+
+def _split_ids(frame: Any, column: str) -> tuple[Any, np.ndarray]:
+    """The DataFrame without its column of sequence ids, and the sequences' lengths."""
+    import dask
+    from dask.dataframe import DataFrame
+
+    from emkit.data.sequence_tables import id_runs, runs_of_ids
+
+    if not isinstance(frame, DataFrame):
+        raise TypeError(
+            f"sequence_column needs a Dask DataFrame, got {type(frame).__name__}; give "
+            "lengths= with an array"
+        )
+    if column not in frame.columns:
+        raise ValueError(
+            f"the sequence column {column!r} is not in the DataFrame (it has {list(frame.columns)})"
+        )
+    runs = dask.delayed(id_runs, pure=True)
+    parts = dask.compute(*[runs(p) for p in frame[column].to_delayed()])
+    return frame.drop(columns=[column]), runs_of_ids(parts, column, runs=True)

@@ -23,7 +23,7 @@ import numpy as np
 from emkit._pytree import tree_leaves, tree_map
 from emkit.data.sources import DataSource
 
-__all__ = ["SequenceBatch", "SequenceSource", "offsets_from_lengths"]
+__all__ = ["SequenceBatch", "SequenceSource", "Sequences", "offsets_from_lengths", "sequence_rows"]
 
 
 class SequenceBatch(NamedTuple):
@@ -41,8 +41,9 @@ class SequenceBatch(NamedTuple):
     offsets: np.ndarray
 
 
-def offsets_from_lengths(lengths: Any, n_rows: int) -> np.ndarray:
-    """Sequence boundaries (int64, starting at 0) from sequence lengths.
+def offsets_from_lengths(lengths: Any, n_rows: int, what: str = "X") -> np.ndarray:
+    """Sequence boundaries (int64, starting at 0) from sequence lengths; ``what`` names
+    the data of ``n_rows`` rows in the error messages.
 
     Raises
     ------
@@ -71,14 +72,53 @@ def offsets_from_lengths(lengths: Any, n_rows: int) -> np.ndarray:
     total = int(arr.sum())
     if total != n_rows:
         raise ValueError(
-            f"lengths add up to {total} but X has {n_rows} rows; sum(lengths) must equal len(X)"
+            f"lengths add up to {total} but {what} has {n_rows} rows; sum(lengths) must "
+            f"equal the number of rows of {what}"
         )
     offsets = np.zeros(arr.size + 1, dtype=np.int64)
     np.cumsum(arr, out=offsets[1:])
     return offsets
 
 
-class SequenceSource(DataSource):
+def sequence_rows(offsets: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of the sequences at ``index`` (in that order, back to back) and their
+    boundaries counted from 0.
+
+    Examples
+    --------
+    >>> rows, off = sequence_rows(np.array([0, 2, 5]), np.array([1, 0]))
+    >>> rows.tolist(), off.tolist()
+    ([2, 3, 4, 0, 1], [0, 3, 5])
+    """
+    index = np.asarray(index, dtype=np.intp)
+    starts, lengths = offsets[index], offsets[index + 1] - offsets[index]
+    out = np.zeros(index.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=out[1:])
+    return np.repeat(starts - out[:-1], lengths) + np.arange(out[-1]), out
+
+
+class Sequences(DataSource):
+    """Base of sources whose samples are sequences stored back to back (``offsets``)."""
+
+    offsets: np.ndarray
+
+    @property
+    def n_samples(self) -> int:
+        """Number of sequences (the unit of batches and of ``take``)."""
+        return self.offsets.size - 1
+
+    @property
+    def n_observations(self) -> int:
+        """Number of rows over all sequences."""
+        return int(self.offsets[-1])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Length of every sequence."""
+        return np.diff(self.offsets)
+
+
+class SequenceSource(Sequences):
     """Sequences stored back to back, cut into batches of whole sequences.
 
     Parameters
@@ -131,16 +171,6 @@ class SequenceSource(DataSource):
         self.batch_size = None if batch_size is None or batch_size >= n_seq else int(batch_size)
         self._batches: list[SequenceBatch] | None = None
 
-    @property
-    def n_samples(self) -> int:
-        """Number of sequences (the unit of batches and of ``take``)."""
-        return self.offsets.size - 1
-
-    @property
-    def n_observations(self) -> int:
-        """Number of rows over all sequences."""
-        return int(self.offsets[-1])
-
     def init_data(self) -> SequenceBatch:
         return SequenceBatch(self.data, self.offsets)
 
@@ -163,12 +193,6 @@ class SequenceSource(DataSource):
 
     def take(self, index: np.ndarray) -> SequenceBatch:
         """The sequences at ``index`` (in that order) as one batch."""
-        index = np.asarray(index, dtype=np.intp)
-        starts, stops = self.offsets[index], self.offsets[index + 1]
-        lengths = stops - starts
-        offsets = np.zeros(index.size + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        # Row indices of the chosen sequences, back to back.
-        rows = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+        rows, offsets = sequence_rows(self.offsets, index)
         data = tree_map(lambda x: None if x is None else x[rows], self.data)
         return SequenceBatch(data, offsets)

@@ -251,7 +251,9 @@ class NpySource(TableSource):
 class ParquetSource(TableSource):
     """A Parquet file or a folder of them, read in row batches (see :func:`from_parquet`)."""
 
-    def __init__(self, path, columns=None, batch_size=None, init_rows=DEFAULT_INIT_ROWS):
+    def __init__(
+        self, path, columns=None, batch_size=None, init_rows=DEFAULT_INIT_ROWS, exclude=()
+    ):
         import pyarrow.parquet as pq
 
         root = Path(path)
@@ -265,7 +267,12 @@ class ParquetSource(TableSource):
             raise FileNotFoundError(f"no such Parquet file or folder: {root}")
         self.files = [os.fspath(f) for f in files]
         schema = pq.ParquetFile(self.files[0]).schema_arrow
-        names = list(schema.names) if columns is None else _column_list(columns)
+        _check_present(exclude, schema.names, self.files[0])
+        names = (
+            [c for c in schema.names if c not in exclude]
+            if columns is None
+            else _column_list(columns)
+        )
         missing = [c for c in names if c not in schema.names]
         if missing:
             raise ValueError(
@@ -318,6 +325,16 @@ class ParquetSource(TableSource):
         if held:
             yield np.concatenate(pending) if len(pending) > 1 else pending[0]
 
+    def column_chunks(self, name: str) -> Iterator[np.ndarray]:
+        """The values of column ``name`` (any type), a row group at a time."""
+        import pyarrow.parquet as pq
+
+        handles: dict[int, Any] = {}
+        for i, g, _, _ in self._groups:
+            pf = handles.get(i) or handles.setdefault(i, pq.ParquetFile(self.files[i]))
+            handles = {i: pf}
+            yield pf.read_row_group(g, columns=[name]).column(0).to_numpy(zero_copy_only=False)
+
     def _to_numpy(self, table) -> np.ndarray:
         out = np.empty((table.num_rows, self.n_features))
         for j, col in enumerate(table.columns):
@@ -342,14 +359,21 @@ class ParquetSource(TableSource):
 class CsvSource(TableSource):
     """A CSV file with a header row, read in chunks with pandas (see :func:`from_csv`)."""
 
-    def __init__(self, path, columns=None, batch_size=None, init_rows=DEFAULT_INIT_ROWS):
+    def __init__(
+        self, path, columns=None, batch_size=None, init_rows=DEFAULT_INIT_ROWS, exclude=()
+    ):
         import pandas as pd
 
         self.path = os.fspath(path)
         if not os.path.isfile(self.path):
             raise FileNotFoundError(f"no such CSV file: {self.path}")
         head = pd.read_csv(self.path, nrows=1000)
-        names = list(head.columns) if columns is None else _column_list(columns)
+        _check_present(exclude, list(head.columns), self.path)
+        names = (
+            [c for c in head.columns if c not in exclude]
+            if columns is None
+            else _column_list(columns)
+        )
         missing = [c for c in names if c not in head.columns]
         if missing:
             raise ValueError(
@@ -388,6 +412,17 @@ class CsvSource(TableSource):
         for chunk in self._chunks():
             yield self._to_numpy(chunk)
 
+    def column_chunks(self, name: str) -> Iterator[np.ndarray]:
+        """The values of column ``name``, read as text, ``batch_size`` rows at a time."""
+        import pandas as pd
+
+        reader = pd.read_csv(
+            self.path, usecols=[name], dtype={name: str}, chunksize=self.batch_size
+        )
+        with reader:
+            for chunk in reader:
+                yield chunk[name].to_numpy()
+
     def _to_numpy(self, frame) -> np.ndarray:
         try:
             return frame[self.columns].to_numpy(dtype=np.float64)
@@ -402,6 +437,12 @@ def _column_list(columns: Any) -> list[str]:
     if isinstance(columns, str) or not isinstance(columns, Sequence) or not columns:
         raise TypeError(f"columns must be a non-empty list of column names, got {columns!r}")
     return list(columns)
+
+
+def _check_present(names: Sequence[str], columns: Sequence[str], where: str) -> None:
+    missing = [c for c in names if c not in columns]
+    if missing:
+        raise ValueError(f"columns {missing} are not in {where} (it has {list(columns)})")
 
 
 def _check_numeric(types: dict[str, Any], where: str) -> None:
@@ -423,19 +464,75 @@ def _check_numeric(types: dict[str, Any], where: str) -> None:
         )
 
 
+_SEQUENCES_DOC = """
+    Notes
+    -----
+    Sequences (an HMM's data): with ``lengths`` (the length of every sequence, in the
+    order of the rows) or ``sequence_column`` (a column of sequence ids; a new sequence
+    starts where the id changes, the rows of a sequence must be contiguous; the column
+    is not a feature) the source is a
+    :class:`~emkit.data.sequence_tables.SequenceTableSource`: batches of whole
+    sequences, as many as fit in ``batch_size`` rows (a longer sequence is a batch of
+    its own), and initialisation on whole sequences (every sequence when there are at
+    most ``init_rows`` rows).
+"""
+
+
+def _with_sequences(table: TableSource, lengths: Any, sequence_column: str | None):
+    """``table``, or the sequences in it when boundaries are given."""
+    if lengths is None and sequence_column is None:
+        return table
+    from emkit.data.sequence_tables import sequence_table
+
+    ids = None if sequence_column is None else table.column_chunks(sequence_column)
+    return sequence_table(table, lengths=lengths, sequence_column=sequence_column, ids=ids)
+
+
+def _columns_of(cls, path, columns, lengths, sequence_column, **options):
+    """A table of named columns (Parquet, CSV) but the sequence column, or the
+    sequences in it when boundaries are given."""
+    table = cls(path, columns, exclude=_excluded(columns, sequence_column), **options)
+    return _with_sequences(table, lengths, sequence_column)
+
+
+def _excluded(columns: Sequence[str] | None, sequence_column: str | None) -> tuple[str, ...]:
+    """The sequence column, which is not a feature."""
+    if sequence_column is None:
+        return ()
+    if not isinstance(sequence_column, str):
+        raise TypeError(f"sequence_column must be a column name, got {sequence_column!r}")
+    if columns is not None and sequence_column in columns:
+        raise ValueError(
+            f"the sequence column {sequence_column!r} is also in columns; the ids of the "
+            "sequences are not a feature"
+        )
+    return (sequence_column,)
+
+
 def from_npy(
-    path: str | os.PathLike, *, batch_size: int | None = None, init_rows: int = DEFAULT_INIT_ROWS
-) -> NpySource:
+    path: str | os.PathLike,
+    *,
+    lengths: Any = None,
+    batch_size: int | None = None,
+    init_rows: int = DEFAULT_INIT_ROWS,
+):
     """A ``.npy`` array of shape (n_samples, n_features), memory-mapped and read in batches.
 
     Parameters
     ----------
     path : str or path-like
+    lengths : array-like of int, optional
+        Length of every sequence stored in the rows, one after the other (see below).
     batch_size : int, optional
         Rows per batch (default: about 32 MiB of float64).
     init_rows : int, default 100_000
         At most this many rows, a systematic subsample, go to initialisation.
 
+    Returns
+    -------
+    NpySource, or SequenceTableSource with ``lengths``
+
+    %(sequences)s
     Examples
     --------
     >>> import tempfile, os
@@ -444,17 +541,23 @@ def from_npy(
     >>> src = from_npy(path, batch_size=2)
     >>> src.n_samples, src.n_features, [len(b) for b in src.batches()]
     (5, 2, [2, 2, 1])
+    >>> seqs = from_npy(path, lengths=[1, 2, 2], batch_size=3)
+    >>> [b.offsets.tolist() for b in seqs.batches()]
+    [[0, 1, 3], [0, 2]]
     """
-    return NpySource(path, batch_size=batch_size, init_rows=init_rows)
+    table = NpySource(path, batch_size=batch_size, init_rows=init_rows)
+    return _with_sequences(table, lengths, None)
 
 
 def from_parquet(
     path: str | os.PathLike,
     columns: Sequence[str] | None = None,
     *,
+    lengths: Any = None,
+    sequence_column: str | None = None,
     batch_size: int | None = None,
     init_rows: int = DEFAULT_INIT_ROWS,
-) -> ParquetSource:
+):
     """A Parquet file, or a folder of Parquet files, read in row batches with pyarrow.
 
     Parameters
@@ -463,32 +566,65 @@ def from_parquet(
         A file, or a folder whose ``*.parquet`` files (searched recursively, in sorted
         order) share their columns.
     columns : list of str, optional
-        Numeric columns to use (default: all, which must then be numeric).
+        Numeric columns to use (default: all but ``sequence_column``, which must then
+        be numeric).
+    lengths : array-like of int, optional
+        Length of every sequence stored in the rows, one after the other (see below).
+    sequence_column : str, optional
+        Column of sequence ids (any type), read in one streaming pass (see below).
     batch_size : int, optional
         Rows per batch (default: about 32 MiB of float64).
     init_rows : int, default 100_000
         At most this many rows, a systematic subsample, go to initialisation.
 
+    Returns
+    -------
+    ParquetSource, or SequenceTableSource with ``lengths`` or ``sequence_column``
+
     Raises
     ------
     FileNotFoundError, ValueError, TypeError
-        No such file, unknown columns, non-numeric columns.
-    """
-    return ParquetSource(path, columns, batch_size=batch_size, init_rows=init_rows)
+        No such file, unknown columns, non-numeric columns; lengths that do not add
+        up to the rows, a missing id, or an id that comes back after another sequence.
+    %(sequences)s"""
+    options = dict(batch_size=batch_size, init_rows=init_rows)
+    return _columns_of(ParquetSource, path, columns, lengths, sequence_column, **options)
 
 
 def from_csv(
     path: str | os.PathLike,
     columns: Sequence[str] | None = None,
     *,
+    lengths: Any = None,
+    sequence_column: str | None = None,
     batch_size: int | None = None,
     init_rows: int = DEFAULT_INIT_ROWS,
-) -> CsvSource:
+):
     """A CSV file with a header row, read in chunks of ``batch_size`` rows with pandas.
 
     Empty fields are missing values (NaN). Counting the rows takes one pass over the
     file, done the first time the number of rows is needed.
 
+    Parameters
+    ----------
+    path : str or path-like
+    columns : list of str, optional
+        Numeric columns to use (default: all but ``sequence_column``, which must then
+        be numeric).
+    lengths : array-like of int, optional
+        Length of every sequence stored in the rows, one after the other (see below).
+    sequence_column : str, optional
+        Column of sequence ids (read as text), read in one streaming pass (see below).
+    batch_size : int, optional
+        Rows per batch (default: about 32 MiB of float64).
+    init_rows : int, default 100_000
+        At most this many rows, a systematic subsample, go to initialisation.
+
+    Returns
+    -------
+    CsvSource, or SequenceTableSource with ``lengths`` or ``sequence_column``
+
+    %(sequences)s
     Examples
     --------
     >>> import tempfile, os
@@ -497,5 +633,15 @@ def from_csv(
     >>> src = from_csv(path, columns=["a", "b"], batch_size=2)
     >>> src.n_samples, [b.tolist() for b in src.batches()]
     (3, [[[1.0, 2.0], [3.0, 4.0]], [[5.0, 6.0]]])
+    >>> _ = open(path, "w").write("id,x\\nu,1\\nu,2\\nv,3\\n")
+    >>> seqs = from_csv(path, sequence_column="id")
+    >>> seqs.lengths.tolist(), seqs.n_features
+    ([2, 1], 1)
     """
-    return CsvSource(path, columns, batch_size=batch_size, init_rows=init_rows)
+    options = dict(batch_size=batch_size, init_rows=init_rows)
+    return _columns_of(CsvSource, path, columns, lengths, sequence_column, **options)
+
+
+for _fn in (from_npy, from_parquet, from_csv):
+    if _fn.__doc__:  # (None under python -OO)
+        _fn.__doc__ = _fn.__doc__ % {"sequences": _SEQUENCES_DOC}

@@ -9,15 +9,26 @@ parameters as scikit-learn-style attributes; prediction runs the inference kerne
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from emkit._pytree import tree_map
 from emkit._random import seed_sequence
-from emkit._validation import check_gaussian_scale, check_init, check_int, check_real
-from emkit.data.sequences import SequenceSource
+from emkit._validation import (
+    check_array,
+    check_gaussian_scale,
+    check_init,
+    check_int,
+    check_real,
+)
+from emkit.data.dask_sources import from_dask
+from emkit.data.sequence_tables import SequenceTableSource, scan, sequence_table
+from emkit.data.sequences import SequenceBatch, SequenceSource
 from emkit.data.sources import DataSource, is_dask_collection
+from emkit.data.tables import TableSource
 from emkit.distributions.base import Distribution
 from emkit.distributions.covariance import get_structure
 from emkit.distributions.gaussian import nearest_component
@@ -38,6 +49,23 @@ __all__ = ["HMM"]
 
 EMISSIONS = ("gaussian", "categorical", "poisson", "gmm")
 INIT_METHODS = ("kmeans", "random")
+
+
+def _symbols(block: np.ndarray) -> int:
+    """The number of categorical symbols a batch of rows needs (validated)."""
+    return infer_categories(check_array(block, allow_nan=True, dtype=np.float64))
+
+
+def _prepared_batch(batch: SequenceBatch, *, part: Emission, spare: np.ndarray) -> SequenceBatch:
+    """A batch of whole sequences validated and prepared as in-memory data are
+    (``part.prepare``); a batch without any observation is prepared beside the
+    ``spare`` observed row, which is then dropped."""
+    X = check_array(batch.data, allow_nan=True, dtype=np.float64)
+    if np.isnan(X).all(axis=1).all() and len(spare):
+        data, _ = part.prepare(np.concatenate([X, spare]))
+        data = tree_map(lambda a: None if a is None else a[: len(X)], data)
+        return SequenceBatch((data, np.ones(len(X), dtype=bool)), batch.offsets)
+    return SequenceBatch(part.prepare(X), batch.offsets)
 
 
 class HMM(EMEstimator):
@@ -107,7 +135,8 @@ class HMM(EMEstimator):
         ``"online"``: online EM over mini-batches of ``batch_size`` whole sequences.
     batch_size : int, optional
         Sequences per batch: the E-step runs batch by batch (same result), or the
-        mini-batch size of online EM.
+        mini-batch size of online EM; for a Dask collection given with ``lengths``,
+        whole sequences per partition (a source of sequences cuts its own batches).
     kappa, t0 : float, default 0.6 and 2.0
         Step sizes ``(t + t0) ** -kappa`` of online EM.
     n_jobs : int, optional
@@ -124,8 +153,9 @@ class HMM(EMEstimator):
         drawn). The others get their M-step given them (covariances about held means,
         exactly). ``{"transmat": A}`` fits the rest of an HMM with known transitions.
     executor, checkpoint, checkpoint_every
-        Where the E-steps run (threads, a Dask cluster), and checkpoint / resume of
-        the fit: as in :func:`emkit.em`.
+        Where the E-steps run (threads, a Dask cluster: every partition, a set of whole
+        sequences, on the worker holding it), and checkpoint / resume of the fit: as in
+        :func:`emkit.em`.
 
     Attributes
     ----------
@@ -272,8 +302,11 @@ class HMM(EMEstimator):
             if value is not None:
                 check_alpha(value, shape, name)
 
-    def _emission_part(self, X: np.ndarray | None = None, shift=None) -> Emission:
-        """The emission part; ``X`` (training data) fixes the number of symbols."""
+    def _emission_part(
+        self, X: np.ndarray | None = None, shift=None, n_categories: int | None = None
+    ) -> Emission:
+        """The emission part; ``X`` (training data) fixes the number of symbols, unless
+        ``n_categories`` (the data's, from a streaming pass) is given."""
         e = self.emission
         if e == "gaussian":
             return GaussianEmission(self.covariance_type, self.reg_covar, shift)
@@ -282,7 +315,7 @@ class HMM(EMEstimator):
         if e == "poisson":
             return PoissonEmission()
         if e == "categorical":
-            C = self.n_categories
+            C = self.n_categories or n_categories
             if C is None:
                 if X is None:  # a fitted model
                     C = self.emissionprob_.shape[1]
@@ -365,50 +398,68 @@ class HMM(EMEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features), or list of arrays
+        X : array-like of shape (n_samples, n_features), list of arrays, data source or Dask collection
             All sequences one after the other (with ``lengths``), or a list of
             sequences of shape (T_i, n_features) (or (T_i,) for one feature).
-            NaN marks a missing value.
+            NaN marks a missing value. Larger than memory, or on a cluster: a source
+            of sequences (:func:`emkit.data.from_npy`, :func:`~emkit.data.from_parquet`,
+            :func:`~emkit.data.from_csv` or :func:`~emkit.data.from_dask` with
+            ``lengths=`` or ``sequence_column=``), a table source with ``lengths``, or
+            a Dask array or DataFrame with ``lengths`` (``batch_size`` whole sequences
+            per partition when set; else every partition boundary must be a sequence
+            boundary). See Notes.
         lengths : array-like of int, optional
             Length of each sequence in ``X``; must add up to ``len(X)``. One sequence
-            when omitted.
+            when omitted (for arrays; a source must say where its sequences are).
 
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            Lengths that are not positive or do not add up to the rows; a partition
+            of a Dask collection that splits a sequence; a table source without
+            sequence boundaries.
+
+        Notes
+        -----
+        A source is read in batches of whole sequences (a sequence is never split),
+        so memory is bounded by a batch; with ``executor=client`` (or a Dask
+        collection and a current ``dask.distributed`` client) every partition's
+        E-step runs on the worker holding it. The fit equals the in-memory fit from
+        the same ``random_state`` to round-off when the data have at most the
+        source's ``init_rows`` rows (default 100,000): what is computed from the whole
+        data, the centre of Gaussian data (the column means) and the number of
+        categorical symbols, takes a streaming pass, and the start (k-means
+        included) sees every sequence. Larger data start from a systematic
+        subsample of whole sequences of at most ``init_rows`` rows
+        (:meth:`emkit.data.SequenceTableSource.init_sequences`); the data's scale is
+        checked on it. ``variant="online"`` draws its mini-batches of ``batch_size``
+        sequences from sources with random access (``.npy`` and Dask).
         """
 
         self._check_hyperparameters()
-        if isinstance(X, DataSource) or is_dask_collection(X):
-            raise TypeError(
-                "HMM.fit takes sequences in memory (an array with lengths, or a list of "
-                "arrays), not a data source; to run its E-steps on a Dask cluster pass "
-                "executor=client, with batch_size whole sequences per partition"
-            )
-        X, offsets = as_sequences(X, lengths)
-        K = self.n_states
-        part = self._emission_part(X)
-        if self.emission in ("gaussian", "gmm"):
-            check_gaussian_scale(X, self.reg_covar)
-        data, missing = part.prepare(X)
-        n_obs = int(len(X) if missing is None else np.count_nonzero(~missing))
-        if n_obs < K:
-            raise ValueError(f"n_states = {K} is larger than the number of observed rows ({n_obs})")
-        given = self._given(part, self.init, X.shape[1]) if isinstance(self.init, Mapping) else {}
-        given, fixed = self._with_fixed(part, given, X.shape[1])
+        if self.batch_size is not None:
+            check_int(self.batch_size, "batch_size", 1)
+        table = self._sequence_source(X, lengths)
+        if table is None:
+            part, source, n_rows, D = self._in_memory(X, lengths)
+        else:
+            part, source, n_rows, D = self._from_source(table)
+        given = self._given(part, self.init, D) if isinstance(self.init, Mapping) else {}
+        given, fixed = self._with_fixed(part, given, D)
         model = self._model(part, given)
         init = None
         if all(key in given for key in ("startprob", "transmat", "emission")):
             init = HMMParams(given["startprob"], given["transmat"], given["emission"])
         online = self.variant == "online"
-        if self.batch_size is not None:
-            check_int(self.batch_size, "batch_size", 1)
-        source = SequenceSource((data, missing), offsets, None if online else self.batch_size)
         result = self._run_engine(
             model,
             source,
             init,
-            len(X),
+            n_rows,
             batch_size=self.batch_size if online else None,
             variant=self.variant,
             accel=self.accel,
@@ -425,10 +476,99 @@ class HMM(EMEstimator):
         if isinstance(part, CategoricalEmission):
             self.n_categories_ = part.n_categories
         self.loglik_ = float(result.loglik)
-        self.lower_bound_ = self.loglik_ / len(X)
-        self.n_features_in_ = X.shape[1]
+        self.lower_bound_ = self.loglik_ / n_rows
+        self.n_features_in_ = D
         self._finish_fit(result, "Baum-Welch")
         return self
+
+    def _in_memory(self, X, lengths) -> tuple[Emission, SequenceSource, int, int]:
+        """The emission part and the prepared sequences of in-memory data."""
+        X, offsets = as_sequences(X, lengths)
+        part = self._emission_part(X)
+        if self.emission in ("gaussian", "gmm"):
+            check_gaussian_scale(X, self.reg_covar)
+        data, missing = part.prepare(X)
+        self._check_observed(len(X) if missing is None else np.count_nonzero(~missing))
+        batches = None if self.variant == "online" else self.batch_size
+        return part, SequenceSource((data, missing), offsets, batches), len(X), X.shape[1]
+
+    def _check_observed(self, n_obs: int, where: str = "") -> None:
+        if n_obs < self.n_states:
+            raise ValueError(
+                f"n_states = {self.n_states} is larger than the number of observed rows "
+                f"({n_obs}){where}"
+            )
+
+    def _sequence_source(self, X, lengths) -> SequenceTableSource | None:
+        """``X`` as a source of sequences when it is a source or a Dask collection;
+        None for in-memory data."""
+        if is_dask_collection(X):
+            if lengths is None:
+                raise ValueError(
+                    "a Dask collection needs lengths= (or use emkit.data.from_dask(..., "
+                    "lengths=... or sequence_column=...)): one sequence of the whole "
+                    "collection cannot be split into partitions"
+                )
+            return from_dask(X, lengths=lengths, sequences_per_batch=self.batch_size)
+        if isinstance(X, SequenceTableSource):
+            if lengths is not None:
+                raise ValueError(
+                    "lengths cannot be given with a source of sequences: it has its own boundaries"
+                )
+            return X
+        if isinstance(X, TableSource):
+            if lengths is None:
+                raise ValueError(
+                    f"a {type(X).__name__} holds rows, not sequences: give lengths= here or "
+                    "to the source (emkit.data.from_npy(path, lengths=...); sequence_column= "
+                    "for Parquet and CSV); lengths=[n_rows] for one sequence"
+                )
+            return sequence_table(X, lengths=lengths)
+        if isinstance(X, DataSource):
+            raise TypeError(
+                "HMM.fit takes sequences in memory (an array with lengths, or a list of "
+                "arrays), a source of sequences (emkit.data.from_npy / from_parquet / "
+                "from_csv / from_dask with lengths= or sequence_column=), or a Dask "
+                f"collection with lengths; got {type(X).__name__}"
+            )
+        return None
+
+    def _from_source(self, table: SequenceTableSource):
+        """The emission part and the source of prepared batches for a source of sequences.
+
+        What needs the whole data takes a streaming pass: the column means Gaussian
+        data are centred at, the number of categorical symbols (unless given). Every
+        batch is validated and prepared as in-memory data are, on the worker that
+        reads it.
+        """
+        start = table.init_data()
+        X0 = check_array(start.data, allow_nan=True, dtype=np.float64)
+        shift = n_categories = None
+        if self.emission in ("gaussian", "gmm"):
+            check_gaussian_scale(X0, self.reg_covar)  # (on the start's sequences)
+            shift = np.nan_to_num(np.asarray(table.column_mean(), dtype=np.float64))
+        elif self.emission == "categorical" and self._categories_from_data():
+            n_categories = max(scan(table.base, _symbols))
+        part = self._emission_part(X0, shift=shift, n_categories=n_categories)
+        observed = ~np.isnan(X0).all(axis=1)
+        if not observed.any():
+            part.prepare(X0)  # the error for data with no observation
+        # rows for a batch whose observations are all missing to be prepared beside
+        full = ~np.isnan(X0).any(axis=1)
+        spare = X0[np.flatnonzero(full if full.any() else observed)[:1]]
+        prepare = functools.partial(_prepared_batch, part=part, spare=spare)
+        _, missing = prepare(start).data
+        self._check_observed(
+            len(X0) if missing is None else int(np.count_nonzero(~missing)),
+            "" if len(X0) == table.n_observations else " in the sequences initialisation sees",
+        )
+        return part, table.map(prepare), table.n_observations, table.n_features
+
+    def _categories_from_data(self) -> bool:
+        """Whether the number of categorical symbols is inferred from the data."""
+        return self.n_categories is None and not (
+            isinstance(self.init, Mapping) and "emissionprob" in self.init
+        )
 
     def _describe(self) -> str:
         kind = self.emission if isinstance(self.emission, str) else repr(self.emission)
