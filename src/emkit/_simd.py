@@ -223,16 +223,6 @@ def _v4_addmax(typingctx, acc, a, v):
     return _vec4(_vec4, types.float64, _vec4), codegen
 
 
-@numba.njit(**_JIT)
-def _v4_muladd_f(acc, a, v):  # pragma: no cover - compiled
-    return _v4_muladd(acc, a, v)
-
-
-@numba.njit(**_JIT)
-def _v4_addmax_f(acc, a, v):  # pragma: no cover - compiled
-    return _v4_addmax(acc, a, v)
-
-
 @intrinsic
 def _v4_sub(typingctx, u, v):
     """``u - v`` lane by lane."""

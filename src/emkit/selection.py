@@ -10,21 +10,24 @@ i.e. minus these; the parameter counts are mclust's (``nMclustParams``).
 from __future__ import annotations
 
 import sys
+import threading
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from emkit._validation import check_array, check_sample_weight
-from emkit.distributions.covariance import COVARIANCE_TYPES, MCLUST_MODELS
+from emkit._random import seed_sequence
+from emkit._validation import MIN_VARIANCE_OVER_REG, check_array, check_sample_weight
+from emkit.distributions.covariance import COVARIANCE_TYPES, MCLUST_MODELS, get_structure
 
 if TYPE_CHECKING:  # imported by the first fit: the command line's parser imports this module
     from emkit.models.mixture.gaussian import GaussianMixture
 
-__all__ = ["CRITERIA", "Candidate", "Selection", "select"]
+__all__ = ["CRITERIA", "Candidate", "Selection", "collapsed_component", "select", "split_starts"]
 
 #: the criteria a candidate can be chosen by (all lower-is-better)
 CRITERIA = ("bic", "icl", "aic")
@@ -147,33 +150,172 @@ def _components(value: int | Iterable[int]) -> list[int]:
     return sorted(dict.fromkeys(int(k) for k in values))
 
 
-def _fit_one(X, w, n_obs, K, cov_type, params, record=True) -> Candidate:
-    """Fit one candidate, recording its warnings (``record``: not thread-safe); a failure
-    becomes its status."""
-    from emkit.exceptions import ConvergenceWarning
+@contextmanager
+def _recorded(record: bool) -> Iterator[list | None]:
+    """Record the warnings raised inside (a list) when ``record``; else let them pass (None).
+    Recording changes global state, so it is not thread-safe."""
+    if not record:
+        yield None
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
+
+
+def _messages(caught) -> list[str]:
+    """The messages of recorded warnings, convergence warnings left out (by name: taking
+    emkit's ConvergenceWarning class would import scikit-learn, seconds of start-up)."""
+    return [
+        str(m.message)
+        for m in caught or ()
+        if not any(c.__name__ == "ConvergenceWarning" for c in m.category.__mro__)
+    ]
+
+
+def _fit(K, cov_type, params, X, w, record):
+    """A fitted ``GaussianMixture``, or the exception its fit raised; and the messages of
+    the warnings it gave (when ``record``)."""
     from emkit.models.mixture.gaussian import GaussianMixture
 
-    cand = Candidate(K, cov_type)
     est = GaussianMixture(K, covariance_type=cov_type, **params)
-    cand.n_parameters = int(est._free_parameters(X.shape[1], K))
-    n_values = int(np.count_nonzero(~np.isnan(X)))
-    if cand.n_parameters >= n_values:
-        cand.status = f"failed: {cand.n_parameters} parameters but only {n_values} observed values"
-        return cand
-    with warnings.catch_warnings(record=True) if record else _nothing() as caught:
-        if record:
-            warnings.simplefilter("always")
+    with _recorded(record) as caught:
         try:
             est.fit(X, sample_weight=w)
-            resp = est.predict_proba(X)
         except _FAILURES as exc:
-            cand.status = f"failed: {exc}"
-            return cand
-    cand.notes = list(
-        dict.fromkeys(
-            str(m.message) for m in caught or () if not issubclass(m.category, ConvergenceWarning)
-        )
-    )
+            return exc, _messages(caught)
+    return est, _messages(caught)
+
+
+def _fitted(est: Any) -> bool:
+    """Whether ``est``, an outcome of :func:`_fit`, is a fit (not the exception it raised)."""
+    return est is not None and not isinstance(est, BaseException)
+
+
+def _start(est: GaussianMixture) -> dict[str, np.ndarray]:
+    """A fitted mixture's parameters as an ``init`` dict."""
+    return {"weights": est.weights_, "means": est.means_, "covariances": est.covariances_}
+
+
+def _full_covariances(est: GaussianMixture) -> np.ndarray:
+    """A fitted mixture's covariances as (K, D, D) matrices, whatever their structure."""
+    K, D = est.means_.shape
+    covariances = np.asarray(est.covariances_, dtype=np.float64)
+    return get_structure(est.covariance_type).to_full(covariances, K, D)
+
+
+def split_starts(est: GaussianMixture) -> list[dict[str, np.ndarray]]:
+    """Starts for K + 1 components from a fitted K-component mixture: one per component.
+
+    Start ``j`` replaces component ``j`` by two halves of its weight, with means
+    ``mean_j -/+ sqrt(lambda) v / 2`` along its principal axis (``lambda``, ``v``: the
+    largest eigenvalue and its eigenvector of ``covariance_j``) and ``covariance_j``
+    each; the other components stay as they are. Every covariance structure keeps its
+    constraints (a copy of a component shares its volume, shape and orientation).
+
+    Parameters
+    ----------
+    est : GaussianMixture
+        Fitted.
+
+    Returns
+    -------
+    list of dict
+        ``init`` dicts (``weights``, ``means``, ``covariances``) of ``K + 1`` components.
+    """
+    K = est.n_components
+    covariances = np.asarray(est.covariances_, dtype=np.float64)
+    full = _full_covariances(est)
+    shared = est.covariance_type == "tied"  # one (D, D) matrix
+    starts = []
+    for j in range(K):
+        values, vectors = np.linalg.eigh(full[j])
+        step = 0.5 * np.sqrt(max(values[-1], 0.0)) * vectors[:, -1]
+        keep = np.arange(K) != j
+        weights = np.concatenate([est.weights_[keep], [est.weights_[j] / 2] * 2])
+        means = np.vstack([est.means_[keep], est.means_[j] - step, est.means_[j] + step])
+        cov = covariances if shared else np.concatenate([covariances[keep], covariances[[j, j]]])
+        starts.append({"weights": weights, "means": means, "covariances": cov})
+    return starts
+
+
+def collapsed_component(est: GaussianMixture) -> int | None:
+    """The first component of a fitted mixture whose covariance collapsed onto the
+    regularisation floor, if any.
+
+    A covariance collapses when its smallest eigenvalue comes within ``10 * reg_covar``:
+    the component sits on a few identical rows, or on a line through them. Such a fit
+    is a spurious maximum of the likelihood (McLachlan & Peel 2000, *Finite Mixture
+    Models*): its log-likelihood grows without bound as ``reg_covar`` shrinks, so it
+    says nothing about the number of clusters.
+
+    Parameters
+    ----------
+    est : GaussianMixture
+        Fitted.
+
+    Returns
+    -------
+    int or None
+        The index of the first collapsed component; None when none collapsed or
+        ``reg_covar`` is 0 (a collapse is then a singular covariance, an error).
+    """
+    if not est.reg_covar:
+        return None
+    low = np.linalg.eigvalsh(_full_covariances(est))[:, 0]
+    bad = np.flatnonzero(low <= MIN_VARIANCE_OVER_REG * est.reg_covar)
+    return int(bad[0]) if bad.size else None
+
+
+def _better(best: Any, est: Any) -> Any:
+    """The better of two fits (either may be an exception): a fit beats an exception, a
+    fit without a collapsed component beats one with, then the higher log-likelihood."""
+    if not _fitted(est):
+        return best if best is not None else est
+    if not _fitted(best):
+        return est
+    key = [(collapsed_component(e) is None, e.loglik_) for e in (best, est)]
+    return est if key[1] > key[0] else best
+
+
+def _search(K, cov_type, params, Xs, ws, previous, record):
+    """The best start of candidate (K, cov_type) on the screening rows ``Xs``: of the fits
+    from ``init``'s ``n_init`` restarts (each fitted alone) and, given the fit of K - 1
+    components (``previous``), from each of its :func:`split_starts`, the best by
+    :func:`_better`. Returns (the best fit, or an exception if none, warning messages)."""
+    options = [params]
+    if params["n_init"] > 1 and isinstance(params["init"], str):
+        seeds = seed_sequence(params["random_state"]).spawn(params["n_init"])
+        options = [{**params, "n_init": 1, "random_state": seed} for seed in seeds]
+    if previous is not None:
+        options += [{**params, "init": start, "n_init": 1} for start in split_starts(previous)]
+    best, notes = None, []
+    for option in options:
+        est, more = _fit(K, cov_type, option, Xs, ws, record)
+        notes += more
+        best = _better(best, est)
+    return best, notes
+
+
+def _candidate(K, cov_type, est, notes, X, w, n_obs, n_parameters) -> Candidate:
+    """Candidate (K, cov_type) scored from its fitted estimator (or the exception its fit
+    raised)."""
+    cand = Candidate(K, cov_type, n_parameters=n_parameters)
+    if not _fitted(est):
+        cand.status = f"failed: {est}"
+        return cand
+    try:
+        resp = est.predict_proba(X)
+    except _FAILURES as exc:
+        cand.status = f"failed: {exc}"
+        return cand
+    collapsed = collapsed_component(est)
+    if collapsed is not None:
+        notes = [
+            *notes,
+            f"component {collapsed} collapsed onto the reg_covar floor (a spurious maximum: "
+            "its log-likelihood and criteria say little)",
+        ]
+    cand.notes = list(dict.fromkeys(notes))
     with np.errstate(divide="ignore"):
         log_max = np.log(resp.max(axis=1))
     weights = np.ones(len(X)) if w is None else w
@@ -185,14 +327,6 @@ def _fit_one(X, w, n_obs, K, cov_type, params, record=True) -> Candidate:
     cand.n_iter = int(est.n_iter_)
     cand.converged = bool(est.converged_)
     return cand
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def select(
@@ -207,6 +341,10 @@ def select(
     n_jobs: int | None = None,
     random_state: Any = None,
     progress: bool = False,
+    subsample: int | None = None,
+    warm_start: bool = False,
+    screen_tol: float | None = None,
+    callback: Callable[[Candidate, int, int], Any] | None = None,
     **params: Any,
 ) -> Selection:
     """Fit a Gaussian mixture for every (K, covariance type) and choose one.
@@ -232,10 +370,42 @@ def select(
         The criteria then use the weighted log-likelihood and ``n = sum(weights)``.
     n_jobs : int, optional
         Fit the candidates on this many threads (same results; warnings of a
-        candidate are then not attributed to it: ``notes`` stay empty).
+        candidate are then not attributed to it: ``notes`` stay empty). The E-steps of
+        large data sets already use every core (BLAS, Numba), so threads pay most for
+        many small candidates.
     random_state : None, int or numpy Generator
+        A Generator (or None) is turned into one integer seed first, so every
+        candidate, on any number of threads, draws from the same seed.
     progress : bool, default False
         A progress bar over the candidates on stderr (when it is a terminal).
+    subsample : int, optional
+        Search on a random subsample: when the data have more rows than this, the
+        starts of every candidate (the ``n_init`` restarts, and the splits of
+        ``warm_start``) are fitted on ``subsample`` rows drawn without replacement
+        (the same rows for every candidate), and only the best of them is then run to
+        convergence on all rows. ``n_iter``, ``converged``, the log-likelihood and the
+        criteria are those of that last fit on all rows. None (the default) fits every
+        start on all rows.
+    warm_start : bool, default False
+        Besides ``init``'s restarts, start each K from the fit of K - 1 components of
+        the same covariance type (when K - 1 is among ``n_components``), split in
+        each of its components in turn (:func:`split_starts`): K - 1 more starts,
+        which often reach a higher optimum than random restarts. Candidates of one
+        covariance type are then searched in order of K (on one thread each).
+    screen_tol : float, optional
+        Tolerance of the starts' fits; the best start is then run on with ``tol``
+        (e.g. a loose ``screen_tol`` to compare many starts cheaply, and a tight
+        ``tol`` for the one kept). None: ``tol``.
+
+        With any of ``subsample`` (when it applies), ``warm_start`` or ``screen_tol``,
+        the starts are fitted one by one (the ``n_init`` restarts from seeds spawned
+        from ``random_state``) and the best is the one with the highest
+        log-likelihood among those without a component collapsed onto the
+        ``reg_covar`` floor (:func:`collapsed_component`: a spurious maximum), if
+        any. A candidate whose fit has such a component says so in its ``notes``.
+    callback : callable, optional
+        Called as ``callback(candidate, n_done, n_total)`` when a candidate is
+        finished (on the thread that fitted it, with ``n_jobs``).
     **params
         Other ``GaussianMixture`` hyper-parameters (``tol``, ``max_iter``,
         ``reg_covar``, ``accel``, ...), the same for every candidate.
@@ -259,6 +429,14 @@ def select(
     (2, 'VII')
     >>> list(sel.table.columns[:4])
     ['n_components', 'covariance_type', 'loglik', 'n_parameters']
+
+    On many rows: restarts on 2,000 of them, the best run on all, with SQUAREM.
+
+    >>> X = np.vstack([rng.normal(-3, 1, (6000, 2)), rng.normal(3, 0.5, (4000, 2))])
+    >>> sel = emkit.select(X, range(1, 4), "full", init="kmeans++", n_init=3, subsample=2000,
+    ...                    warm_start=True, accel="squarem", random_state=0)
+    >>> sel.best_.n_components
+    2
     """
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
@@ -273,9 +451,38 @@ def select(
         )
     if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int)):
         raise TypeError(f"n_jobs must be an int or None, got {n_jobs!r}")
+    if subsample is not None:
+        if isinstance(subsample, bool) or not isinstance(subsample, (int, np.integer)):
+            raise TypeError(f"subsample must be an int or None, got {subsample!r}")
+        if subsample < max(2, max(ks)):
+            raise ValueError(
+                f"subsample must be at least 2 and at least the largest K = {max(ks)}, "
+                f"got {subsample}"
+            )
+    if screen_tol is not None and not (np.isfinite(screen_tol) and screen_tol >= 0):
+        raise ValueError(f"screen_tol must be a finite number >= 0, got {screen_tol!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    if random_state is None or isinstance(
+        random_state, (np.random.Generator, np.random.RandomState)
+    ):
+        random_state = int(seed_sequence(random_state).generate_state(1, np.uint32)[0])
     n_obs = float(len(X) if w is None else np.sum(w))
     params = {**params, "init": init, "n_init": n_init, "random_state": random_state}
     grid = [(k, t) for k in ks for t in types]
+    from emkit.models.mixture.gaussian import GaussianMixture
+
+    D = X.shape[1]
+    rows = None
+    if subsample is not None and len(X) > subsample:
+        rng = np.random.default_rng(seed_sequence(random_state))
+        rows = np.sort(rng.choice(len(X), size=int(subsample), replace=False))
+    Xs, ws = (X, w) if rows is None else (X[rows], None if w is None else w[rows])
+    screen_params = params if screen_tol is None else {**params, "tol": screen_tol}
+    run_on = rows is not None or (screen_tol is not None and screen_tol != params.get("tol"))
+    search_starts = run_on or warm_start
+    n_values = int(np.count_nonzero(~np.isnan(X)))
+    serial = n_jobs is None or n_jobs == 1 or len(grid) == 1
     from tqdm.auto import tqdm
 
     bar = tqdm(
@@ -286,21 +493,78 @@ def select(
         leave=False,
         disable=not progress or not sys.stderr.isatty(),
     )
+    found: dict[tuple[int, str], Candidate] = {}
+    lock = threading.Lock()
 
-    serial = n_jobs is None or n_jobs == 1 or len(grid) == 1
+    def report(cand: Candidate) -> None:
+        with lock:
+            found[cand.n_components, cand.covariance_type] = cand
+            n_done = len(found)
+            bar.update(1)
+        if callback is not None:
+            callback(cand, n_done, len(grid))
 
-    def run(item):
-        out = _fit_one(X, w, n_obs, item[0], item[1], params, record=serial)
-        bar.update(1)
-        return out
+    def search(K: int, cov_type: str, previous: Any) -> tuple[Any, list[str], int]:
+        """The candidate's best start (a fit, or the exception), its warnings and size."""
+        size = int(GaussianMixture(K, covariance_type=cov_type)._free_parameters(D, K))
+        if size >= n_values:
+            return ValueError(f"{size} parameters but only {n_values} observed values"), [], size
+        if search_starts:
+            est, notes = _search(K, cov_type, screen_params, Xs, ws, previous, serial)
+        else:  # one fit from n_init restarts, as GaussianMixture
+            est, notes = _fit(K, cov_type, params, X, w, serial)
+        return est, notes, size
+
+    def finish(K: int, cov_type: str, est: Any, notes: list[str], size: int) -> None:
+        """Run the best start on all rows (if it was found on fewer, or looser), and report."""
+        if run_on and _fitted(est):
+            final = {**params, "init": _start(est), "n_init": 1}
+            est, more = _fit(K, cov_type, final, X, w, serial)
+            notes = notes + more
+        report(_candidate(K, cov_type, est, notes, X, w, n_obs, size))
+
+    def chain(cov_type: str, submit: Callable[..., Any]) -> None:
+        """The candidates of one covariance type in order of K, each K - 1's fit
+        splitting into starts of K (``warm_start``)."""
+        previous, last_k = None, None
+        for K in ks:
+            est, notes, size = search(K, cov_type, previous if last_k == K - 1 else None)
+            previous, last_k = (est if _fitted(est) else None), K
+            submit(finish, K, cov_type, est, notes, size)
+
+    def one(K: int, cov_type: str) -> None:
+        finish(K, cov_type, *search(K, cov_type, None))
 
     with bar:
         if serial:
-            candidates = [run(item) for item in grid]
+            if warm_start:
+                for cov_type in types:  # every K of a type before the next type
+                    chain(cov_type, lambda fn, *args: fn(*args))
+            else:
+                for K, cov_type in grid:
+                    one(K, cov_type)
         else:  # warnings are caught once, around every thread (catching is global state)
             workers = n_jobs if n_jobs > 0 else None
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 with ThreadPoolExecutor(max_workers=workers) as pool:
-                    candidates = list(pool.map(run, grid))
-    return Selection(candidates, criterion)
+                    if warm_start:
+                        finals: list[Any] = []
+                        chains = [pool.submit(chain, t, _collect(pool, finals)) for t in types]
+                        for future in chains:
+                            future.result()
+                        for future in list(finals):
+                            future.result()
+                    else:
+                        for future in [pool.submit(one, K, t) for K, t in grid]:
+                            future.result()
+    return Selection([found[key] for key in grid], criterion)
+
+
+def _collect(pool: ThreadPoolExecutor, futures: list[Any]) -> Callable[..., None]:
+    """``submit(fn, *args)`` onto ``pool``, keeping the future in ``futures``."""
+
+    def submit(fn: Callable[..., Any], *args: Any) -> None:
+        futures.append(pool.submit(fn, *args))
+
+    return submit

@@ -121,6 +121,9 @@ def _selection(
         max_iter=args.max_iter,
         tol=args.tol,
         random_state=args.seed,
+        jobs=args.jobs,
+        subsample=args.subsample,
+        screen_tol=getattr(args, "screen_tol", None),
     ).candidates
     chosen = choose(candidates, args.criterion)
     print(format_candidates(candidates, chosen, args.criterion))

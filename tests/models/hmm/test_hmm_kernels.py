@@ -11,6 +11,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from emkit._simd import exp_nonpositive
 from emkit.models.hmm.kernels import forward_backward, forward_loglik, viterbi
+from emkit.models.hmm.kernels._dense import _maxplus, _vecmat
 
 _hmmc = pytest.importorskip("hmmlearn._hmmc")
 
@@ -336,6 +337,27 @@ def test_polynomial_exp_is_within_two_ulp_of_libm():
     tol = 2 * np.spacing(ref)
     assert np.all(np.abs(got - ref) <= np.maximum(tol, 0.0))
     assert got[-1] == 0.0 and got[np.flatnonzero(x == 0.0)].tolist() == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_dense_products_against_numpy_at_every_register_block_width(compiled):
+    # 1..37 columns: the 16-, 8- and 4-column blocks and the column-by-column tail
+    vecmat, maxplus = (_vecmat, _maxplus) if compiled else (_vecmat.py_func, _maxplus.py_func)
+    rng = np.random.default_rng(4)
+    for n in range(1, 38):
+        x = rng.random(n)
+        mat = rng.random((n, n))
+        start = rng.random(n)
+        out = start.copy()
+        vecmat(x, mat, out, True)
+        assert_allclose(out, start + x @ mat, rtol=1e-13)
+        vecmat(x, mat, out, False)
+        assert_allclose(out, x @ mat, rtol=1e-13)
+        log_x, log_mat = np.log(x), np.log(mat)
+        log_mat[rng.random((n, n)) < 0.2] = -np.inf  # impossible transitions
+        log_mat[:, 0] = -np.inf  # a column with no way in
+        maxplus(log_x, log_mat, out)
+        assert_array_equal(out, np.max(log_x[:, None] + log_mat, axis=0))
 
 
 def test_inputs_are_left_unchanged():

@@ -25,7 +25,9 @@ four rows to a vector register (``_v4_*``), no ``fastmath``.
 Parallelism: rows are split into chunks of ``_CHUNK`` rows (a split that does not
 depend on the thread count); chunks run in parallel, each with its own
 accumulators, and the accumulators are summed in chunk order, so results do not
-depend on ``numba.set_num_threads``.
+depend on ``numba.set_num_threads``. Data of one chunk skip the parallel region (its
+start would cost more than the E-step: small data sets fit many candidates of many
+steps, as ``emkit demo`` does) and give the same numbers.
 """
 
 from __future__ import annotations
@@ -227,6 +229,34 @@ def _accumulate_centred(xb, lp, nb4, means, nk, s1, s2):  # pragma: no cover - c
             s2[k, d] += _v4_sum(p2)
 
 
+@numba.njit(**_JIT)
+def _estep_chunk(
+    X, w, weighted, means, half_prec, const, beta, centred, c, nk, s1, s2
+):  # pragma: no cover
+    """Chunk ``c`` of the one-pass E-step: its statistics added into ``nk, s1, s2``; returns
+    its log-likelihood."""
+    N, D = X.shape
+    K = means.shape[0]
+    xb = np.empty((D, _BLOCK))
+    x2 = np.empty((D, _BLOCK))
+    lp = np.empty((K, _BLOCK))
+    shift = np.empty((1, _BLOCK))
+    total = np.empty((1, _BLOCK))
+    end = min((c + 1) * _CHUNK, N)
+    value = 0.0
+    for r0 in range(c * _CHUNK, end, _BLOCK):
+        nb = min(_BLOCK, end - r0)
+        nb4 = (nb + 3) & ~3
+        _copy_block(X, r0, nb, xb, x2)
+        _log_joint(xb, nb4, means, half_prec, const, lp)
+        value += _normalise(lp, nb, nb4, beta, w, r0, weighted, shift, total)
+        if centred:
+            _accumulate_centred(xb, lp, nb4, means, nk, s1, s2)
+        else:
+            _accumulate(xb, x2, lp, nb4, nk, s1, s2)
+    return value
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _estep_kernel(X, w, weighted, means, half_prec, const, beta, centred):  # pragma: no cover
     N, D = X.shape
@@ -237,24 +267,9 @@ def _estep_kernel(X, w, weighted, means, half_prec, const, beta, centred):  # pr
     s2 = np.zeros((n_chunks, K, D))
     values = np.zeros(n_chunks)
     for c in numba.prange(n_chunks):
-        xb = np.empty((D, _BLOCK))
-        x2 = np.empty((D, _BLOCK))
-        lp = np.empty((K, _BLOCK))
-        shift = np.empty((1, _BLOCK))
-        total = np.empty((1, _BLOCK))
-        end = min((c + 1) * _CHUNK, N)
-        value = 0.0
-        for r0 in range(c * _CHUNK, end, _BLOCK):
-            nb = min(_BLOCK, end - r0)
-            nb4 = (nb + 3) & ~3
-            _copy_block(X, r0, nb, xb, x2)
-            _log_joint(xb, nb4, means, half_prec, const, lp)
-            value += _normalise(lp, nb, nb4, beta, w, r0, weighted, shift, total)
-            if centred:
-                _accumulate_centred(xb, lp, nb4, means, nk[c], s1[c], s2[c])
-            else:
-                _accumulate(xb, x2, lp, nb4, nk[c], s1[c], s2[c])
-        values[c] = value
+        values[c] = _estep_chunk(
+            X, w, weighted, means, half_prec, const, beta, centred, c, nk[c], s1[c], s2[c]
+        )
     tot_nk = np.zeros(K)
     tot_s1 = np.zeros((K, D))
     tot_s2 = np.zeros((K, D))
@@ -265,6 +280,20 @@ def _estep_kernel(X, w, weighted, means, half_prec, const, beta, centred):  # pr
         tot_s2 += s2[c]
         value += values[c]
     return tot_nk, tot_s1, tot_s2, value
+
+
+@numba.njit(**_JIT)
+def _estep_kernel_one_chunk(
+    X, w, weighted, means, half_prec, const, beta, centred
+):  # pragma: no cover
+    """:func:`_estep_kernel` for at most ``_CHUNK`` rows, without a parallel region (whose
+    start costs more than such an E-step, far more when the cores are busy)."""
+    K, D = means.shape
+    nk = np.zeros(K)
+    s1 = np.zeros((K, D))
+    s2 = np.zeros((K, D))
+    value = _estep_chunk(X, w, weighted, means, half_prec, const, beta, centred, 0, nk, s1, s2)
+    return nk, s1, s2, value
 
 
 def diag_estep(
@@ -298,7 +327,8 @@ def diag_estep(
     """
     weighted = w is not None
     w_arr = np.asarray(w, dtype=np.float64) if weighted else np.empty(0)
-    return _estep_kernel(
+    kernel = _estep_kernel if len(X) > _CHUNK else _estep_kernel_one_chunk
+    return kernel(
         X,
         w_arr,
         weighted,
