@@ -5,6 +5,7 @@ sequences."""
 
 from emkit.data.convert import source_of
 from emkit.data.dask_sources import DaskSource, from_dask
+from emkit.data.files import from_csv, from_npy, from_parquet
 from emkit.data.sequence_tables import SequenceTableSource
 from emkit.data.sequences import SequenceSource
 from emkit.data.sources import ArraySource, DataSource, as_source
@@ -14,9 +15,6 @@ from emkit.data.tables import (
     NpySource,
     ParquetSource,
     TableSource,
-    from_csv,
-    from_npy,
-    from_parquet,
 )
 
 __all__ = [
