@@ -516,6 +516,7 @@ def test_headerless_data_is_taken_by_position_by_a_named_model(model_abc, tmp_pa
     data = write_rows(tmp_path / "plain.csv", None, cells(X))
     code, out, err = run(["predict", path, data], capsys)
     assert code == 0, err
+    assert "taken by position as the model's features a, b, c" in err
     values = np.loadtxt(out.splitlines()[1:], delimiter=",")
     np.testing.assert_allclose(values[:, 1:], posterior(model, X), rtol=1e-7, atol=1e-12)
 

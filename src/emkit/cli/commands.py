@@ -207,6 +207,11 @@ def _model_columns(model: Any, args: argparse.Namespace) -> list[str] | None:
     fitted = [str(name) for name in fitted]
     names, named = column_names(args.data, args.header)
     if not named:
+        if args.columns is None:
+            _note(
+                f"{args.data} has no column names; its columns are taken by position as the "
+                f"model's features {', '.join(fitted)}"
+            )
         return args.columns
     if args.columns is None:
         absent = [name for name in fitted if name not in names]
