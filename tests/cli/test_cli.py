@@ -380,3 +380,21 @@ def test_embedded_datasets():
     assert sorted(set(species)) == ["setosa", "versicolor", "virginica"]
     with pytest.raises(ValueError, match="unknown data set"):
         load("nope")
+
+
+def test_covariance_all_is_selects_all_without_fitting_a_model_twice():
+    from emkit.cli.parser import parse_covariances
+    from emkit.selection import _covariance_types
+
+    names = parse_covariances("all")
+    assert names == _covariance_types("all") and len(names) == len(set(names)) == 14
+    # scikit-learn's four names are models already among the 14: the same fits
+    X, _ = load_faithful()
+    for plain, twin in [("full", "VVV"), ("diag", "VVI"), ("tied", "EEE"), ("spherical", "VII")]:
+        assert plain not in names and twin in names
+        fits = [
+            emkit.GaussianMixture(3, covariance_type=c, random_state=0, tol=1e-10).fit(X)
+            for c in (plain, twin)
+        ]
+        assert fits[0].loglik_ == pytest.approx(fits[1].loglik_, rel=1e-12)
+        np.testing.assert_allclose(fits[0].means_, fits[1].means_, rtol=1e-9)

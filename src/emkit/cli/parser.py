@@ -1,8 +1,9 @@
 """The ``emkit`` argument parser and the types of its arguments.
 
-The covariance structures offered by ``--covariance`` (and fitted by ``demo``) are the
-ones the covariance package registers (:data:`emkit.distributions.covariance.COVARIANCE_TYPES`);
-``all`` means every one of them.
+The covariance structures offered by ``--covariance`` are the ones the covariance
+package registers (:data:`emkit.distributions.covariance.COVARIANCE_TYPES`); ``all``
+means mclust's 14 (:data:`~emkit.distributions.covariance.MCLUST_MODELS`), which
+include the models of scikit-learn's four names. ``demo`` fits those four.
 """
 
 from __future__ import annotations
@@ -62,12 +63,17 @@ def parse_components(text: str) -> list[int]:
 
 def parse_covariances(text: str) -> list[str]:
     """Covariance types from ``"full"``, ``"full,diag"``, ``"EII,VEV"`` or ``"all"``
-    (any case)."""
+    (any case).
+
+    ``all`` is mclust's 14 structures, as in :func:`emkit.select`: they include the
+    same models as scikit-learn's names (full = VVV, diag = VVI, tied = EEE,
+    spherical = VII), which would only fit each of those twice.
+    """
     out = []
     known = {n.lower(): n for n in COVARIANCE_TYPES}  # "vev" and "VEV" alike
     for name in filter(None, (part.strip().lower() for part in text.split(","))):
         if name == "all":
-            out.extend(COVARIANCE_TYPES)
+            out.extend(MCLUST_MODELS)
         elif name in known:
             out.append(known[name])
         else:
@@ -211,7 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=[["full"]],
         metavar="TYPE",
-        help=f"one or more of {', '.join(COVARIANCE_TYPES)}, or all (default: full)",
+        help=f"one or more of {', '.join(COVARIANCE_TYPES)}, or all (mclust's 14 "
+        "structures, EII ... VVV, which include full, diag, tied and spherical; default: full)",
     )
     fit.add_argument(
         "--n-init", type=_positive_int, default=5, metavar="N", help="restarts per fit (default: 5)"
