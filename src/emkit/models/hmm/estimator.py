@@ -1,7 +1,9 @@
 """``emkit.HMM``: hidden Markov models fitted by Baum-Welch on the EM engine.
 
 The estimator is thin: it validates the input and the hyper-parameters, builds the
-emission part (:mod:`emkit.models.hmm.emissions`) and the pure model
+emission part (:mod:`emkit.models.hmm.emissions`) and the data
+(:mod:`emkit.models.hmm.fit_data`: in memory, or batches of whole sequences from a
+source) and the pure model
 (:class:`~emkit.models.hmm.model.HMMModel`), runs the engine, and keeps the fitted
 parameters as scikit-learn-style attributes; prediction runs the inference kernels
 (:mod:`emkit.models.hmm.kernels`) on them.
@@ -9,26 +11,17 @@ parameters as scikit-learn-style attributes; prediction runs the inference kerne
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from emkit._pytree import tree_map
 from emkit._random import seed_sequence
 from emkit._validation import (
-    check_array,
-    check_gaussian_scale,
     check_init,
     check_int,
     check_real,
 )
-from emkit.data.dask_sources import from_dask
-from emkit.data.sequence_tables import SequenceTableSource, scan, sequence_table
-from emkit.data.sequences import SequenceBatch, SequenceSource
-from emkit.data.sources import DataSource, is_dask_collection
-from emkit.data.tables import TableSource
 from emkit.distributions.base import Distribution
 from emkit.distributions.covariance import get_structure
 from emkit.distributions.gaussian import nearest_component
@@ -40,6 +33,7 @@ from emkit.models.hmm.emissions import (
     GaussianMixtureEmission,
     PoissonEmission,
 )
+from emkit.models.hmm.fit_data import from_source, in_memory, sequence_source
 from emkit.models.hmm.input import as_sequences, infer_categories
 from emkit.models.hmm.kernels import forward_backward, forward_loglik, viterbi
 from emkit.models.hmm.model import HMMModel, HMMParams
@@ -49,23 +43,6 @@ __all__ = ["HMM"]
 
 EMISSIONS = ("gaussian", "categorical", "poisson", "gmm")
 INIT_METHODS = ("kmeans", "random")
-
-
-def _symbols(block: np.ndarray) -> int:
-    """The number of categorical symbols a batch of rows needs (validated)."""
-    return infer_categories(check_array(block, allow_nan=True, dtype=np.float64))
-
-
-def _prepared_batch(batch: SequenceBatch, *, part: Emission, spare: np.ndarray) -> SequenceBatch:
-    """A batch of whole sequences validated and prepared as in-memory data are
-    (``part.prepare``); a batch without any observation is prepared beside the
-    ``spare`` observed row, which is then dropped."""
-    X = check_array(batch.data, allow_nan=True, dtype=np.float64)
-    if np.isnan(X).all(axis=1).all() and len(spare):
-        data, _ = part.prepare(np.concatenate([X, spare]))
-        data = tree_map(lambda a: None if a is None else a[: len(X)], data)
-        return SequenceBatch((data, np.ones(len(X), dtype=bool)), batch.offsets)
-    return SequenceBatch(part.prepare(X), batch.offsets)
 
 
 class HMM(EMEstimator):
@@ -443,11 +420,11 @@ class HMM(EMEstimator):
         self._check_hyperparameters()
         if self.batch_size is not None:
             check_int(self.batch_size, "batch_size", 1)
-        table = self._sequence_source(X, lengths)
+        table = sequence_source(X, lengths, self.batch_size)
         if table is None:
-            part, source, n_rows, D = self._in_memory(X, lengths)
+            part, source, n_rows, D = in_memory(self, X, lengths)
         else:
-            part, source, n_rows, D = self._from_source(table)
+            part, source, n_rows, D = from_source(self, table)
         given = self._given(part, self.init, D) if isinstance(self.init, Mapping) else {}
         given, fixed = self._with_fixed(part, given, D)
         model = self._model(part, given)
@@ -480,89 +457,6 @@ class HMM(EMEstimator):
         self.n_features_in_ = D
         self._finish_fit(result, "Baum-Welch")
         return self
-
-    def _in_memory(self, X, lengths) -> tuple[Emission, SequenceSource, int, int]:
-        """The emission part and the prepared sequences of in-memory data."""
-        X, offsets = as_sequences(X, lengths)
-        part = self._emission_part(X)
-        if self.emission in ("gaussian", "gmm"):
-            check_gaussian_scale(X, self.reg_covar)
-        data, missing = part.prepare(X)
-        self._check_observed(len(X) if missing is None else np.count_nonzero(~missing))
-        batches = None if self.variant == "online" else self.batch_size
-        return part, SequenceSource((data, missing), offsets, batches), len(X), X.shape[1]
-
-    def _check_observed(self, n_obs: int, where: str = "") -> None:
-        if n_obs < self.n_states:
-            raise ValueError(
-                f"n_states = {self.n_states} is larger than the number of observed rows "
-                f"({n_obs}){where}"
-            )
-
-    def _sequence_source(self, X, lengths) -> SequenceTableSource | None:
-        """``X`` as a source of sequences when it is a source or a Dask collection;
-        None for in-memory data."""
-        if is_dask_collection(X):
-            if lengths is None:
-                raise ValueError(
-                    "a Dask collection needs lengths= (or use emkit.data.from_dask(..., "
-                    "lengths=... or sequence_column=...)): one sequence of the whole "
-                    "collection cannot be split into partitions"
-                )
-            return from_dask(X, lengths=lengths, sequences_per_batch=self.batch_size)
-        if isinstance(X, SequenceTableSource):
-            if lengths is not None:
-                raise ValueError(
-                    "lengths cannot be given with a source of sequences: it has its own boundaries"
-                )
-            return X
-        if isinstance(X, TableSource):
-            if lengths is None:
-                raise ValueError(
-                    f"a {type(X).__name__} holds rows, not sequences: give lengths= here or "
-                    "to the source (emkit.data.from_npy(path, lengths=...); sequence_column= "
-                    "for Parquet and CSV); lengths=[n_rows] for one sequence"
-                )
-            return sequence_table(X, lengths=lengths)
-        if isinstance(X, DataSource):
-            raise TypeError(
-                "HMM.fit takes sequences in memory (an array with lengths, or a list of "
-                "arrays), a source of sequences (emkit.data.from_npy / from_parquet / "
-                "from_csv / from_dask with lengths= or sequence_column=), or a Dask "
-                f"collection with lengths; got {type(X).__name__}"
-            )
-        return None
-
-    def _from_source(self, table: SequenceTableSource):
-        """The emission part and the source of prepared batches for a source of sequences.
-
-        What needs the whole data takes a streaming pass: the column means Gaussian
-        data are centred at, the number of categorical symbols (unless given). Every
-        batch is validated and prepared as in-memory data are, on the worker that
-        reads it.
-        """
-        start = table.init_data()
-        X0 = check_array(start.data, allow_nan=True, dtype=np.float64)
-        shift = n_categories = None
-        if self.emission in ("gaussian", "gmm"):
-            check_gaussian_scale(X0, self.reg_covar)  # (on the start's sequences)
-            shift = np.nan_to_num(np.asarray(table.column_mean(), dtype=np.float64))
-        elif self.emission == "categorical" and self._categories_from_data():
-            n_categories = max(scan(table.base, _symbols))
-        part = self._emission_part(X0, shift=shift, n_categories=n_categories)
-        observed = ~np.isnan(X0).all(axis=1)
-        if not observed.any():
-            part.prepare(X0)  # the error for data with no observation
-        # rows for a batch whose observations are all missing to be prepared beside
-        full = ~np.isnan(X0).any(axis=1)
-        spare = X0[np.flatnonzero(full if full.any() else observed)[:1]]
-        prepare = functools.partial(_prepared_batch, part=part, spare=spare)
-        _, missing = prepare(start).data
-        self._check_observed(
-            len(X0) if missing is None else int(np.count_nonzero(~missing)),
-            "" if len(X0) == table.n_observations else " in the sequences initialisation sees",
-        )
-        return part, table.map(prepare), table.n_observations, table.n_features
 
     def _categories_from_data(self) -> bool:
         """Whether the number of categorical symbols is inferred from the data."""
