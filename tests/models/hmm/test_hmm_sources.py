@@ -47,9 +47,10 @@ LENGTHS = (60, 150, 9, 110, 40, 81)  # 450 rows
 pytestmark = pytest.mark.filterwarnings("ignore::emkit.ConvergenceWarning")
 
 # Run in every worker process as it starts, before it joins the scheduler: the HMM's
-# forward-backward kernels cannot be cached on disk (Numba) and take seconds to
-# compile, so a worker only takes tasks once they are compiled (the start-up of the
-# module's cluster pays for it, not the first test).
+# kernels are loaded from Numba's on-disk cache, or compiled (seconds) on a fresh
+# checkout whose cache is empty, so a worker only takes tasks once they are ready (the
+# start-up of the module's cluster pays for it, not a test, nor a killed worker's
+# replacement, which distributed would otherwise give up on while it compiles).
 CLUSTER_PRELOAD = [
     """
 import warnings
