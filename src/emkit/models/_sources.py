@@ -26,6 +26,7 @@ __all__ = [
     "centred_rows",
     "check_no_weights",
     "column_centre",
+    "observed_mean",
     "prepared_rows",
     "table_source",
     "then",
@@ -109,6 +110,14 @@ def _compose(first, second, block):
 def unweighted(X: np.ndarray) -> tuple[np.ndarray, None]:
     """``(X, None)``: rows without sample weights, the batch form of most models."""
     return X, None
+
+
+def observed_mean(X: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    """The ``w``-weighted mean of every column over its observed (non-NaN) entries: the
+    centre in-memory fits shift the data to, so their second moments do not cancel."""
+    obs = ~np.isnan(X)
+    W = obs * (1.0 if w is None else w[:, None])
+    return (W * np.where(obs, X, 0.0)).sum(axis=0) / W.sum(axis=0)
 
 
 def centred_rows(source: TableSource, sample_weight: Any, all_missing: str = "error"):

@@ -21,7 +21,7 @@ from emkit._validation import (
     check_real,
     check_sample_weight,
 )
-from emkit.models._sources import centred_rows, table_source
+from emkit.models._sources import centred_rows, observed_mean, table_source
 from emkit.models.estimator import EMEstimator
 from emkit.models.latent.factor_model import (
     INIT_METHODS,
@@ -304,9 +304,8 @@ class FactorAnalysis(EMEstimator):
             obs = ~np.isnan(X)
             weights = np.ones(len(X)) if w is None else w
             Wt = obs * weights[:, None]
-            X0 = np.where(obs, X, 0.0)
-            shift = (Wt * X0).sum(axis=0) / Wt.sum(axis=0)
-            var = (Wt * np.where(obs, X0 - shift, 0.0) ** 2).sum(axis=0) / Wt.sum(axis=0)
+            shift = observed_mean(X, w)
+            var = (Wt * np.where(obs, X - shift, 0.0) ** 2).sum(axis=0) / Wt.sum(axis=0)
             Xc = X - shift
             data, n_obs = (Xc, w), weights.sum()
         else:  # out of core: streaming passes, a subsample for the start (see _sources)

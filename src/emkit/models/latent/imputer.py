@@ -25,7 +25,7 @@ from emkit._validation import (
     drop_all_missing_rows,
 )
 from emkit.distributions.missing import missing_patterns
-from emkit.models._sources import centred_rows, table_source
+from emkit.models._sources import centred_rows, observed_mean, table_source
 from emkit.models.estimator import EMEstimator
 from emkit.models.latent.mvn import (
     INIT_METHODS,
@@ -247,10 +247,7 @@ class GaussianImputer(EMEstimator):
             X, w = self._validate_training_data(X, sample_weight)
             # Centre at the observed means (the model is translation-equivariant): the raw
             # second moments of the E-step then suffer no cancellation.
-            obs = ~np.isnan(X)
-            weights = np.ones(len(X)) if w is None else w
-            W = obs * weights[:, None]
-            shift = (W * np.where(obs, X, 0.0)).sum(axis=0) / W.sum(axis=0)
+            shift = observed_mean(X, w)
             Xc = X - shift
             data, n_obs = (Xc, w), float(len(X) if w is None else w.sum())
         else:  # out of core: a streaming pass for the centre (see emkit.models._sources)
